@@ -1,0 +1,184 @@
+"""The engine: image -> faces (box, landmarks, pose, quality, descriptor) and scores.
+
+``Engine`` owns the model objects (opened once) and is the only thing the
+service layer calls. It knows nothing about collections, keys or transports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..errors import InvalidParameterError
+from ..imaging import DecodedImage, decode_image
+from .calibration import CalibrationTable, load_table
+from .detect import HogDetector, MmodDetector, clip_box, detection_scale
+from .embed import DlibEmbedder, describe, face_chip
+from .landmarks import ShapeLandmarker, eye_mouth_state, points_to_shape, rekognition_landmarks
+from .quality import estimate_pose, measure_quality, unindexable_reasons
+from .registry import MODEL_VERSION
+from .types import Detection, Detector, Embedder, Face
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """How the engine finds and describes faces. Defaults are the documented defaults."""
+
+    detector: str = "hog"  # hog | cnn
+    fallback_detector: bool = True  # try the CNN detector when HOG finds nothing
+    min_face_px: float = 40.0
+    max_detect_scale: float = 2.0
+    landmarks68: bool = False  # opt-in: iBUG 300-W licence excludes commercial use
+    mirror: bool = True  # average the descriptors of the chip and its mirror image
+    runtime: str = "dlib"  # dlib | fast
+
+    @property
+    def model_version(self) -> str:
+        return MODEL_VERSION if self.mirror else MODEL_VERSION.replace("-mirror", "")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    distance: float
+    similarity: float
+    fmr: float
+
+
+def _as_pixels(image: np.ndarray | bytes | DecodedImage) -> np.ndarray:
+    if isinstance(image, DecodedImage):
+        return image.pixels
+    if isinstance(image, bytes | bytearray | memoryview):
+        return decode_image(bytes(image)).pixels
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
+        raise InvalidParameterError("An image array must be (H, W, 3) uint8 RGB.")
+    return np.ascontiguousarray(arr)
+
+
+class Engine:
+    """Detect, describe and compare faces with one set of loaded models.
+
+    >>> engine = Engine()                                   # doctest: +SKIP
+    >>> faces = engine.analyze(open("a.jpg", "rb").read())  # doctest: +SKIP
+    >>> engine.compare(faces[0].descriptor, other.descriptor).similarity  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        settings: EngineSettings | None = None,
+        *,
+        detector: Detector | None = None,
+        embedder: Embedder | None = None,
+        calibration: CalibrationTable | None = None,
+    ) -> None:
+        self.settings = settings or EngineSettings()
+        s = self.settings
+        self.detector: Detector = detector or (MmodDetector() if s.detector == "cnn" else HogDetector())
+        self._fallback: Detector | None = None
+        self.landmarker5 = ShapeLandmarker(5)
+        self.landmarker68 = ShapeLandmarker(68) if s.landmarks68 else None
+        self.embedder: Embedder = embedder or _make_embedder(s.runtime)
+        self._calibration = calibration
+
+    @property
+    def calibration(self) -> CalibrationTable:
+        if self._calibration is None:
+            self._calibration = load_table(self.settings.model_version)
+        return self._calibration
+
+    @property
+    def model_version(self) -> str:
+        return self.settings.model_version
+
+    # -- detection -------------------------------------------------------
+    def find(self, pixels: np.ndarray, *, min_face_px: float | None = None) -> list[Detection]:
+        h, w = pixels.shape[:2]
+        scale = detection_scale(
+            w, h, min_face_px=min_face_px or self.settings.min_face_px,
+            max_scale=self.settings.max_detect_scale,
+        )
+        hits = self.detector.detect(pixels, scale)
+        if not hits and self.settings.fallback_detector and self.detector.name == "hog":
+            if self._fallback is None:
+                self._fallback = MmodDetector()
+            hits = self._fallback.detect(pixels, scale)
+        hits = [replace(d, box=clip_box(d.box, w, h)) for d in hits]
+        return [d for d in hits if d.box[2] - d.box[0] >= 2 and d.box[3] - d.box[1] >= 2]
+
+    def analyze(
+        self, image: np.ndarray | bytes | DecodedImage, *, descriptors: bool = True,
+        max_faces: int | None = None,
+    ) -> list[Face]:
+        """Every face in the image, largest first; descriptors unless told not to."""
+        pixels = _as_pixels(image)
+        h, w = pixels.shape[:2]
+        dets = sorted(self.find(pixels), key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
+        if max_faces is not None:
+            dets = dets[:max_faces]
+        faces, shapes = [], []
+        for det in dets:
+            pts5 = self.landmarker5.points(pixels, det.box)
+            pts = self.landmarker68.points(pixels, det.box) if self.landmarker68 else pts5
+            pose = estimate_pose(pts5)
+            quality = measure_quality(pixels, det.box)
+            states = eye_mouth_state(pts)
+            face = Face(
+                box=det.box,
+                confidence=det.confidence,
+                landmarks=rekognition_landmarks(pts),
+                points=pts,
+                pose=pose,
+                quality=quality,
+                image_size=(w, h),
+                eyes_open=states[0] if states else None,
+                mouth_open=states[1] if states else None,
+                detector=det.detector,
+            )
+            face.unindexable_reasons = unindexable_reasons(
+                pose=pose, quality=quality, confidence=det.confidence,
+                box_size=min(face.width, face.height), min_face_px=self.settings.min_face_px,
+            )
+            faces.append(face)
+            shapes.append(points_to_shape(pts5, det.box))
+        if descriptors and faces:
+            chips = np.stack([face_chip(pixels, s) for s in shapes])
+            for face, vec in zip(faces, describe(self.embedder, chips, mirror=self.settings.mirror), strict=True):
+                face.descriptor = vec
+        return faces
+
+    # -- scoring ---------------------------------------------------------
+    def compare(self, a: np.ndarray, b: np.ndarray) -> Comparison:
+        d = float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64)))
+        return self.score(d)
+
+    def score(self, distance: float) -> Comparison:
+        return Comparison(
+            distance=distance,
+            similarity=float(self.calibration.similarity(distance)),
+            fmr=float(self.calibration.fmr(distance)),
+        )
+
+
+def central_face(faces: list[Face]) -> Face | None:
+    """The face nearest the image centre (how LFW-style pair lists are meant)."""
+    if not faces:
+        return None
+    w, h = faces[0].image_size
+
+    def off(f: Face) -> float:
+        cx, cy = (f.box[0] + f.box[2]) / 2, (f.box[1] + f.box[3]) / 2
+        return (cx - w / 2) ** 2 + (cy - h / 2) ** 2
+
+    return min(faces, key=off)
+
+
+def _make_embedder(runtime: str) -> Embedder:
+    if runtime == "dlib":
+        return DlibEmbedder()
+    if runtime == "fast":
+        from .fast_embedder import FastEmbedder  # optional runtime
+        from .registry import model_path
+
+        return FastEmbedder(model_path("resnet128"))  # type: ignore[no-any-return]
+    raise InvalidParameterError(f"Unknown runtime {runtime!r}; use 'dlib' or 'fast'.")

@@ -1,0 +1,1 @@
+"""Evaluation harness: pair verification, open-set identification, calibration, throughput."""
