@@ -81,7 +81,7 @@ def decode_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data), formats=[fmt])
+            img: Image.Image = Image.open(io.BytesIO(data), formats=[fmt])
             _check_pixels(img.size, max_pixels)
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)  # first frame of an animation

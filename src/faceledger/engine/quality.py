@@ -26,7 +26,7 @@ from .types import Pose, Quality
 # Nose-to-eye-line depth and drop relative to the eye distance on frontal faces,
 # measured on lfw_dev with the 5-point predictor (nose = bottom of the nose).
 NOSE_DEPTH_RATIO = 0.65
-FRONTAL_NOSE_DROP = 0.62
+FRONTAL_NOSE_DROP = 0.755
 
 MAX_YAW = 45.0
 MAX_PITCH = 40.0
@@ -57,11 +57,11 @@ def estimate_pose(points: np.ndarray) -> Pose:
 def face_crop_grey(image: np.ndarray, box: tuple[float, float, float, float], size: int = 96) -> np.ndarray:
     h, w = image.shape[:2]
     left, top, right, bottom = box
-    l, t = max(0, int(left)), max(0, int(top))
-    r, b = min(w, int(math.ceil(right))), min(h, int(math.ceil(bottom)))
-    if r - l < 2 or b - t < 2:
+    x0, y0 = max(0, int(left)), max(0, int(top))
+    x1, y1 = min(w, int(math.ceil(right))), min(h, int(math.ceil(bottom)))
+    if x1 - x0 < 2 or y1 - y0 < 2:
         return np.zeros((size, size), dtype=np.float32)
-    crop = Image.fromarray(image[t:b, l:r]).convert("L").resize((size, size), Image.Resampling.BILINEAR)
+    crop = Image.fromarray(image[y0:y1, x0:x1]).convert("L").resize((size, size), Image.Resampling.BILINEAR)
     return np.asarray(crop, dtype=np.float32)
 
 

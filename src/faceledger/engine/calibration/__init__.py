@@ -117,3 +117,22 @@ def load_table(model_version: str) -> CalibrationTable:
         )
     with open(path) as fh:
         return CalibrationTable.from_json(json.load(fh))
+
+
+def compare_threshold(fmr: float = 1e-4) -> float:
+    """The 1:1 default: the Similarity whose FMR is ``fmr``."""
+    return float(similarity_from_fmr(fmr))
+
+
+def search_threshold(gallery_size: int, max_expected_false: float = 0.001) -> float:
+    """The 1:N default: lowest Similarity with gallery_size x FMR <= max_expected_false.
+
+    Tightens as the gallery grows: one more decade of faces costs 100/7 points.
+    """
+    n = max(1, int(gallery_size))
+    return float(similarity_from_fmr(max_expected_false / n))
+
+
+def expected_false_candidates(gallery_size: int, similarity: float) -> float:
+    """About N x FMR(S) strangers are expected above Similarity S in a gallery of N."""
+    return float(gallery_size * fmr_from_similarity(similarity))

@@ -1,0 +1,1 @@
+"""The ``faceledger`` command line: one module per group of commands."""

@@ -1,0 +1,68 @@
+"""The CLI's way to a running service: boto3 over the profile, errors mapped back.
+
+Client commands go through the Rekognition API like any SDK would, so a CLI
+command and a boto3 call run the same service code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import ALL_ERRORS, FaceledgerError, ServiceUnavailableError
+from ..profile import read_profile
+from ..settings import Settings
+
+BY_CODE = {cls.code: cls for cls in ALL_ERRORS if cls.code != "InternalServerError"}
+
+endpoint_option = click.option("--endpoint", default=None, help="Service URL (default: from the profile).")
+profile_option = click.option("--profile", "profile_file", type=click.Path(dir_okay=False), default=None,
+                              help="Profile file (default: <data dir>/profile.json).")
+
+
+def client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return endpoint_option(profile_option(fn))
+
+
+def rekognition(endpoint: str | None, profile_file: str | None, headers: dict[str, str] | None = None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    path = Path(profile_file) if profile_file else Settings.from_env().data_dir / "profile.json"
+    prof = read_profile(path, endpoint)
+    client = boto3.client(
+        "rekognition", endpoint_url=prof.endpoint, region_name=prof.region,
+        aws_access_key_id=prof.access_key_id, aws_secret_access_key=prof.secret_access_key,
+        config=Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=120),
+    )
+    if headers:
+        def add(request: Any, **_: Any) -> None:
+            for k, v in headers.items():
+                request.headers[k] = v
+
+        client.meta.events.register("before-sign.rekognition.*", add)
+    return client
+
+
+def call(fn: Callable[..., Any], **kwargs: Any) -> dict:
+    """Run one API call; service errors become FaceledgerError (with exit codes)."""
+    from botocore.exceptions import ClientError, EndpointConnectionError, ParamValidationError
+
+    try:
+        out = fn(**{k: v for k, v in kwargs.items() if v is not None})
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        cls = BY_CODE.get(err.get("Code", ""), FaceledgerError)
+        raise cls(err.get("Message") or str(exc)) from exc
+    except EndpointConnectionError as exc:
+        raise ServiceUnavailableError(f"Cannot reach the service: {exc}. Is `faceledger serve` running?") from exc
+    except ParamValidationError as exc:
+        from ..errors import InvalidParameterError
+
+        raise InvalidParameterError(str(exc)) from exc
+    out = dict(out)
+    out.pop("ResponseMetadata", None)
+    return out

@@ -1,0 +1,130 @@
+"""``faceledger eval``: measure accuracy on labelled folders; rebuild calibration tables."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+import numpy as np
+
+from ..engine import EngineSettings
+from ..engine.calibration import load_table, table_path
+from ..engine.calibration.build import build_table
+from ..engine.registry import MODEL_VERSION
+from ..errors import InvalidParameterError
+from ..evaluation.embedding import describe_files, image_paths, load_cache, save_cache
+from ..evaluation.identify import evaluate_identification
+from ..evaluation.pairs import evaluate_pairs, plot_roc, read_pairs
+from .output import emit, handle_errors
+
+
+@click.group(name="eval")
+def eval_group() -> None:
+    """Measure accuracy on labelled data (pair lists, identity folders)."""
+
+
+def _vectors(root: str, rels: list[str], *, mirror: bool, procs: int, cache: str | None,
+             progress: bool) -> dict[str, np.ndarray | None]:
+    """Descriptors of the central face per relative path, from a cache or computed."""
+    if cache and os.path.exists(cache):
+        z = load_cache(cache)
+        key = "mirror" if mirror else "plain"
+        have = {str(r): (z[key][i] if z["ok"][i] else None) for i, r in enumerate(z["rel"])}
+        missing = [r for r in rels if r not in have]
+        if not missing:
+            return {r: have[r] for r in rels}
+    for r in rels:
+        if not os.path.isfile(os.path.join(root, r)):
+            raise InvalidParameterError(f"{os.path.join(root, r)} does not exist.")
+    items = list(describe_files([os.path.join(root, r) for r in rels], procs=procs, progress=progress))
+    if cache:
+        save_cache(cache, root, items)
+    return {
+        os.path.relpath(i.path, root): (i.mirror if mirror else i.plain) for i in items
+    }
+
+
+common = [
+    click.option("--procs", type=int, default=os.cpu_count() or 1, show_default=True),
+    click.option("--no-mirror", is_flag=True, help="One network pass per face (no mirror averaging)."),
+    click.option("--cache", type=click.Path(dir_okay=False), default=None,
+                 help="An .npz of descriptors to reuse (written if absent)."),
+    click.option("--json", "as_json", is_flag=True, help="Print one JSON object."),
+    click.option("--quiet", is_flag=True, help="No progress bar."),
+]
+
+
+def with_common(fn):  # type: ignore[no-untyped-def]
+    for opt in reversed(common):
+        fn = opt(fn)
+    return fn
+
+
+@eval_group.command()
+@click.option("--root", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--pairs", "pairs_file", required=True, type=click.Path(dir_okay=False, exists=True))
+@click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write ROC and DET plots (PNG).")
+@with_common
+@handle_errors
+def pairs(root: str, pairs_file: str, plot: str | None, procs: int, no_mirror: bool, cache: str | None,
+          as_json: bool, quiet: bool) -> None:
+    """Verification on a pair list: 10-fold accuracy, TAR at FMR 1e-3/1e-4, EER."""
+    rows = read_pairs(pairs_file)
+    rels = sorted({p for a, b, _ in rows for p in (a, b)})
+    vectors = _vectors(root, rels, mirror=not no_mirror, procs=procs, cache=cache, progress=not quiet)
+    version = EngineSettings(mirror=not no_mirror).model_version
+    out = {"model_version": version, **evaluate_pairs(rows, vectors, load_table(version))}
+    if plot:
+        plot_roc(rows, vectors, plot)
+        out["plot"] = plot
+    emit(out, as_json)
+
+
+@eval_group.command()
+@click.option("--root", required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--limit", type=int, default=None, help="Only the first N images (sorted).")
+@with_common
+@handle_errors
+def identify(root: str, limit: int | None, procs: int, no_mirror: bool, cache: str | None, as_json: bool,
+             quiet: bool) -> None:
+    """Open-set identification: rank-1, FNIR at FPIR 0.01/0.001, strangers at the default."""
+    rels = [os.path.relpath(p, root) for p in image_paths(root, limit)]
+    vectors = _vectors(root, rels, mirror=not no_mirror, procs=procs, cache=cache, progress=not quiet)
+    version = EngineSettings(mirror=not no_mirror).model_version
+    out = {"model_version": version, **evaluate_identification(root, vectors, load_table(version))}
+    emit(out, as_json)
+
+
+@eval_group.command()
+@click.option("--root", required=True, type=click.Path(file_okay=False, exists=True),
+              help="Identity folders (tune only on lfw_dev).")
+@click.option("--out-dir", type=click.Path(file_okay=False), default=None,
+              help="Where to write the tables (default: the package's calibration folder).")
+@with_common
+@handle_errors
+def calibrate(root: str, out_dir: str | None, procs: int, no_mirror: bool, cache: str | None,
+              as_json: bool, quiet: bool) -> None:
+    """Rebuild the calibration tables (plain and mirror) from every pair in ROOT."""
+    rels = [os.path.relpath(p, root) for p in image_paths(root)]
+    summary = {}
+    for mirror in (True, False):
+        vectors = _vectors(root, rels, mirror=mirror, procs=procs, cache=cache, progress=not quiet)
+        keep = [r for r in rels if vectors.get(r) is not None]
+        desc = np.array([vectors[r] for r in keep])
+        labels = np.array([r.split(os.sep)[0] for r in keep])
+        version = MODEL_VERSION if mirror else MODEL_VERSION.replace("-mirror", "")
+        table = build_table(desc, labels, version, meta={
+            "data": os.path.basename(os.path.normpath(root)), "images": len(rels),
+            "images_with_face": len(keep), "identities": int(len(set(labels))), "table_version": 1,
+        })
+        path = os.path.join(out_dir, f"{version}.json") if out_dir else str(table_path(version))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as fh:
+            json.dump(table.to_json(), fh, separators=(",", ":"))
+        summary[version] = {"path": path, **table.meta,
+                            "distance_at_fmr_1e-4": round(table.distance_for_fmr(1e-4), 4),
+                            "fmr_at_distance_0.6": float(table.fmr(0.6))}
+        if cache is None:
+            cache = None  # second pass recomputes without a cache; pass --cache to reuse
+    emit(summary, as_json)

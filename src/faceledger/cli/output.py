@@ -1,0 +1,54 @@
+"""How commands print: one JSON object with --json, short text otherwise; errors to stderr."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+import numpy as np
+
+from ..errors import FaceledgerError
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _finite(o: Any) -> Any:
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite(v) for v in o]
+    return o
+
+
+def emit(obj: dict, as_json: bool, text: Callable[[dict], str] | None = None) -> None:
+    if as_json:
+        click.echo(json.dumps(_finite(obj), default=_default, sort_keys=False))
+    else:
+        click.echo(text(obj) if text else json.dumps(_finite(obj), default=_default, indent=2))
+
+
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn FaceledgerError into a one-line message and its documented exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except FaceledgerError as exc:
+            click.echo(f"error: {exc.code}: {exc.message}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper

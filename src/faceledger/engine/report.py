@@ -1,0 +1,51 @@
+"""Faces as Rekognition describes them (FaceDetail), from what geometry gives.
+
+No age, gender, emotion, smile, beard, glasses or face-occlusion inference is
+offered: those are either sensitive attributes faceledger refuses to infer or
+appearance guesses no model here measures. ``Attributes=["ALL"]`` therefore
+adds only pose, quality, landmarks and (with the 68-point opt-in) eyes and
+mouth open. ``NOT_OFFERED`` lists the rest with the reason, for the docs and
+for callers who ask.
+"""
+
+from __future__ import annotations
+
+from .types import Face
+
+NOT_OFFERED = {
+    "AgeRange": "sensitive attribute: not inferred",
+    "Gender": "sensitive attribute: not inferred",
+    "Emotions": "emotion inference is not offered (EU AI Act Art. 5; unreliable)",
+    "Smile": "expression inference is not offered",
+    "Beard": "appearance attribute: not measured by any model here",
+    "Mustache": "appearance attribute: not measured by any model here",
+    "Eyeglasses": "appearance attribute: not measured by any model here",
+    "Sunglasses": "appearance attribute: not measured by any model here",
+    "FaceOccluded": "not measured by any model here",
+    "EyeDirection": "not measured by any model here",
+}
+
+
+def face_detail(face: Face, *, all_attributes: bool = False) -> dict:
+    """A Rekognition FaceDetail dict. DEFAULT gives box, confidence, landmarks, pose, quality."""
+    w, h = face.image_size
+    detail: dict = {
+        "BoundingBox": face.ratio_box(),
+        "Landmarks": [
+            {"Type": name, "X": x / w, "Y": y / h} for name, (x, y) in face.landmarks.items()
+        ],
+        "Pose": {"Roll": face.pose.roll, "Yaw": face.pose.yaw, "Pitch": face.pose.pitch},
+        "Quality": {"Brightness": face.quality.brightness, "Sharpness": face.quality.sharpness},
+        "Confidence": round(face.confidence, 4),
+    }
+    if all_attributes:
+        if face.eyes_open is not None:
+            detail["EyesOpen"] = {"Value": face.eyes_open[0], "Confidence": face.eyes_open[1]}
+        if face.mouth_open is not None:
+            detail["MouthOpen"] = {"Value": face.mouth_open[0], "Confidence": face.mouth_open[1]}
+    return detail
+
+
+def pixel_box(face: Face) -> dict:
+    left, top, right, bottom = face.box
+    return {"Left": round(left, 1), "Top": round(top, 1), "Width": round(right - left, 1), "Height": round(bottom - top, 1)}

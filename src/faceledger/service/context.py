@@ -1,0 +1,64 @@
+"""Who is calling and why: principals, roles and the per-request context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import AccessDeniedError
+
+ROLES = ("admin", "enroller", "searcher", "reviewer", "auditor")
+
+# Which role may run which operation. admin may run everything.
+OPERATION_ROLES: dict[str, frozenset[str]] = {}
+
+
+def _allow(roles: tuple[str, ...], *ops: str) -> None:
+    for op in ops:
+        OPERATION_ROLES[op] = frozenset(("admin", *roles))
+
+
+_allow(("enroller", "searcher", "reviewer", "auditor"), "DescribeCollection", "ListCollections")
+_allow((), "CreateCollection", "DeleteCollection", "TagResource", "UntagResource")
+_allow(("enroller", "searcher", "auditor"), "ListTagsForResource")
+_allow(("enroller",), "IndexFaces", "DeleteFaces", "CreateUser", "DeleteUser",
+       "AssociateFaces", "DisassociateFaces")
+_allow(("enroller", "searcher", "reviewer", "auditor"), "ListFaces", "ListUsers")
+_allow(("searcher",), "DetectFaces", "CompareFaces", "SearchFaces", "SearchFacesByImage",
+       "SearchUsers", "SearchUsersByImage", "StartFaceDetection", "GetFaceDetection",
+       "StartFaceSearch", "GetFaceSearch")
+
+
+@dataclass(frozen=True)
+class Principal:
+    access_key_id: str
+    secret: str = field(repr=False)
+    role: str
+    revoked: bool = False
+    label: str | None = None
+    defaults: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    request_id: str = ""
+    purpose: str | None = None
+    case: str | None = None
+    remote: str | None = None
+
+    @classmethod
+    def from_transport(cls, context: dict) -> RequestContext:
+        return cls(
+            request_id=str(context.get("request_id", "")),
+            purpose=context.get("x-faceledger-purpose") or context.get("purpose"),
+            case=context.get("x-faceledger-case") or context.get("case"),
+            remote=context.get("remote"),
+        )
+
+
+def authorize(principal: Principal, operation: str) -> None:
+    allowed = OPERATION_ROLES.get(operation, frozenset({"admin"}))
+    if principal.role not in allowed:
+        need = " or ".join(sorted(allowed))
+        raise AccessDeniedError(
+            f"Key {principal.access_key_id} has role '{principal.role}'; {operation} needs {need}."
+        )

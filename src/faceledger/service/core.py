@@ -1,0 +1,176 @@
+"""The service: one entry point (``dispatch``) over the operation modules.
+
+It owns the heavy resources (catalog, vector index, engine pool, calibration
+table), opened once and handed to the operations explicitly. It never parses
+HTTP; transports call ``lookup_key`` and ``dispatch``.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..engine import EngineSettings
+from ..engine.calibration import (
+    CalibrationTable,
+    compare_threshold,
+    expected_false_candidates,
+    fmr_from_similarity,
+    load_table,
+    search_threshold,
+)
+from ..errors import InvalidParameterError
+from ..settings import Settings
+from ..store.catalog import Catalog
+from ..store.db import Transaction
+from ..store.ledger import Ledger
+from ..store.vectors import VectorIndex
+from .context import Principal, RequestContext, authorize
+from .pagination import Paginator
+from .workers import EnginePool
+
+CANDIDATE_NOTE = "Candidates are leads for human review, not identifications."
+
+
+@dataclass
+class Call:
+    operation: str
+    params: dict
+    principal: Principal
+    ctx: RequestContext
+    at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class Threshold:
+    requested: float | None
+    applied: float
+    floor: float
+    gallery_size: int | None = None
+
+    @property
+    def raised(self) -> bool:
+        return self.requested is not None and self.requested < self.floor
+
+    def report(self, table: CalibrationTable) -> dict:
+        out = {
+            "ThresholdRequested": self.requested,
+            "ThresholdApplied": round(self.applied, 4),
+            "ThresholdFloor": round(self.floor, 4),
+            "ThresholdRaised": self.raised,
+            "ThresholdFalseMatchRate": fmr_from_similarity(self.applied),
+            "CalibrationVersion": table.version,
+        }
+        if self.gallery_size is not None:
+            out["GallerySize"] = self.gallery_size
+            out["ExpectedFalseCandidates"] = expected_false_candidates(self.gallery_size, self.applied)
+            out["Note"] = CANDIDATE_NOTE
+        return {k: v for k, v in out.items() if v is not None}
+
+
+Operation = Callable[["Service", Call], dict]
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        index: VectorIndex,
+        engines: EnginePool,
+        calibration: CalibrationTable | None = None,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.index = index
+        self.ledger = Ledger(catalog)
+        self.engines = engines
+        self.engine_settings = engines.settings
+        self.model_version = engines.settings.model_version
+        self.calibration = calibration or load_table(self.model_version)
+        self.buckets = settings.bucket_map()
+        self.pages = Paginator(self._page_secret())
+        from .operations import OPERATIONS
+
+        self.operations: Mapping[str, Operation] = OPERATIONS  # type: ignore[assignment]
+
+    @classmethod
+    def open(cls, settings: Settings, *, engines: EnginePool | None = None) -> Service:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        catalog = Catalog.open(settings.data_dir)
+        index = VectorIndex()
+        for coll in catalog.list_collections(None, 1_000_000):
+            ids, matrix = catalog.iter_vectors(coll["collection_id"])
+            index.load(coll["collection_id"], ids, matrix)
+        if engines is None:
+            es = EngineSettings(detector=settings.detector, landmarks68=settings.landmarks68,
+                                min_face_px=settings.min_face_px)
+            import os
+
+            procs = settings.workers or os.cpu_count() or 1
+            engines = EnginePool(es, processes=procs)
+        return cls(settings, catalog, index, engines)
+
+    def close(self) -> None:
+        self.engines.close()
+        self.catalog.close()
+
+    def _page_secret(self) -> bytes:
+        path = Path(self.settings.data_dir) / "page.key"
+        if not path.exists():
+            path.write_bytes(secrets.token_bytes(32))
+            path.chmod(0o600)
+        return path.read_bytes()
+
+    # -- transport entry points --------------------------------------------
+    def lookup_key(self, access_key_id: str) -> Principal | None:
+        key = self.catalog.get_key(access_key_id)
+        if key is None:
+            return None
+        return Principal(
+            access_key_id=key["access_key_id"], secret=key["secret"], role=key["role"],
+            revoked=bool(key.get("revoked")), label=key.get("label"), defaults=key.get("defaults") or {},
+        )
+
+    def dispatch(self, operation: str, params: dict, principal: Principal, context: dict) -> dict:
+        op = self.operations.get(operation)
+        if op is None:
+            raise InvalidParameterError(f"faceledger does not offer the operation {operation}.")
+        authorize(principal, operation)
+        call = Call(operation, params, principal, RequestContext.from_transport(context))
+        return op(self, call)
+
+    # -- shared rules --------------------------------------------------------
+    def compare_threshold(self, requested: float | None) -> Threshold:
+        floor = compare_threshold(self.settings.compare_fmr)
+        return _threshold(requested, floor, None)
+
+    def search_threshold(self, requested: float | None, gallery_size: int) -> Threshold:
+        floor = search_threshold(gallery_size, self.settings.max_expected_false)
+        return _threshold(requested, floor, gallery_size)
+
+    def record(self, tx: Transaction, call: Call, collection_id: str | None, details: dict) -> dict:
+        """One ledger record for this call, inside the caller's transaction."""
+        base = {
+            "request_id": call.ctx.request_id,
+            "purpose": call.ctx.purpose,
+            "case": call.ctx.case,
+            "role": call.principal.role,
+            "model_version": self.model_version,
+        }
+        base.update(details)
+        return self.ledger.append(
+            tx, operation=call.operation, principal=call.principal.access_key_id,
+            collection_id=collection_id, details={k: v for k, v in base.items() if v is not None},
+            at=call.at,
+        )
+
+
+def _threshold(requested: float | None, floor: float, gallery: int | None) -> Threshold:
+    if requested is not None and not 0 <= float(requested) <= 100:
+        raise InvalidParameterError("Thresholds are between 0 and 100.")
+    applied = floor if requested is None or requested < floor else float(requested)
+    return Threshold(None if requested is None else float(requested), applied, floor, gallery)

@@ -1,0 +1,29 @@
+"""The operation table: Rekognition operation name -> service function."""
+
+from __future__ import annotations
+
+from . import collections, faces, search, users
+
+OPERATIONS = {
+    "CreateCollection": collections.create_collection,
+    "DescribeCollection": collections.describe_collection,
+    "ListCollections": collections.list_collections,
+    "DeleteCollection": collections.delete_collection,
+    "TagResource": collections.tag_resource,
+    "UntagResource": collections.untag_resource,
+    "ListTagsForResource": collections.list_tags,
+    "DetectFaces": faces.detect_faces,
+    "IndexFaces": faces.index_faces,
+    "ListFaces": faces.list_faces,
+    "DeleteFaces": faces.delete_faces,
+    "CompareFaces": search.compare_faces,
+    "SearchFaces": search.search_faces,
+    "SearchFacesByImage": search.search_faces_by_image,
+    "CreateUser": users.create_user,
+    "DeleteUser": users.delete_user,
+    "ListUsers": users.list_users,
+    "AssociateFaces": users.associate_faces,
+    "DisassociateFaces": users.disassociate_faces,
+    "SearchUsers": users.search_users,
+    "SearchUsersByImage": users.search_users_by_image,
+}

@@ -1,0 +1,163 @@
+"""CompareFaces (1:1), SearchFaces and SearchFacesByImage (1:N).
+
+Thresholds are calibrated: a requested threshold below the floor (the
+Similarity of the policy's FMR for 1:1; for 1:N the lowest Similarity at which
+gallery size x FMR stays under the ceiling) is raised to it, and both the
+response (extra ``Faceledger`` member) and the ledger say so. Each match
+carries its estimated false match rate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..engine.report import face_detail
+from ..errors import InvalidParameterError, ResourceNotFoundError
+from .collections import check_collection_id
+from .core import Call, Service, Threshold
+from .faces import check_pinned, quality_reasons, stored_face
+from .images import image_bytes, sha256
+
+MAX_SEARCH_FACES = 4096
+
+
+def _compared_face(detail: dict) -> dict:
+    keep = ("BoundingBox", "Confidence", "Landmarks", "Pose", "Quality")
+    return {k: detail[k] for k in keep if k in detail}
+
+
+def _match_fields(svc: Service, distance: float) -> dict:
+    sim = float(svc.calibration.similarity(distance))
+    return {"Similarity": round(sim, 4), "EstimatedFalseMatchRate": float(svc.calibration.fmr(distance))}
+
+
+def compare_faces(svc: Service, call: Call) -> dict:
+    p = call.params
+    threshold = svc.compare_threshold(p.get("SimilarityThreshold"))
+    quality_filter = p.get("QualityFilter") or "NONE"
+    src_bytes = image_bytes(p.get("SourceImage"), svc.buckets, "SourceImage")
+    tgt_bytes = image_bytes(p.get("TargetImage"), svc.buckets, "TargetImage")
+    src = svc.engines.analyze(src_bytes, max_faces=1)
+    if not src.faces:
+        raise InvalidParameterError("No face was found in SourceImage.")
+    if quality_reasons(src.faces[0], quality_filter):
+        raise InvalidParameterError(
+            f"The source face fails QualityFilter {quality_filter}: "
+            + ", ".join(quality_reasons(src.faces[0], quality_filter)))
+    tgt = svc.engines.analyze(tgt_bytes)
+    if not tgt.faces:
+        raise InvalidParameterError("No face was found in TargetImage.")
+    source = src.faces[0]
+    matches, unmatched = [], []
+    for face in tgt.faces:
+        if quality_reasons(face, quality_filter):
+            continue
+        d = float(np.linalg.norm(source.descriptor - face.descriptor))  # type: ignore[operator]
+        fields = _match_fields(svc, d)
+        compared = _compared_face(face_detail(face))
+        if fields["Similarity"] >= threshold.applied:
+            matches.append({**fields, "Face": compared})
+        else:
+            unmatched.append(compared)
+    matches.sort(key=lambda m: -m["Similarity"])
+    src_detail = face_detail(source)
+    with svc.catalog.transaction() as tx:
+        svc.record(tx, call, None, {
+            "source_sha256": sha256(src_bytes), "target_sha256": sha256(tgt_bytes),
+            **_threshold_details(threshold),
+            "matches": [m["Similarity"] for m in matches], "unmatched": len(unmatched),
+        })
+    return {
+        "SourceImageFace": {"BoundingBox": src_detail["BoundingBox"], "Confidence": src_detail["Confidence"]},
+        "FaceMatches": matches,
+        "UnmatchedFaces": unmatched,
+        "Faceledger": threshold.report(svc.calibration),
+    }
+
+
+def _threshold_details(t: Threshold) -> dict:
+    return {"threshold_requested": t.requested, "threshold_applied": round(t.applied, 4),
+            "threshold_floor": round(t.floor, 4), "threshold_raised": t.raised,
+            "gallery_size": t.gallery_size}
+
+
+def _max_faces(call: Call) -> int:
+    k = int(call.params.get("MaxFaces") or MAX_SEARCH_FACES)
+    if not 1 <= k <= MAX_SEARCH_FACES:
+        raise InvalidParameterError("MaxFaces must be between 1 and 4096.")
+    return k
+
+
+def search_vector(svc: Service, cid: str, vector: np.ndarray, threshold: Threshold, k: int,
+                  exclude: str | None = None) -> list[dict]:
+    max_d = svc.calibration.distance_for_similarity(threshold.applied)
+    hits = svc.index.search(cid, vector, k + (1 if exclude else 0), max_d)
+    hits = [(fid, d) for fid, d in hits if fid != exclude][:k]
+    rows = {r["face_id"]: r for r in svc.catalog.get_faces(cid, [fid for fid, _ in hits])}
+    out = []
+    for fid, d in hits:
+        fields = _match_fields(svc, d)
+        if fid in rows and fields["Similarity"] >= threshold.applied:
+            out.append({**fields, "Face": stored_face(rows[fid], svc.model_version)})
+    return out
+
+
+def search_faces_by_image(svc: Service, call: Call) -> dict:
+    p = call.params
+    cid = check_collection_id(p.get("CollectionId"))
+    check_pinned(svc, svc.catalog.get_collection(cid))
+    k = _max_faces(call)
+    data = image_bytes(p.get("Image"), svc.buckets)
+    result = svc.engines.analyze(data, max_faces=1)
+    if not result.faces:
+        raise InvalidParameterError("No face was found in Image.")
+    probe = result.faces[0]
+    quality_filter = p.get("QualityFilter") or "NONE"
+    if quality_reasons(probe, quality_filter):
+        raise InvalidParameterError(
+            f"The probe face fails QualityFilter {quality_filter}: "
+            + ", ".join(quality_reasons(probe, quality_filter)))
+    threshold = svc.search_threshold(p.get("FaceMatchThreshold"), svc.index.size(cid))
+    matches = search_vector(svc, cid, probe.descriptor, threshold, k)  # type: ignore[arg-type]
+    detail = face_detail(probe)
+    with svc.catalog.transaction() as tx:
+        svc.record(tx, call, cid, {
+            "image_sha256": sha256(data), **_threshold_details(threshold),
+            "candidates": [{"FaceId": m["Face"]["FaceId"], "Similarity": m["Similarity"]} for m in matches],
+        })
+    return {
+        "SearchedFaceBoundingBox": detail["BoundingBox"],
+        "SearchedFaceConfidence": detail["Confidence"],
+        "FaceMatches": matches,
+        "FaceModelVersion": svc.model_version,
+        "Faceledger": threshold.report(svc.calibration),
+    }
+
+
+def face_vector(svc: Service, cid: str, face_id: str) -> np.ndarray:
+    rows = svc.catalog.get_faces(cid, [face_id], with_vectors=True)
+    if not rows:
+        raise ResourceNotFoundError(f"Face {face_id} is not in collection {cid}.")
+    return np.asarray(rows[0]["vector"], dtype=np.float32)
+
+
+def search_faces(svc: Service, call: Call) -> dict:
+    p = call.params
+    cid = check_collection_id(p.get("CollectionId"))
+    check_pinned(svc, svc.catalog.get_collection(cid))
+    face_id = str(p.get("FaceId") or "")
+    k = _max_faces(call)
+    vector = face_vector(svc, cid, face_id)
+    threshold = svc.search_threshold(p.get("FaceMatchThreshold"), svc.index.size(cid))
+    matches = search_vector(svc, cid, vector, threshold, k, exclude=face_id)
+    with svc.catalog.transaction() as tx:
+        svc.record(tx, call, cid, {
+            "face_id": face_id, **_threshold_details(threshold),
+            "candidates": [{"FaceId": m["Face"]["FaceId"], "Similarity": m["Similarity"]} for m in matches],
+        })
+    return {
+        "SearchedFaceId": face_id,
+        "FaceMatches": matches,
+        "FaceModelVersion": svc.model_version,
+        "Faceledger": threshold.report(svc.calibration),
+    }

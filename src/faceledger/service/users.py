@@ -1,0 +1,237 @@
+"""Users (groups of one person's faces): create, delete, list, associate, search.
+
+CreateUser, DeleteUser, AssociateFaces and DisassociateFaces honour
+``ClientRequestToken``: a repeat with the same parameters returns the first
+answer; with different parameters, IdempotentParameterMismatchException.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+
+import numpy as np
+
+from ..engine.report import face_detail
+from ..errors import IdempotentParameterMismatchError, InvalidParameterError, ResourceNotFoundError
+from ..store.db import Transaction
+from .collections import check_collection_id
+from .core import Call, Service, Threshold
+from .faces import check_pinned
+from .images import image_bytes, sha256
+from .pagination import page
+from .search import _threshold_details, face_vector
+
+USER_ID = re.compile(r"^[a-zA-Z0-9_.\-:]{1,128}$")
+MAX_FACES_PER_USER = 100
+
+
+def check_user_id(value: object) -> str:
+    if not isinstance(value, str) or not USER_ID.match(value):
+        raise InvalidParameterError("UserId must be 1-128 of letters, digits and _.-:")
+    return value
+
+
+def idempotent(svc: Service, call: Call, cid: str | None, work: Callable[[Transaction], dict]) -> dict:
+    """Run ``work(tx)`` once per ClientRequestToken; replay or refuse repeats."""
+    token = call.params.get("ClientRequestToken")
+    params = {k: v for k, v in call.params.items() if k != "ClientRequestToken"}
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+    with svc.catalog.transaction() as tx:
+        if token:
+            seen = svc.catalog.idempotent_get(call.operation, token)
+            if seen is not None:
+                if seen[0] != digest:
+                    raise IdempotentParameterMismatchError(
+                        f"ClientRequestToken {token} was used with different parameters.")
+                return dict(seen[1])
+        response = work(tx)
+        if token:
+            svc.catalog.idempotent_put(tx, call.operation, token, digest, response)
+    return response
+
+
+def _status(svc: Service, cid: str, user_id: str) -> str:
+    return "ACTIVE" if svc.catalog.user_face_ids(cid, user_id) else "CREATED"
+
+
+def create_user(svc: Service, call: Call) -> dict:
+    cid = check_collection_id(call.params.get("CollectionId"))
+    uid = check_user_id(call.params.get("UserId"))
+
+    def work(tx: Transaction) -> dict:
+        svc.catalog.get_collection(cid)
+        svc.catalog.create_user(tx, cid, uid, call.at)
+        svc.record(tx, call, cid, {"user_id": uid})
+        return {}
+
+    return idempotent(svc, call, cid, work)
+
+
+def delete_user(svc: Service, call: Call) -> dict:
+    cid = check_collection_id(call.params.get("CollectionId"))
+    uid = check_user_id(call.params.get("UserId"))
+
+    def work(tx: Transaction) -> dict:
+        svc.catalog.get_user(cid, uid)
+        svc.catalog.delete_user(tx, cid, uid)
+        svc.record(tx, call, cid, {"user_id": uid})
+        return {}
+
+    return idempotent(svc, call, cid, work)
+
+
+def list_users(svc: Service, call: Call) -> dict:
+    cid = check_collection_id(call.params.get("CollectionId"))
+    svc.catalog.get_collection(cid)
+    limit = int(call.params.get("MaxResults") or 500)
+    after = svc.pages.read(call.params.get("NextToken"), "ListUsers", cid)
+    rows, last = page(svc.catalog.list_users(cid, after, limit + 1), limit, "user_id")
+    out: dict = {"Users": [{"UserId": r["user_id"], "UserStatus": r["user_status"]} for r in rows]}
+    if last is not None:
+        out["NextToken"] = svc.pages.make("ListUsers", cid, last)
+    return out
+
+
+def associate_faces(svc: Service, call: Call) -> dict:
+    p = call.params
+    cid = check_collection_id(p.get("CollectionId"))
+    uid = check_user_id(p.get("UserId"))
+    face_ids = list(dict.fromkeys(p.get("FaceIds") or []))
+    threshold = svc.compare_threshold(p.get("UserMatchThreshold"))
+
+    def work(tx: Transaction) -> dict:
+        check_pinned(svc, svc.catalog.get_collection(cid))
+        svc.catalog.get_user(cid, uid)
+        existing = svc.catalog.get_faces(cid, svc.catalog.user_face_ids(cid, uid), with_vectors=True)
+        rejected = []
+        candidates = []
+        if existing:
+            known = np.stack([np.asarray(r["vector"], np.float32) for r in existing])
+            for row in svc.catalog.get_faces(cid, face_ids, with_vectors=True):
+                if row.get("user_id") == uid:
+                    candidates.append(row["face_id"])
+                    continue
+                d = float(np.min(np.linalg.norm(known - np.asarray(row["vector"], np.float32), axis=1)))
+                sim = float(svc.calibration.similarity(d))
+                if sim < threshold.applied:
+                    rejected.append({"FaceId": row["face_id"], "UserId": uid, "Confidence": round(sim, 4),
+                                     "Reasons": ["LOW_MATCH_CONFIDENCE"]})
+                else:
+                    candidates.append(row["face_id"])
+            found = {r["face_id"] for r in existing} | set(candidates) | {r["FaceId"] for r in rejected}
+            candidates += [f for f in face_ids if f not in found]  # let the catalog report FACE_NOT_FOUND
+        else:
+            candidates = face_ids
+        associated, unsuccessful = svc.catalog.associate_faces(tx, cid, uid, candidates)
+        unsuccessful = list(unsuccessful) + rejected
+        svc.record(tx, call, cid, {"user_id": uid, "associated": list(associated),
+                                   "unsuccessful": len(unsuccessful), **_threshold_details(threshold)})
+        out: dict = {"AssociatedFaces": [{"FaceId": f} for f in associated],
+                     "UserStatus": _status(svc, cid, uid)}
+        if unsuccessful:
+            out["UnsuccessfulFaceAssociations"] = unsuccessful
+        return out
+
+    return idempotent(svc, call, cid, work)
+
+
+def disassociate_faces(svc: Service, call: Call) -> dict:
+    p = call.params
+    cid = check_collection_id(p.get("CollectionId"))
+    uid = check_user_id(p.get("UserId"))
+    face_ids = list(dict.fromkeys(p.get("FaceIds") or []))
+
+    def work(tx: Transaction) -> dict:
+        svc.catalog.get_user(cid, uid)
+        done, unsuccessful = svc.catalog.disassociate_faces(tx, cid, uid, face_ids)
+        svc.record(tx, call, cid, {"user_id": uid, "disassociated": list(done)})
+        out: dict = {"DisassociatedFaces": [{"FaceId": f} for f in done], "UserStatus": _status(svc, cid, uid)}
+        if unsuccessful:
+            out["UnsuccessfulFaceDisassociations"] = list(unsuccessful)
+        return out
+
+    return idempotent(svc, call, cid, work)
+
+
+def _user_matches(svc: Service, cid: str, vectors: np.ndarray, threshold: Threshold, max_users: int,
+                  exclude_user: str | None) -> list[dict]:
+    max_d = svc.calibration.distance_for_similarity(threshold.applied)
+    best: dict[str, float] = {}
+    for v in vectors:
+        hits = svc.index.search(cid, v, min(4096, max(100, max_users * MAX_FACES_PER_USER)), max_d)
+        rows = {r["face_id"]: r for r in svc.catalog.get_faces(cid, [f for f, _ in hits])}
+        for fid, d in hits:
+            user = rows.get(fid, {}).get("user_id")
+            if user and user != exclude_user:
+                best[user] = min(d, best.get(user, np.inf))
+    ranked = sorted(best.items(), key=lambda kv: kv[1])[:max_users]
+    out = []
+    for user, d in ranked:
+        sim = float(svc.calibration.similarity(d))
+        if sim >= threshold.applied:
+            out.append({"Similarity": round(sim, 4), "EstimatedFalseMatchRate": float(svc.calibration.fmr(d)),
+                        "User": {"UserId": user, "UserStatus": "ACTIVE"}})
+    return out
+
+
+def _max_users(call: Call) -> int:
+    n = int(call.params.get("MaxUsers") or 500)
+    if not 1 <= n <= 500:
+        raise InvalidParameterError("MaxUsers must be between 1 and 500.")
+    return n
+
+
+def search_users(svc: Service, call: Call) -> dict:
+    p = call.params
+    cid = check_collection_id(p.get("CollectionId"))
+    check_pinned(svc, svc.catalog.get_collection(cid))
+    uid, fid = p.get("UserId"), p.get("FaceId")
+    if (uid is None) == (fid is None):
+        raise InvalidParameterError("SearchUsers needs exactly one of UserId or FaceId.")
+    threshold = svc.search_threshold(p.get("UserMatchThreshold"), svc.index.size(cid))
+    out: dict = {"FaceModelVersion": svc.model_version}
+    if uid is not None:
+        uid = check_user_id(uid)
+        svc.catalog.get_user(cid, uid)
+        rows = svc.catalog.get_faces(cid, svc.catalog.user_face_ids(cid, uid), with_vectors=True)
+        if not rows:
+            raise ResourceNotFoundError(f"User {uid} has no faces to search with.")
+        vectors = np.stack([np.asarray(r["vector"], np.float32) for r in rows])
+        out["SearchedUser"] = {"UserId": uid}
+    else:
+        vectors = face_vector(svc, cid, str(fid))[None, :]
+        out["SearchedFace"] = {"FaceId": fid}
+    matches = _user_matches(svc, cid, vectors, threshold, _max_users(call), uid)
+    with svc.catalog.transaction() as tx:
+        svc.record(tx, call, cid, {"user_id": uid, "face_id": fid, **_threshold_details(threshold),
+                                   "candidates": [{"UserId": m["User"]["UserId"], "Similarity": m["Similarity"]}
+                                                  for m in matches]})
+    out["UserMatches"] = matches
+    out["Faceledger"] = threshold.report(svc.calibration)
+    return out
+
+
+def search_users_by_image(svc: Service, call: Call) -> dict:
+    p = call.params
+    cid = check_collection_id(p.get("CollectionId"))
+    check_pinned(svc, svc.catalog.get_collection(cid))
+    data = image_bytes(p.get("Image"), svc.buckets)
+    result = svc.engines.analyze(data)
+    threshold = svc.search_threshold(p.get("UserMatchThreshold"), svc.index.size(cid))
+    out: dict = {"FaceModelVersion": svc.model_version, "UserMatches": []}
+    if result.faces:
+        probe = result.faces[0]
+        out["SearchedFace"] = {"FaceDetail": face_detail(probe)}
+        out["UserMatches"] = _user_matches(svc, cid, probe.descriptor[None, :], threshold,  # type: ignore[index]
+                                           _max_users(call), None)
+        out["UnsearchedFaces"] = [{"FaceDetails": face_detail(f), "Reasons": ["FACE_NOT_LARGEST"]}
+                                  for f in result.faces[1:]]
+    with svc.catalog.transaction() as tx:
+        svc.record(tx, call, cid, {"image_sha256": sha256(data), **_threshold_details(threshold),
+                                   "candidates": [{"UserId": m["User"]["UserId"], "Similarity": m["Similarity"]}
+                                                  for m in out["UserMatches"]]})
+    out["Faceledger"] = threshold.report(svc.calibration)
+    return out

@@ -1,0 +1,76 @@
+"""The engine, run in a bounded pool of worker processes.
+
+dlib holds the GIL while it computes, so threads cannot use both cores;
+worker processes can. Each worker opens its own Engine once. Images travel to
+a worker as bytes and come back as Face records (small: no pixels). With
+``processes=0`` the engine runs in the calling thread (unit tests, fakes).
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+from ..engine import Engine, EngineSettings
+from ..engine.types import Face
+from ..imaging import REKOGNITION_FORMATS, decode_image
+
+_engine: Engine | None = None
+
+
+@dataclass
+class Analysis:
+    width: int
+    height: int
+    faces: list[Face]
+
+
+def _init(settings: EngineSettings) -> None:
+    global _engine
+    _engine = Engine(settings)
+
+
+def _analyze(data: bytes, descriptors: bool, max_faces: int | None) -> Analysis:
+    assert _engine is not None
+    return _analyze_with(_engine, data, descriptors, max_faces)
+
+
+def _analyze_with(engine: Engine, data: bytes, descriptors: bool, max_faces: int | None) -> Analysis:
+    decoded = decode_image(data, allowed_formats=REKOGNITION_FORMATS)
+    faces = engine.analyze(decoded, descriptors=descriptors, max_faces=max_faces)
+    return Analysis(decoded.width, decoded.height, faces)
+
+
+class EnginePool:
+    """``analyze(bytes)`` on the engine, in-process or in worker processes."""
+
+    def __init__(self, settings: EngineSettings, processes: int = 0, engine: Engine | None = None) -> None:
+        self.settings = settings
+        self._local = engine
+        self._pool: ProcessPoolExecutor | None = None
+        self.processes = max(1, processes)
+        if engine is None and processes > 0:
+            ctx = mp.get_context("forkserver" if os.name == "posix" else "spawn")
+            self._pool = ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init,
+                                             initargs=(settings,))
+            # load the models now, not on the first request
+            list(self._pool.map(_noop, range(processes)))
+        elif engine is None:
+            self._local = Engine(settings)
+
+    def analyze(self, data: bytes, *, descriptors: bool = True, max_faces: int | None = None) -> Analysis:
+        if self._pool is not None:
+            return self._pool.submit(_analyze, data, descriptors, max_faces).result()
+        assert self._local is not None
+        return _analyze_with(self._local, data, descriptors, max_faces)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=False)
+            self._pool = None
+
+
+def _noop(_: int) -> None:
+    assert _engine is not None

@@ -1,0 +1,34 @@
+"""Shared fixtures: the labelled data folder (one setting) and package-shipped photos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("FACELEDGER_DATA", REPO.parent / "shared" / "data"))
+
+
+def data_path(*parts: str) -> Path:
+    """A path under the shared data folder; skips the test when it is absent."""
+    p = DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"test data {p} is absent (set FACELEDGER_DATA to ../shared/data)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def grace_hopper_bytes() -> bytes:
+    from matplotlib import cbook
+
+    with cbook.get_sample_data("grace_hopper.jpg") as fh:
+        return fh.read()
+
+
+@pytest.fixture(scope="session")
+def engine():  # type: ignore[no-untyped-def]
+    from faceledger.engine import Engine
+
+    return Engine()
