@@ -26,3 +26,7 @@ for command in (detect, compare, eval_group, bench, serve, keys, audit, collecti
 
 def main() -> None:
     cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""The Rekognition JSON 1.1 transport: a Starlette app in front of the service layer.
+
+Every ``POST`` (on any path; the operation comes from ``X-Amz-Target``) goes
+through the same steps: cap and read the body, verify SigV4, resolve the
+operation, check the content type, parse and validate the JSON against
+botocore's model, run ``service.dispatch`` in a bounded thread pool, and
+encode the result or the error. ``GET /health`` answers without
+authentication.
+
+This module holds no business rules: it never decides what a principal may
+do, what a default is, or what an operation returns. Everything blocking
+(key lookup, hashing, JSON, validation, dispatch) runs off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote
+
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from faceledger.api import wire
+from faceledger.api.contract import Principal, Service
+from faceledger.api.errors import UnknownOperationError
+from faceledger.api.model import SUPPORTED_OPERATIONS, validate_request
+from faceledger.api.pool import BoundedPool
+from faceledger.api.sigv4 import VerifiedRequest, WireRequest, verify
+from faceledger.errors import FaceledgerError, ImageTooLargeError, InvalidParameterError
+
+log = logging.getLogger("faceledger.api")
+
+TARGET_PREFIX = "RekognitionService."
+# Past the cap we keep reading (and discarding) up to this many bytes so that
+# the client, still writing, reads our error instead of a connection reset.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+def create_app(
+    service: Service,
+    *,
+    max_body_bytes: int = 7_000_000,
+    max_inflight: int,
+    max_queue: int,
+    clock_skew_s: float = 900,
+) -> Starlette:
+    """Build the ASGI app. ``max_body_bytes`` fits a 5 MB image base64-encoded, plus slack."""
+    pool = BoundedPool(max_inflight, max_queue)
+
+    def prepare(
+        request: Request, body: bytes, request_id: str
+    ) -> tuple[str, dict[str, Any], Principal, dict[str, Any]]:
+        verified = verify(
+            _wire_request(request, body), service.lookup_key, clock_skew_s=clock_skew_s
+        )
+        operation = _operation(request)
+        _check_content_type(request)
+        params = validate_request(operation, _parse_json(body))
+        return operation, params, verified.principal, _context(request, verified, request_id)
+
+    async def rekognition(request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        started = time.monotonic()
+        operation = "-"
+        try:
+            body = await _read_body(request, max_body_bytes)
+            operation, params, principal, context = await asyncio.to_thread(
+                prepare, request, body, request_id
+            )
+            result = await pool.run(service.dispatch, operation, params, principal, context)
+            if not isinstance(result, dict):
+                raise TypeError(f"dispatch returned {type(result).__name__}, not dict")
+            response = await asyncio.to_thread(wire.success, result, request_id)
+        except FaceledgerError as exc:
+            response = wire.error(exc, request_id)
+            if exc.http_status >= 500:
+                log.warning(
+                    "request %s %s failed: %s: %s", request_id, operation, exc.code, exc.message
+                )
+        except ClientDisconnect:
+            log.info("request %s: client went away before the body arrived", request_id)
+            return Response(status_code=400)
+        except Exception:
+            log.exception("request %s %s: unexpected error", request_id, operation)
+            response = wire.internal_error(request_id)
+        log.info(
+            "request %s %s -> %d in %.1f ms",
+            request_id,
+            operation,
+            response.status_code,
+            (time.monotonic() - started) * 1000,
+        )
+        return response
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pool.start()
+        try:
+            yield
+        finally:
+            # uvicorn has already waited for open requests; this waits for any
+            # dispatch whose client went away but whose work is still running.
+            await asyncio.to_thread(pool.shutdown)
+
+    app = Starlette(
+        routes=[
+            Route("/health", health, methods=["GET"]),
+            Route("/{path:path}", rekognition, methods=["POST"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.pool = pool
+    return app
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The whole body, or ImageTooLargeError once it passes ``limit`` bytes.
+
+    Content-Length is checked before anything is read; a chunked body is
+    counted as it streams. Past the cap the rest is read and discarded (up to
+    DRAIN_LIMIT_BYTES) so the client sees the error rather than a reset,
+    unless it asked for ``100-continue`` and so has not sent the body yet.
+    """
+    too_large = ImageTooLargeError(
+        f"Request body exceeds {limit} bytes; images must be at most 5 MB "
+        "(base64-encoded in the JSON body)."
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        expects_continue = request.headers.get("expect", "").lower() == "100-continue"
+        if not expects_continue and int(declared) <= DRAIN_LIMIT_BYTES:
+            await _drain(request)
+        raise too_large
+    chunks: list[bytes] = []
+    size = 0
+    stream = request.stream()
+    async for chunk in stream:
+        size += len(chunk)
+        if size > limit:
+            await _drain(request, stream, size)
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _drain(
+    request: Request, stream: AsyncIterator[bytes] | None = None, seen: int = 0
+) -> None:
+    with contextlib.suppress(ClientDisconnect):
+        async for chunk in stream or request.stream():
+            seen += len(chunk)
+            if seen > DRAIN_LIMIT_BYTES:
+                return
+
+
+def _wire_request(request: Request, body: bytes) -> WireRequest:
+    scope = request.scope
+    raw_path = scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else quote(scope["path"], safe="/~%")
+    path = path.split("?", 1)[0]
+    headers = [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in scope["headers"]]
+    return WireRequest(
+        method=scope["method"],
+        raw_path=path,
+        query_string=scope.get("query_string", b"").decode("latin-1"),
+        headers=headers,
+        body=body,
+    )
+
+
+def _operation(request: Request) -> str:
+    target = request.headers.get("x-amz-target", "")
+    prefix, _, operation = target.partition(".")
+    if f"{prefix}." != TARGET_PREFIX or operation not in SUPPORTED_OPERATIONS:
+        raise UnknownOperationError(
+            f"Unknown operation {target!r}; expected X-Amz-Target: {TARGET_PREFIX}<Operation>."
+        )
+    return operation
+
+
+def _check_content_type(request: Request) -> None:
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != wire.CONTENT_TYPE:
+        raise InvalidParameterError(
+            f"Content-Type must be {wire.CONTENT_TYPE}, not {media_type!r}."
+        )
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _parse_json(body: bytes) -> Any:
+    if not body.strip():
+        return {}
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InvalidParameterError(f"The request body is not valid JSON: {exc}") from exc
+
+
+def _context(request: Request, verified: VerifiedRequest, request_id: str) -> dict[str, Any]:
+    """Request metadata for ``dispatch`` (keys documented in contract.RequestContext)."""
+    headers = request.headers
+    faceledger_headers = {
+        name: value for name, value in headers.items() if name.startswith("x-faceledger-")
+    }
+    return {
+        "request_id": request_id,
+        "remote": request.client.host if request.client else None,
+        "invocation_id": headers.get("amz-sdk-invocation-id"),
+        "region": verified.region,
+        "user_agent": headers.get("user-agent"),
+        "purpose": faceledger_headers.get("x-faceledger-purpose"),
+        "case": faceledger_headers.get("x-faceledger-case"),
+        "faceledger_headers": faceledger_headers,
+        "signed_headers": list(verified.signed_headers),
+    }

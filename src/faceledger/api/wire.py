@@ -1,0 +1,85 @@
+"""Encode service results and errors as AWS JSON 1.1 responses.
+
+Success: HTTP 200, the result as JSON with absent (None) members omitted,
+``bytes`` as base64 and datetimes as epoch seconds. Error: the error's
+``http_status`` and ``{"__type", "Code", "Message"}`` plus the
+``x-amzn-ErrorType`` header (boto3 reads the code from ``__type``). Both carry
+``x-amzn-RequestId``.
+
+This module turns values into bytes; it must not decide which error a
+situation deserves, and it never puts a traceback on the wire.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.responses import Response
+
+from faceledger.errors import FaceledgerError
+
+CONTENT_TYPE = "application/x-amz-json-1.1"
+GENERIC_INTERNAL_MESSAGE = (
+    "An internal error occurred; the request id identifies it in the server log."
+)
+
+
+def to_wire(value: Any) -> Any:
+    """Make a service result JSON-ready: drop None members, base64 bytes, epoch datetimes."""
+    if isinstance(value, dict):
+        return {str(k): to_wire(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [to_wire(v) for v in value]
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, datetime):
+        stamp = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return stamp.timestamp()
+    return value
+
+
+def _array_scalar(value: Any) -> Any:
+    # numpy scalars and arrays (from the engine) know how to become plain Python.
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def success(result: dict[str, Any], request_id: str) -> Response:
+    """HTTP 200 with the JSON-encoded ``result``."""
+    body = json.dumps(
+        to_wire(result),
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+        default=_array_scalar,
+    )
+    return Response(
+        body.encode("utf-8"),
+        status_code=200,
+        media_type=CONTENT_TYPE,
+        headers={"x-amzn-RequestId": request_id},
+    )
+
+
+def error(exc: FaceledgerError, request_id: str) -> Response:
+    """The AWS JSON error body for ``exc``, with its own HTTP status."""
+    return error_response(exc.code, exc.message, exc.http_status, request_id)
+
+
+def error_response(code: str, message: str, status: int, request_id: str) -> Response:
+    body = json.dumps({"__type": code, "Code": code, "Message": message}, ensure_ascii=False)
+    return Response(
+        body.encode("utf-8"),
+        status_code=status,
+        media_type=CONTENT_TYPE,
+        headers={"x-amzn-RequestId": request_id, "x-amzn-ErrorType": code},
+    )
+
+
+def internal_error(request_id: str) -> Response:
+    """500 InternalServerError with a generic message (the details stay in the log)."""
+    return error_response("InternalServerError", GENERIC_INTERNAL_MESSAGE, 500, request_id)
