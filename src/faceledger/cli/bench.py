@@ -23,7 +23,7 @@ def bench() -> None:
 @click.option("--limit", type=int, default=None, help="Only the first N images (sorted).")
 @click.option("--procs", type=int, default=os.cpu_count() or 1, show_default=True)
 @click.option("--no-mirror", is_flag=True, help="One network pass per face, as the peer does.")
-@click.option("--runtime", type=click.Choice(["dlib", "fast"]), default="dlib", show_default=True)
+@click.option("--runtime", type=click.Choice(["dlib", "fast"]), default="fast", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @handle_errors

@@ -13,6 +13,7 @@ from ..engine.calibration import load_table, table_path
 from ..engine.calibration.build import build_table
 from ..engine.registry import MODEL_VERSION
 from ..errors import InvalidParameterError
+from ..evaluation.detection import annotated_recall, stated_counts
 from ..evaluation.embedding import describe_files, image_paths, load_cache, save_cache
 from ..evaluation.identify import evaluate_identification
 from ..evaluation.pairs import evaluate_pairs, plot_roc, read_pairs
@@ -128,3 +129,30 @@ def calibrate(root: str, out_dir: str | None, procs: int, no_mirror: bool, cache
         if cache is None:
             cache = None  # second pass recomputes without a cache; pass --cache to reuse
     emit(summary, as_json)
+
+
+@eval_group.command()
+@click.option("--annotations", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="JSON list of {image, boxes_xywh} (the dlib_pascal_faces format).")
+@click.option("--counts", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="CSV with file and face_count_stated_by_source columns (the group_photos format).")
+@click.option("--root", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Folder the image paths are relative to (default: the file's folder).")
+@click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True)
+@click.option("--min-face", type=float, default=40.0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def detection(annotations: str | None, counts: str | None, root: str | None, detector: str, min_face: float,
+              as_json: bool) -> None:
+    """Detection recall on hand-boxed faces, or faces found against stated counts."""
+    from ..engine import Engine
+
+    if not annotations and not counts:
+        raise InvalidParameterError("Give --annotations or --counts.")
+    engine = Engine(EngineSettings(detector=detector, min_face_px=min_face))
+    out: dict = {"detector": detector}
+    if annotations:
+        out["annotated"] = annotated_recall(engine, annotations, root or os.path.dirname(annotations))
+    if counts:
+        out["counted"] = stated_counts(engine, counts, root or os.path.dirname(counts))
+    emit(out, as_json)

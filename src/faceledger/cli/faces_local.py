@@ -32,7 +32,7 @@ def make_engine(detector: str, landmarks68: bool, min_face: float) -> Engine:
 
 
 @click.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
 @with_engine_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @handle_errors
@@ -72,8 +72,8 @@ def detect(images: tuple[str, ...], detector: str, landmarks68: bool, min_face: 
 
 
 @click.command()
-@click.argument("image_a", type=click.Path(dir_okay=False))
-@click.argument("image_b", type=click.Path(dir_okay=False))
+@click.argument("image_a", type=click.Path(dir_okay=False, exists=True))
+@click.argument("image_b", type=click.Path(dir_okay=False, exists=True))
 @click.option("--threshold", type=click.FloatRange(0, 100), default=None,
               help="Similarity needed to call a match (default: the Similarity of FMR 1e-4).")
 @with_engine_options

@@ -20,6 +20,9 @@ from .quality import estimate_pose, measure_quality, unindexable_reasons
 from .registry import MODEL_VERSION
 from .types import Detection, Detector, Embedder, Face
 
+SMALL_IMAGE_MAX_SCALE = 4.0
+SMALL_IMAGE_SCAN_PX = 1000.0
+
 
 @dataclass(frozen=True)
 class EngineSettings:
@@ -31,7 +34,7 @@ class EngineSettings:
     max_detect_scale: float = 2.0
     landmarks68: bool = False  # opt-in: iBUG 300-W licence excludes commercial use
     mirror: bool = True  # average the descriptors of the chip and its mirror image
-    runtime: str = "dlib"  # dlib | fast
+    runtime: str = "fast"  # fast (ONNX Runtime) | dlib (the reference); same weights, same descriptors
 
     @property
     def model_version(self) -> str:
@@ -99,10 +102,17 @@ class Engine:
             max_scale=self.settings.max_detect_scale,
         )
         hits = self.detector.detect(pixels, scale)
-        if not hits and self.settings.fallback_detector and self.detector.name == "hog":
-            if self._fallback is None:
-                self._fallback = MmodDetector()
-            hits = self._fallback.detect(pixels, scale)
+        if not hits and self.settings.fallback_detector:
+            # Small images (thumbnails, crops) may hold faces under 40 px: look
+            # closer, up to 4x or a 1000-px scan, before the slower CNN detector.
+            closer = min(SMALL_IMAGE_MAX_SCALE, SMALL_IMAGE_SCAN_PX / max(w, h))
+            if closer > scale * 1.2:
+                hits = self.detector.detect(pixels, closer)
+                scale = closer if hits else scale
+            if not hits and self.detector.name == "hog":
+                if self._fallback is None:
+                    self._fallback = MmodDetector()
+                hits = self._fallback.detect(pixels, scale)
         hits = [replace(d, box=clip_box(d.box, w, h)) for d in hits]
         return [d for d in hits if d.box[2] - d.box[0] >= 2 and d.box[3] - d.box[1] >= 2]
 

@@ -27,7 +27,7 @@ from ..settings import Settings
 from ..store.catalog import Catalog
 from ..store.db import Transaction
 from ..store.ledger import Ledger
-from ..store.vectors import VectorIndex
+from ..store.vectors import VectorIndex, limit_blas_threads
 from .context import Principal, RequestContext, authorize
 from .pagination import Paginator
 from .workers import EnginePool
@@ -100,6 +100,7 @@ class Service:
     @classmethod
     def open(cls, settings: Settings, *, engines: EnginePool | None = None) -> Service:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        limit_blas_threads(1)  # searches are memory-bound; two BLAS threads only contend
         catalog = Catalog.open(settings.data_dir)
         index = VectorIndex()
         for coll in catalog.list_collections(None, 1_000_000):

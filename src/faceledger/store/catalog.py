@@ -1,0 +1,249 @@
+"""The catalog: every durable record of the embedded store, in one SQLite file.
+
+``Catalog.open(data_dir)`` gives collections, faces (with their vectors in the
+same row), users, idempotency records, API keys and service state. Writes
+take the :class:`~faceledger.store.db.Transaction` from
+``with catalog.transaction() as tx:`` and commit or roll back together, with
+the ledger records appended in the same transaction. Reads made on the thread
+that holds an open transaction see its uncommitted writes.
+
+This class is a thin facade over the table modules; it must not hold service
+rules (purposes, thresholds, policy) nor touch the in-memory vector index.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faceledger.store import collections, faces, keys, state, users
+from faceledger.store.db import Database, Transaction
+from faceledger.store.sealing import (
+    MASTER_KEY_FILE,
+    Sealer,
+    SealError,
+    load_or_create_master_key,
+)
+
+CATALOG_FILE = "catalog.db"
+_FINGERPRINT = "master_key_fingerprint"
+
+
+class Catalog:
+    """Embedded SQLite catalog of one data directory. Thread-safe."""
+
+    def __init__(self, data_dir: Path, db: Database, sealer: Sealer) -> None:
+        self.data_dir = data_dir
+        self._db = db
+        self._sealer = sealer
+
+    # -- lifecycle ---------------------------------------------------------
+
+    @classmethod
+    def open(cls, data_dir: str | Path) -> Catalog:
+        """Open (creating if needed) the catalog and master key in ``data_dir``."""
+        path = Path(data_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        db = Database(path / CATALOG_FILE)
+        try:
+            sealer = _open_sealer(db, path)
+        except BaseException:
+            db.close()
+            raise
+        return cls(path, db, sealer)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """``BEGIN IMMEDIATE`` … ``COMMIT``; any exception rolls everything back."""
+        with self._db.transaction() as tx:
+            yield tx
+
+    @property
+    def path(self) -> Path:
+        return self._db.path
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, for readers in this package (the ledger)."""
+        return self._db.connection()
+
+    def write_connection(self, tx: Transaction) -> sqlite3.Connection:
+        """The connection behind ``tx``, checked to belong to this catalog."""
+        conn = tx.conn
+        if conn is not self._db.connection():
+            raise RuntimeError("this transaction belongs to another catalog")
+        return conn
+
+    # -- collections -------------------------------------------------------
+
+    def create_collection(
+        self,
+        tx: Transaction,
+        collection_id: str,
+        model_version: str,
+        tags: dict[str, str],
+        created_at: float,
+    ) -> dict[str, Any]:
+        return collections.create(self.write_connection(tx), collection_id, model_version, tags, created_at)
+
+    def get_collection(self, collection_id: str) -> dict[str, Any]:
+        return collections.get(self.connection(), collection_id)
+
+    def list_collections(self, after: str | None, limit: int) -> list[dict[str, Any]]:
+        return collections.list_page(self.connection(), after, limit)
+
+    def delete_collection(self, tx: Transaction, collection_id: str) -> int:
+        return collections.delete(self.write_connection(tx), collection_id)
+
+    def set_collection_tags(
+        self, tx: Transaction, collection_id: str, tags: dict[str, str]
+    ) -> dict[str, Any]:
+        """Replace a collection's tags (merge or remove in the caller)."""
+        return collections.set_tags(self.write_connection(tx), collection_id, tags)
+
+    # -- faces -------------------------------------------------------------
+
+    def add_faces(self, tx: Transaction, collection_id: str, faces_: list[dict[str, Any]]) -> None:
+        faces.add(self.write_connection(tx), collection_id, faces_)
+
+    def get_faces(
+        self, collection_id: str, face_ids: list[str], with_vectors: bool = False
+    ) -> list[dict[str, Any]]:
+        return faces.get(self.connection(), collection_id, face_ids, with_vectors)
+
+    def list_faces(
+        self,
+        collection_id: str,
+        after: str | None,
+        limit: int,
+        user_id: str | None = None,
+        face_ids: list[str] | None = None,
+        with_vectors: bool = False,
+    ) -> list[dict[str, Any]]:
+        return faces.list_page(
+            self.connection(), collection_id, after, limit, user_id, face_ids, with_vectors
+        )
+
+    def delete_faces(
+        self,
+        tx: Transaction,
+        collection_id: str,
+        face_ids: list[str],
+        keep_associated: bool = False,
+    ) -> list[str]:
+        return faces.delete(self.write_connection(tx), collection_id, face_ids, keep_associated)
+
+    def iter_vectors(self, collection_id: str) -> tuple[list[str], np.ndarray]:
+        return faces.iter_vectors(self.connection(), collection_id)
+
+    def find_face_by_image_hash(
+        self, collection_id: str, image_sha256: str
+    ) -> list[dict[str, Any]]:
+        return faces.find_by_image_hash(self.connection(), collection_id, image_sha256)
+
+    # -- users -------------------------------------------------------------
+
+    def create_user(
+        self, tx: Transaction, collection_id: str, user_id: str, created_at: float
+    ) -> dict[str, Any]:
+        return users.create(self.write_connection(tx), collection_id, user_id, created_at)
+
+    def get_user(self, collection_id: str, user_id: str) -> dict[str, Any]:
+        return users.get(self.connection(), collection_id, user_id)
+
+    def delete_user(self, tx: Transaction, collection_id: str, user_id: str) -> None:
+        users.delete(self.write_connection(tx), collection_id, user_id)
+
+    def list_users(
+        self, collection_id: str, after: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        return users.list_page(self.connection(), collection_id, after, limit)
+
+    def associate_faces(
+        self, tx: Transaction, collection_id: str, user_id: str, face_ids: list[str]
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        return users.associate(self.write_connection(tx), collection_id, user_id, face_ids)
+
+    def disassociate_faces(
+        self, tx: Transaction, collection_id: str, user_id: str, face_ids: list[str]
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        return users.disassociate(self.write_connection(tx), collection_id, user_id, face_ids)
+
+    def user_face_ids(self, collection_id: str, user_id: str) -> list[str]:
+        return users.face_ids(self.connection(), collection_id, user_id)
+
+    # -- idempotency -------------------------------------------------------
+
+    def idempotent_get(self, operation: str, token: str) -> tuple[str, dict[str, Any]] | None:
+        return state.idempotent_get(self.connection(), operation, token)
+
+    def idempotent_put(
+        self,
+        tx: Transaction,
+        operation: str,
+        token: str,
+        params_hash: str,
+        response: dict[str, Any],
+    ) -> None:
+        state.idempotent_put(self.write_connection(tx), operation, token, params_hash, response)
+
+    def purge_idempotency(self, tx: Transaction, older_than: float) -> int:
+        return state.purge_idempotency(self.write_connection(tx), older_than)
+
+    # -- keys --------------------------------------------------------------
+
+    def create_key(
+        self,
+        tx: Transaction,
+        role: str,
+        label: str | None = None,
+        defaults: dict[str, Any] | None = None,
+    ) -> tuple[str, str]:
+        return keys.create(self.write_connection(tx), self._sealer, role, label, defaults)
+
+    def get_key(self, access_key_id: str) -> dict[str, Any] | None:
+        return keys.get(self.connection(), self._sealer, access_key_id)
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        return keys.list_all(self.connection())
+
+    def revoke_key(self, tx: Transaction, access_key_id: str) -> None:
+        keys.revoke(self.write_connection(tx), access_key_id)
+
+    # -- state -------------------------------------------------------------
+
+    def get_state(self, name: str) -> Any:
+        return state.get_state(self.connection(), name)
+
+    def set_state(self, tx: Transaction, name: str, value: Any) -> None:
+        state.set_state(self.write_connection(tx), name, value)
+
+
+def _open_sealer(db: Database, data_dir: Path) -> Sealer:
+    """Load the master key, creating it only for a catalog that has no sealed secrets."""
+    conn = db.connection()
+    recorded = state.get_state(conn, _FINGERPRINT)
+    fresh = recorded is None and keys.count(conn) == 0
+    sealer = Sealer(load_or_create_master_key(data_dir, create=fresh))
+    if recorded is None:
+        with db.transaction() as tx:
+            state.set_state(tx.conn, _FINGERPRINT, sealer.fingerprint)
+    elif recorded != sealer.fingerprint:
+        raise SealError(
+            f"{data_dir / MASTER_KEY_FILE} is not the master key this catalog was "
+            "created with; restore the original key file"
+        )
+    return sealer

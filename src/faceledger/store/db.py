@@ -1,0 +1,185 @@
+"""SQLite plumbing for the catalog: connections, transactions, migrations.
+
+One connection per thread (SQLite connections must not be shared across
+threads mid-statement), all opened with WAL, ``synchronous=FULL`` and foreign
+keys on. Writes go through :class:`Transaction` (``BEGIN IMMEDIATE`` …
+``COMMIT``; any exception rolls back). This module knows no table but the
+schema-version one; it must not hold business rules.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from faceledger.errors import FaceledgerError
+from faceledger.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced (the base class cannot)."""
+
+
+class Transaction:
+    """An open write transaction on one thread's connection.
+
+    Store functions take it as their first argument; it is only valid inside
+    the ``with catalog.transaction()`` block that made it.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn: sqlite3.Connection | None = conn
+        self._thread = threading.get_ident()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("transaction is closed: use it inside its `with` block")
+        if threading.get_ident() != self._thread:
+            raise RuntimeError("a transaction must be used on the thread that opened it")
+        return self._conn
+
+    @property
+    def active(self) -> bool:
+        return self._conn is not None
+
+    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def _close(self) -> None:
+        self._conn = None
+
+
+class Database:
+    """Thread-local SQLite connections to one file, plus transactions."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        # Weak: a connection is closed when its thread ends; close() closes the rest.
+        self._all: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._closed = False
+        migrate(self.connection())
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise RuntimeError("catalog is closed")
+        conn = _connect(self.path)
+        self._local.conn = conn
+        with self._lock:
+            self._all.add(conn)
+        return conn
+
+    def in_transaction(self) -> bool:
+        return getattr(self._local, "tx", None) is not None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        if self.in_transaction():
+            raise RuntimeError("a transaction is already open on this thread")
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        tx = Transaction(conn)
+        self._local.tx = tx
+        try:
+            yield tx
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            try:
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+        finally:
+            tx._close()
+            self._local.tx = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            conns, self._all = list(self._all), weakref.WeakSet()
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves, the module never does.
+    conn = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False,
+        factory=_Connection,
+    )
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise FaceledgerError(f"could not put {path} in WAL mode (got {mode}); is the disk local?")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def split_script(script: str) -> list[str]:
+    """Split DDL into complete statements (trigger bodies contain ';')."""
+    statements: list[str] = []
+    buf = ""
+    for part in script.split(";"):
+        buf += part + ";"
+        if sqlite3.complete_statement(buf):
+            if buf.strip(" \n\t;"):
+                statements.append(buf.strip())
+            buf = ""
+    if buf.strip(" \n\t;"):
+        raise ValueError(f"incomplete SQL statement at end of script: {buf!r}")
+    return statements
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to :data:`SCHEMA_VERSION`; returns the version."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version ("
+            " version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+        current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+        if current > SCHEMA_VERSION:
+            raise FaceledgerError(
+                f"catalog schema version {current} is newer than this faceledger "
+                f"understands ({SCHEMA_VERSION}); upgrade faceledger"
+            )
+        for version, script in MIGRATIONS:
+            if version <= current:
+                continue
+            for statement in split_script(script):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_version(version, applied_at) VALUES (?, ?)",
+                (version, time.time()),
+            )
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    return SCHEMA_VERSION
+
+
+def chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    """Slices small enough for SQLite's bound-parameter limit."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,122 @@
+"""The catalog's SQL schema as an ordered list of migrations.
+
+This module only declares DDL; :mod:`faceledger.store.db` applies it. A
+migration, once released, is never edited: a change to the schema is a new
+entry at the end of :data:`MIGRATIONS`. It must not hold queries or logic.
+"""
+
+from __future__ import annotations
+
+VECTOR_DIM = 128
+VECTOR_BYTES = VECTOR_DIM * 4  # float32, little-endian
+
+_V1 = f"""
+CREATE TABLE collections (
+    collection_id TEXT PRIMARY KEY,
+    model_version TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    tags          TEXT NOT NULL DEFAULT '{{}}',
+    face_count    INTEGER NOT NULL DEFAULT 0,
+    user_count    INTEGER NOT NULL DEFAULT 0
+);
+
+-- The vector lives in the face row: a face cannot exist without its vector.
+CREATE TABLE faces (
+    face_id           TEXT PRIMARY KEY,
+    collection_id     TEXT NOT NULL
+                      REFERENCES collections(collection_id) ON DELETE CASCADE,
+    image_id          TEXT NOT NULL,
+    external_image_id TEXT,
+    bbox              TEXT NOT NULL,
+    confidence        REAL NOT NULL,
+    extra             TEXT NOT NULL DEFAULT '{{}}',
+    user_id           TEXT,
+    image_sha256      TEXT,
+    created_at        REAL NOT NULL,
+    vector            BLOB NOT NULL CHECK (length(vector) = {VECTOR_BYTES})
+);
+CREATE INDEX faces_by_collection ON faces(collection_id, face_id);
+CREATE INDEX faces_by_user ON faces(collection_id, user_id) WHERE user_id IS NOT NULL;
+CREATE INDEX faces_by_image_hash ON faces(collection_id, image_sha256)
+    WHERE image_sha256 IS NOT NULL;
+
+CREATE TABLE users (
+    collection_id TEXT NOT NULL
+                  REFERENCES collections(collection_id) ON DELETE CASCADE,
+    user_id       TEXT NOT NULL,
+    created_at    REAL NOT NULL,
+    PRIMARY KEY (collection_id, user_id)
+);
+
+-- Counters kept by triggers so they can never drift from the rows.
+CREATE TRIGGER faces_count_insert AFTER INSERT ON faces BEGIN
+    UPDATE collections SET face_count = face_count + 1
+    WHERE collection_id = NEW.collection_id;
+END;
+CREATE TRIGGER faces_count_delete AFTER DELETE ON faces BEGIN
+    UPDATE collections SET face_count = face_count - 1
+    WHERE collection_id = OLD.collection_id;
+END;
+CREATE TRIGGER users_count_insert AFTER INSERT ON users BEGIN
+    UPDATE collections SET user_count = user_count + 1
+    WHERE collection_id = NEW.collection_id;
+END;
+CREATE TRIGGER users_count_delete AFTER DELETE ON users BEGIN
+    UPDATE collections SET user_count = user_count - 1
+    WHERE collection_id = OLD.collection_id;
+END;
+
+CREATE TABLE idempotency (
+    operation   TEXT NOT NULL,
+    token       TEXT NOT NULL,
+    params_hash TEXT NOT NULL,
+    response    TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    PRIMARY KEY (operation, token)
+);
+
+CREATE TABLE api_keys (
+    access_key_id TEXT PRIMARY KEY,
+    secret_enc    BLOB NOT NULL,
+    role          TEXT NOT NULL,
+    label         TEXT,
+    defaults      TEXT NOT NULL DEFAULT '{{}}',
+    created_at    REAL NOT NULL,
+    revoked       INTEGER NOT NULL DEFAULT 0,
+    revoked_at    REAL
+);
+
+CREATE TABLE state (
+    name       TEXT PRIMARY KEY,
+    value      TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+
+CREATE TABLE ledger (
+    seq           INTEGER PRIMARY KEY,
+    at            REAL NOT NULL,
+    principal     TEXT,
+    operation     TEXT NOT NULL,
+    collection_id TEXT,
+    details       TEXT NOT NULL,
+    prev_hash     TEXT NOT NULL,
+    hash          TEXT NOT NULL
+);
+CREATE INDEX ledger_by_operation ON ledger(operation, seq);
+CREATE INDEX ledger_by_principal ON ledger(principal, seq);
+CREATE INDEX ledger_by_collection ON ledger(collection_id, seq);
+CREATE INDEX ledger_by_time ON ledger(at);
+CREATE TRIGGER ledger_no_update BEFORE UPDATE ON ledger BEGIN
+    SELECT RAISE(ABORT, 'the ledger is append-only: records cannot be updated');
+END;
+CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger BEGIN
+    SELECT RAISE(ABORT, 'the ledger is append-only: records cannot be deleted');
+END;
+"""
+
+# (version, script). Version numbers start at 1 and have no gaps.
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, _V1),
+]
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]

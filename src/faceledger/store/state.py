@@ -1,0 +1,74 @@
+"""Small key-value tables: service state and idempotency records.
+
+``state`` holds JSON values by name (the halt switch, the master-key
+fingerprint). ``idempotency`` remembers the response to a request made with a
+ClientRequestToken so a retry returns the same answer. This module must not
+decide what to do with a replay; the service does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import time
+from typing import Any
+
+from faceledger.errors import IdempotentParameterMismatchError
+from faceledger.store.rows import dumps, loads
+
+
+def get_state(conn: sqlite3.Connection, name: str) -> Any:
+    row = conn.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
+    return None if row is None else loads(row[0])
+
+
+def set_state(conn: sqlite3.Connection, name: str, value: Any) -> None:
+    conn.execute(
+        "INSERT INTO state(name, value, updated_at) VALUES (?, ?, ?) "
+        "ON CONFLICT(name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        (name, dumps(value), time.time()),
+    )
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a request's parameters."""
+    return hashlib.sha256(dumps(params).encode()).hexdigest()
+
+
+def idempotent_get(
+    conn: sqlite3.Connection, operation: str, token: str
+) -> tuple[str, dict[str, Any]] | None:
+    row = conn.execute(
+        "SELECT params_hash, response FROM idempotency WHERE operation = ? AND token = ?",
+        (operation, token),
+    ).fetchone()
+    return None if row is None else (row[0], loads(row[1]))
+
+
+def idempotent_put(
+    conn: sqlite3.Connection,
+    operation: str,
+    token: str,
+    params_hash: str,
+    response: dict[str, Any],
+) -> None:
+    """Record a response; a second put with other parameters is a mismatch."""
+    existing = idempotent_get(conn, operation, token)
+    if existing is not None:
+        if existing[0] != params_hash:
+            raise IdempotentParameterMismatchError(
+                f"ClientRequestToken {token!r} was already used for {operation} with "
+                "different parameters; use a new token"
+            )
+        return
+    conn.execute(
+        "INSERT INTO idempotency(operation, token, params_hash, response, created_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (operation, token, params_hash, dumps(response), time.time()),
+    )
+
+
+def purge_idempotency(conn: sqlite3.Connection, older_than: float) -> int:
+    """Forget tokens recorded before ``older_than`` (epoch seconds)."""
+    cur = conn.execute("DELETE FROM idempotency WHERE created_at < ?", (older_than,))
+    return cur.rowcount

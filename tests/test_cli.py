@@ -1,0 +1,90 @@
+"""The local CLI commands: output shapes and documented exit codes on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import data_path
+
+CLI = [sys.executable, "-m", "faceledger.cli.main"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def hopper(tmp_path_factory, grace_hopper_bytes: bytes) -> Path:  # type: ignore[no-untyped-def]
+    p = tmp_path_factory.mktemp("img") / "hopper.jpg"
+    p.write_bytes(grace_hopper_bytes)
+    return p
+
+
+def test_detect_json(hopper: Path) -> None:
+    out = run("detect", str(hopper), "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    face = doc["images"][0]["faces"][0]
+    assert {"BoundingBox", "Landmarks", "Pose", "Quality", "Confidence", "PixelBox"} <= set(face)
+    assert "AgeRange" not in face and "Gender" not in face
+
+
+def test_detect_bad_inputs_exit_codes(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 50)
+    text = tmp_path / "notes.jpg"
+    text.write_text("hello")
+    for path, code in ((empty, 4), (junk, 4), (text, 4), (tmp_path / "missing.jpg", 2)):
+        out = run("detect", str(path))
+        assert out.returncode == code, (path, out.stdout, out.stderr)
+        assert "Traceback" not in out.stderr
+        if code == 4:
+            assert out.stderr.startswith("error: InvalidImageFormatException:")
+
+
+def test_no_face_is_empty_not_an_error(tmp_path: Path) -> None:
+    import numpy as np
+
+    from faceledger.testing import png_bytes
+
+    p = tmp_path / "sky.png"
+    p.write_bytes(png_bytes(np.full((120, 200, 3), (90, 140, 220), np.uint8)))
+    out = run("detect", str(p), "--json")
+    assert out.returncode == 0 and json.loads(out.stdout)["images"][0]["faces"] == []
+    compare = run("compare", str(p), str(p), "--json")
+    assert compare.returncode == 3 and "No face" in compare.stderr
+
+
+def test_compare_reports_calibrated_scores(hopper: Path) -> None:
+    a = data_path("lfw_dev", "Abel_Pacheco", "Abel_Pacheco_0001.jpg")
+    b = data_path("lfw_dev", "Abel_Pacheco", "Abel_Pacheco_0002.jpg")
+    same = json.loads(run("compare", str(a), str(b), "--json").stdout)
+    assert same["match"] is True and same["estimated_fmr"] < 1e-4
+    assert same["threshold"] == pytest.approx(57.143, abs=1e-3)
+    other = json.loads(run("compare", str(a), str(hopper), "--json").stdout)
+    assert other["match"] is False and other["similarity"] < other["threshold"]
+
+
+def test_eval_pairs_on_a_small_slice(tmp_path: Path) -> None:
+    root = data_path("lfw_dev")
+    rows = (root / "pairs.tsv").read_text().splitlines()
+    same = [r for r in rows[1:] if r.endswith("\t1")][:6]
+    diff = [r for r in rows[1:] if r.endswith("\t0")][:6]
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("\n".join([rows[0], *same, *diff]) + "\n")
+    out = run("eval", "pairs", "--root", str(root), "--pairs", str(pairs), "--json", "--quiet",
+              "--plot", str(tmp_path / "roc.png"))
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["pairs"] == 12 and doc["accuracy_10fold"] >= 0.8 and (tmp_path / "roc.png").stat().st_size > 1000
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("image_a\timage_b\tsame\na.jpg\tb.jpg\tmaybe\n")
+    out = run("eval", "pairs", "--root", str(root), "--pairs", str(bad))
+    assert out.returncode == 3 and "expected image_a" in out.stderr
