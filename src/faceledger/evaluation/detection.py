@@ -49,7 +49,7 @@ def annotated_recall(engine: Engine, annotations: str, root: str) -> dict:
 
 
 def stated_counts(engine: Engine, csv_path: str, root: str) -> dict:
-    rows = []
+    rows: list[dict] = []
     with open(csv_path, newline="") as fh:
         for row in csv.DictReader(fh):
             stated = row.get("face_count_stated_by_source") or ""
