@@ -37,6 +37,10 @@ class Settings:
     compare_fmr: float = 1e-4  # CompareFaces default/floor: the Similarity of this FMR
     max_expected_false: float = 0.001  # 1:N default/floor: N x FMR at or below this
     buckets: str = ""  # "name=/dir,other=/dir2": S3 buckets mapped to local folders
+    policy_file: str = ""  # default: <data_dir>/policy.toml when it exists
+    retention_sweep_s: int = 3600  # how often the service sweeps expired enrolments
+    checkpoint_every: int = 1000  # sign a ledger checkpoint after this many records
+    ledger_retention_days: int = 183  # floor: no ledger record younger than this may be archived away
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -51,6 +55,12 @@ class Settings:
         if "data_dir" in values:
             values["data_dir"] = Path(str(values["data_dir"])).expanduser()
         return cls(**values)  # type: ignore[arg-type]
+
+    def policy_path(self) -> Path | None:
+        if self.policy_file:
+            return Path(self.policy_file).expanduser()
+        default = Path(self.data_dir) / "policy.toml"
+        return default if default.is_file() else None
 
     def bucket_map(self) -> dict[str, Path]:
         out: dict[str, Path] = {}

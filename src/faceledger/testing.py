@@ -49,10 +49,13 @@ class FakeEmbedder:
 
 
 def striped_image(colour: tuple[int, int, int], size: int = 200) -> np.ndarray:
-    """A test image the fakes see as one face of ``colour`` (thin dark border)."""
-    img = np.zeros((size, size, 3), np.uint8)
+    """A test image the fakes see as one sharp face of ``colour`` (thin dark border)."""
+    img = np.zeros((size, size, 3), np.int16)
     img[4:-4, 4:-4] = colour
-    return img
+    # fine stripes (+-24) make the "face" sharp for the quality checks; the mean stays ``colour``
+    img[4:-4:2, 4:-4] += 24
+    img[5:-4:2, 4:-4] -= 24
+    return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def png_bytes(image: np.ndarray) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from faceledger.engine.calibration import compare_threshold, search_threshold
@@ -80,7 +81,7 @@ def test_index_search_and_strangers(service) -> None:  # type: ignore[no-untyped
 
 def test_no_face_and_bad_images(service) -> None:  # type: ignore[no-untyped-def]
     run(service, "CreateCollection", CollectionId="c")
-    blank = {"Bytes": png_bytes(striped_image((0, 0, 0)))}
+    blank = {"Bytes": png_bytes(np.zeros((100, 100, 3), np.uint8))}
     assert run(service, "DetectFaces", Image=blank)["FaceDetails"] == []
     with pytest.raises(InvalidParameterError, match="No face"):
         run(service, "SearchFacesByImage", CollectionId="c", Image=blank)
@@ -147,7 +148,7 @@ def test_every_effect_has_a_ledger_record_and_chain_verifies(service) -> None:  
     run(service, "SearchFacesByImage", CollectionId="l", Image=img(RED))
     ledger = Ledger(service.catalog)
     ops = [r["operation"] for r in ledger.records(limit=100)]
-    assert ops == ["CreateCollection", "IndexFaces", "SearchFacesByImage"]
+    assert ops == ["PolicyLoaded", "CreateCollection", "IndexFaces", "SearchFacesByImage"]
     assert ledger.verify().ok
     idx = ledger.records(operation="IndexFaces")[0]["details"]
     assert len(idx["image_sha256"]) == 64 and len(idx["face_ids"]) == 1

@@ -36,10 +36,12 @@ from faceledger.api.model import SUPPORTED_OPERATIONS, validate_request
 from faceledger.api.pool import BoundedPool
 from faceledger.api.sigv4 import VerifiedRequest, WireRequest, verify
 from faceledger.errors import FaceledgerError, ImageTooLargeError, InvalidParameterError
+from faceledger.service.operations import FACELEDGER_OPERATIONS
 
 log = logging.getLogger("faceledger.api")
 
 TARGET_PREFIX = "RekognitionService."
+OWN_PREFIX = "FaceledgerService."
 # Past the cap we keep reading (and discarding) up to this many bytes so that
 # the client, still writing, reads our error instead of a connection reset.
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
@@ -62,9 +64,9 @@ def create_app(
         verified = verify(
             _wire_request(request, body), service.lookup_key, clock_skew_s=clock_skew_s
         )
-        operation = _operation(request)
+        operation, own = _operation(request)
         _check_content_type(request)
-        params = validate_request(operation, _parse_json(body))
+        params = _own_params(_parse_json(body)) if own else validate_request(operation, _parse_json(body))
         return operation, params, verified.principal, _context(request, verified, request_id)
 
     async def rekognition(request: Request) -> Response:
@@ -181,14 +183,25 @@ def _wire_request(request: Request, body: bytes) -> WireRequest:
     )
 
 
-def _operation(request: Request) -> str:
+def _operation(request: Request) -> tuple[str, bool]:
+    """(operation, is faceledger's own) from X-Amz-Target."""
     target = request.headers.get("x-amz-target", "")
     prefix, _, operation = target.partition(".")
-    if f"{prefix}." != TARGET_PREFIX or operation not in SUPPORTED_OPERATIONS:
-        raise UnknownOperationError(
-            f"Unknown operation {target!r}; expected X-Amz-Target: {TARGET_PREFIX}<Operation>."
-        )
-    return operation
+    if f"{prefix}." == TARGET_PREFIX and operation in SUPPORTED_OPERATIONS:
+        return operation, False
+    if f"{prefix}." == OWN_PREFIX and operation in FACELEDGER_OPERATIONS:
+        return operation, True
+    raise UnknownOperationError(
+        f"Unknown operation {target!r}; expected X-Amz-Target: {TARGET_PREFIX}<Operation> "
+        f"or {OWN_PREFIX}<Operation>."
+    )
+
+
+def _own_params(body: Any) -> dict[str, Any]:
+    """faceledger's own operations take a flat JSON object; the service checks its members."""
+    if not isinstance(body, dict):
+        raise InvalidParameterError("The request body must be a JSON object.")
+    return body
 
 
 def _check_content_type(request: Request) -> None:

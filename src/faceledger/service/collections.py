@@ -9,6 +9,7 @@ import numpy as np
 from ..errors import InvalidParameterError
 from .core import Call, Service
 from .pagination import page
+from .retention import check_reserved_tags
 
 COLLECTION_ID = re.compile(r"^[a-zA-Z0-9_.\-]{1,255}$")
 
@@ -36,6 +37,7 @@ def collection_from_arn(resource_arn: str) -> str:
 def create_collection(svc: Service, call: Call) -> dict:
     cid = check_collection_id(call.params.get("CollectionId"))
     tags = dict(call.params.get("Tags") or {})
+    check_reserved_tags(tags)
     with svc.catalog.transaction() as tx:
         svc.catalog.create_collection(tx, cid, svc.model_version, tags, call.at)
         svc.record(tx, call, cid, {"tags": tags})
@@ -83,6 +85,7 @@ def tag_resource(svc: Service, call: Call) -> dict:
     with svc.catalog.transaction() as tx:
         tags = dict(svc.catalog.get_collection(cid)["tags"])
         tags.update(call.params.get("Tags") or {})
+        check_reserved_tags(tags)
         svc.catalog.set_collection_tags(tx, cid, tags)
         svc.record(tx, call, cid, {"tags": tags})
     return {}

@@ -23,6 +23,11 @@ _allow(("enroller", "searcher", "auditor"), "ListTagsForResource")
 _allow(("enroller",), "IndexFaces", "DeleteFaces", "CreateUser", "DeleteUser",
        "AssociateFaces", "DisassociateFaces")
 _allow(("enroller", "searcher", "reviewer", "auditor"), "ListFaces", "ListUsers")
+_allow((), "Halt", "Resume", "CreateCheckpoint", "CreateConsent", "WithdrawConsent", "RetentionSweep")
+_allow(("auditor",), "ListConsents", "RetentionSchedule")
+_allow(("reviewer",), "ReviewCandidate")
+_allow(("reviewer", "auditor"), "GetReview")
+_allow(("enroller", "searcher", "reviewer", "auditor"), "GetStatus")
 _allow(("searcher",), "DetectFaces", "CompareFaces", "SearchFaces", "SearchFacesByImage",
        "SearchUsers", "SearchUsersByImage", "StartFaceDetection", "GetFaceDetection",
        "StartFaceSearch", "GetFaceSearch")
@@ -43,6 +48,7 @@ class RequestContext:
     request_id: str = ""
     purpose: str | None = None
     case: str | None = None
+    consent: str | None = None
     remote: str | None = None
 
     @classmethod
@@ -51,6 +57,7 @@ class RequestContext:
             request_id=str(context.get("request_id", "")),
             purpose=context.get("x-faceledger-purpose") or context.get("purpose"),
             case=context.get("x-faceledger-case") or context.get("case"),
+            consent=(context.get("faceledger_headers") or {}).get("x-faceledger-consent") or context.get("consent"),
             remote=context.get("remote"),
         )
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, NoReturn
 
 from ..engine import EngineSettings
 from ..engine.calibration import (
@@ -22,14 +23,16 @@ from ..engine.calibration import (
     load_table,
     search_threshold,
 )
-from ..errors import InvalidParameterError
+from ..errors import AccessDeniedError, FaceledgerError, HaltedError, InvalidParameterError
 from ..settings import Settings
 from ..store.catalog import Catalog
 from ..store.db import Transaction
 from ..store.ledger import Ledger
 from ..store.vectors import VectorIndex, limit_blas_threads
+from .checkpoints import CHECKPOINT, checkpoint_details, load_or_create_key
 from .context import Principal, RequestContext, authorize
 from .pagination import Paginator
+from .policy import DEFAULT_PURPOSE, Purpose, load_policy
 from .workers import EnginePool
 
 CANDIDATE_NOTE = "Candidates are leads for human review, not identifications."
@@ -93,7 +96,13 @@ class Service:
         self.calibration = calibration or load_table(self.model_version)
         self.buckets = settings.bucket_map()
         self.pages = Paginator(self._page_secret())
+        self.signing_key = load_or_create_key(Path(settings.data_dir))
+        self.policy = load_policy(settings.policy_path(), max_expected_false=settings.max_expected_false,
+                                  compare_fmr=settings.compare_fmr)
+        self._note_policy()
         from .operations import OPERATIONS
+
+        self.sweeper: Any = None
 
         self.operations: Mapping[str, Operation] = OPERATIONS  # type: ignore[assignment]
 
@@ -113,9 +122,16 @@ class Service:
 
             procs = settings.workers or os.cpu_count() or 1
             engines = EnginePool(es, processes=procs)
-        return cls(settings, catalog, index, engines)
+        svc = cls(settings, catalog, index, engines)
+        from .retention import Sweeper
+
+        svc.sweeper = Sweeper(svc, settings.retention_sweep_s)
+        svc.sweeper.start()
+        return svc
 
     def close(self) -> None:
+        if self.sweeper is not None:
+            self.sweeper.close()
         self.engines.close()
         self.catalog.close()
 
@@ -145,29 +161,89 @@ class Service:
         return op(self, call)
 
     # -- shared rules --------------------------------------------------------
-    def compare_threshold(self, requested: float | None) -> Threshold:
-        floor = compare_threshold(self.settings.compare_fmr)
-        return _threshold(requested, floor, None)
+    def compare_threshold(self, requested: float | None, rule: Purpose | None = None) -> Threshold:
+        fmr = rule.compare_fmr if rule else self.policy.purpose(DEFAULT_PURPOSE).compare_fmr
+        return _threshold(requested, compare_threshold(fmr), None)
 
-    def search_threshold(self, requested: float | None, gallery_size: int) -> Threshold:
-        floor = search_threshold(gallery_size, self.settings.max_expected_false)
-        return _threshold(requested, floor, gallery_size)
+    def search_threshold(self, requested: float | None, gallery_size: int, rule: Purpose | None = None) -> Threshold:
+        ceiling = rule.max_expected_false if rule else self.policy.purpose(DEFAULT_PURPOSE).max_expected_false
+        return _threshold(requested, search_threshold(gallery_size, ceiling), gallery_size)
+
+    def halted(self) -> dict | None:
+        state = self.catalog.get_state("halt")
+        return state if state and state.get("halted") else None
+
+    def matching_rule(self, call: Call, collection_id: str | None) -> Purpose:
+        """The purpose a match runs under, after every check that can refuse it.
+
+        Refusals (halt, unknown purpose, collection not allowed, missing case)
+        are written to the ledger before the error is raised.
+        """
+        halt = self.halted()
+        if halt:
+            self.refuse(call, collection_id, "halt", HaltedError(
+                f"Matching is halted since {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(halt['at']))} UTC "
+                f"by {halt['by']}: {halt['reason']}. An admin other than {halt['by']} can resume it."))
+        name = call.ctx.purpose or call.principal.defaults.get("purpose") or DEFAULT_PURPOSE
+        try:
+            rule = self.policy.purpose(name)
+        except AccessDeniedError as exc:
+            self.refuse(call, collection_id, "purpose", exc)
+        if collection_id is not None and not rule.may_search(collection_id):
+            self.refuse(call, collection_id, "purpose", AccessDeniedError(
+                f"Purpose {name!r} may not search collection {collection_id!r} under policy {self.policy.version}."))
+        if rule.case_required and not self.case_of(call):
+            self.refuse(call, collection_id, "case", AccessDeniedError(
+                f"Purpose {name!r} requires a case reference: send X-Faceledger-Case or use a key with a default case."))
+        return rule
+
+    def case_of(self, call: Call) -> str | None:
+        return call.ctx.case or call.principal.defaults.get("case")
+
+    def refuse(self, call: Call, collection_id: str | None, kind: str, error: FaceledgerError) -> NoReturn:
+        with self.catalog.transaction() as tx:
+            self.record(tx, call, collection_id, {"refused": kind, "message": error.message})
+        raise error
+
+    def _note_policy(self) -> None:
+        """A changed policy is itself a ledger event (PolicyLoaded)."""
+        if self.catalog.get_state("policy_sha256") == self.policy.sha256:
+            return
+        with self.catalog.transaction() as tx:
+            self.catalog.set_state(tx, "policy_sha256", self.policy.sha256)
+            self.ledger.append(tx, operation="PolicyLoaded", principal=None, collection_id=None,
+                               details=self.policy.summary())
 
     def record(self, tx: Transaction, call: Call, collection_id: str | None, details: dict) -> dict:
         """One ledger record for this call, inside the caller's transaction."""
         base = {
             "request_id": call.ctx.request_id,
-            "purpose": call.ctx.purpose,
-            "case": call.ctx.case,
+            "purpose": call.ctx.purpose or call.principal.defaults.get("purpose") or DEFAULT_PURPOSE,
+            "case": self.case_of(call),
             "role": call.principal.role,
             "model_version": self.model_version,
+            "calibration": self.calibration.version,
+            "policy_version": self.policy.version,
+            "started_at": call.at,
+            "ended_at": time.time(),
         }
         base.update(details)
-        return self.ledger.append(
+        rec = self.ledger.append(
             tx, operation=call.operation, principal=call.principal.access_key_id,
             collection_id=collection_id, details={k: v for k, v in base.items() if v is not None},
             at=call.at,
         )
+        if self.settings.checkpoint_every > 0 and rec["seq"] % self.settings.checkpoint_every == 0:
+            self.checkpoint(tx)
+        return rec
+
+    def checkpoint(self, tx: Transaction) -> dict:
+        """Sign the current ledger head (inside ``tx``) and append the Checkpoint record."""
+        head = self.ledger.head()
+        if head is None:
+            raise InvalidParameterError("The ledger is empty: nothing to sign.")
+        return self.ledger.append(tx, operation=CHECKPOINT, principal=None, collection_id=None,
+                                  details=checkpoint_details(self.signing_key, head["seq"], head["hash"]))
 
 
 def _threshold(requested: float | None, floor: float, gallery: int | None) -> Threshold:

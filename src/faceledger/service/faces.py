@@ -13,6 +13,7 @@ from .collections import check_collection_id
 from .core import Call, Service
 from .images import image_bytes, sha256
 from .pagination import page
+from .retention import consent_for_enrolment
 
 EXTERNAL_ID = re.compile(r"^[a-zA-Z0-9_.\-:]{1,255}$")
 MAX_FACES_PER_IMAGE = 100
@@ -77,6 +78,7 @@ def index_faces(svc: Service, call: Call) -> dict:
     quality_filter = p.get("QualityFilter") or "AUTO"
     collection = svc.catalog.get_collection(cid)
     check_pinned(svc, collection)
+    consent_id = consent_for_enrolment(svc, call, collection)
     data = image_bytes(p.get("Image"), svc.buckets)
     result = svc.engines.analyze(data)
     image_id, digest = str(uuid.uuid4()), sha256(data)
@@ -95,7 +97,7 @@ def index_faces(svc: Service, call: Call) -> dict:
             "external_image_id": external, "bbox": detail["BoundingBox"],
             "confidence": detail["Confidence"], "created_at": call.at, "user_id": None,
             "image_sha256": digest, "vector": face.descriptor,
-            "extra": {"quality": detail["Quality"], "pose": detail["Pose"]},
+            "extra": {"quality": detail["Quality"], "pose": detail["Pose"], "consent_id": consent_id},
         }
         rows.append(row)
         records.append({"Face": stored_face(row, svc.model_version), "FaceDetail": detail})
@@ -104,6 +106,7 @@ def index_faces(svc: Service, call: Call) -> dict:
             svc.catalog.add_faces(tx, cid, rows)
         svc.record(tx, call, cid, {
             "image_sha256": digest, "external_image_id": external, "quality_filter": quality_filter,
+            "consent_id": consent_id,
             "face_ids": [r["face_id"] for r in rows],
             "unindexed": [u["Reasons"] for u in unindexed],
         })

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import collections, faces, search, users
+from . import admin, collections, faces, retention, review, search, users
 
 OPERATIONS = {
     "CreateCollection": collections.create_collection,
@@ -27,3 +27,19 @@ OPERATIONS = {
     "SearchUsers": users.search_users,
     "SearchUsersByImage": users.search_users_by_image,
 }
+
+# faceledger's own operations (X-Amz-Target: FaceledgerService.<Op>)
+FACELEDGER_OPERATIONS = {
+    "Halt": admin.halt,
+    "Resume": admin.resume,
+    "GetStatus": admin.get_status,
+    "CreateCheckpoint": admin.create_checkpoint,
+    "CreateConsent": retention.create_consent,
+    "ListConsents": retention.list_consents,
+    "WithdrawConsent": retention.withdraw_consent,
+    "RetentionSweep": retention.sweep,
+    "RetentionSchedule": retention.schedule,
+    "ReviewCandidate": review.review_candidate,
+    "GetReview": review.get_review,
+}
+OPERATIONS.update(FACELEDGER_OPERATIONS)

@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..engine.quality import quality_score
 from ..engine.report import face_detail
+from ..engine.types import Face
 from ..errors import InvalidParameterError, ResourceNotFoundError
 from .collections import check_collection_id
 from .core import Call, Service, Threshold
 from .faces import check_pinned, quality_reasons, stored_face
 from .images import image_bytes, sha256
+from .policy import Purpose
 
 MAX_SEARCH_FACES = 4096
 
@@ -33,7 +36,8 @@ def _match_fields(svc: Service, distance: float) -> dict:
 
 def compare_faces(svc: Service, call: Call) -> dict:
     p = call.params
-    threshold = svc.compare_threshold(p.get("SimilarityThreshold"))
+    rule = svc.matching_rule(call, None)
+    threshold = svc.compare_threshold(p.get("SimilarityThreshold"), rule)
     quality_filter = p.get("QualityFilter") or "NONE"
     src_bytes = image_bytes(p.get("SourceImage"), svc.buckets, "SourceImage")
     tgt_bytes = image_bytes(p.get("TargetImage"), svc.buckets, "TargetImage")
@@ -62,7 +66,7 @@ def compare_faces(svc: Service, call: Call) -> dict:
     matches.sort(key=lambda m: -m["Similarity"])
     src_detail = face_detail(source)
     with svc.catalog.transaction() as tx:
-        svc.record(tx, call, None, {
+        rec = svc.record(tx, call, None, {
             "source_sha256": sha256(src_bytes), "target_sha256": sha256(tgt_bytes),
             **_threshold_details(threshold),
             "matches": [m["Similarity"] for m in matches], "unmatched": len(unmatched),
@@ -71,7 +75,7 @@ def compare_faces(svc: Service, call: Call) -> dict:
         "SourceImageFace": {"BoundingBox": src_detail["BoundingBox"], "Confidence": src_detail["Confidence"]},
         "FaceMatches": matches,
         "UnmatchedFaces": unmatched,
-        "Faceledger": threshold.report(svc.calibration),
+        "Faceledger": {**threshold.report(svc.calibration), "SearchId": rec["seq"], "Purpose": rule.name},
     }
 
 
@@ -81,11 +85,22 @@ def _threshold_details(t: Threshold) -> dict:
             "gallery_size": t.gallery_size}
 
 
-def _max_faces(call: Call) -> int:
+def _max_faces(call: Call, rule: Purpose) -> int:
+    """MaxFaces, capped by the purpose's longest candidate list."""
     k = int(call.params.get("MaxFaces") or MAX_SEARCH_FACES)
     if not 1 <= k <= MAX_SEARCH_FACES:
         raise InvalidParameterError("MaxFaces must be between 1 and 4096.")
-    return k
+    return min(k, rule.max_candidates)
+
+
+def gate_probe(svc: Service, call: Call, cid: str, probe: Face, rule: Purpose) -> None:
+    """Refuse a 1:N search whose probe is below the purpose's minimum quality, with the reason."""
+    score = quality_score(probe.quality)
+    if score < rule.min_probe_quality:
+        why = ", ".join(probe.unindexable_reasons) or "low combined exposure and sharpness"
+        svc.refuse(call, cid, "quality", InvalidParameterError(
+            f"The probe face's quality {score:.0f} is below the minimum {rule.min_probe_quality:.0f} for purpose "
+            f"{rule.name!r} ({why}); low-quality probes produce unreliable candidates. Use a clearer image."))
 
 
 def search_vector(svc: Service, cid: str, vector: np.ndarray, threshold: Threshold, k: int,
@@ -106,7 +121,8 @@ def search_faces_by_image(svc: Service, call: Call) -> dict:
     p = call.params
     cid = check_collection_id(p.get("CollectionId"))
     check_pinned(svc, svc.catalog.get_collection(cid))
-    k = _max_faces(call)
+    rule = svc.matching_rule(call, cid)
+    k = _max_faces(call, rule)
     data = image_bytes(p.get("Image"), svc.buckets)
     result = svc.engines.analyze(data, max_faces=1)
     if not result.faces:
@@ -117,11 +133,12 @@ def search_faces_by_image(svc: Service, call: Call) -> dict:
         raise InvalidParameterError(
             f"The probe face fails QualityFilter {quality_filter}: "
             + ", ".join(quality_reasons(probe, quality_filter)))
-    threshold = svc.search_threshold(p.get("FaceMatchThreshold"), svc.index.size(cid))
+    gate_probe(svc, call, cid, probe, rule)
+    threshold = svc.search_threshold(p.get("FaceMatchThreshold"), svc.index.size(cid), rule)
     matches = search_vector(svc, cid, probe.descriptor, threshold, k)  # type: ignore[arg-type]
     detail = face_detail(probe)
     with svc.catalog.transaction() as tx:
-        svc.record(tx, call, cid, {
+        rec = svc.record(tx, call, cid, {
             "image_sha256": sha256(data), **_threshold_details(threshold),
             "candidates": [{"FaceId": m["Face"]["FaceId"], "Similarity": m["Similarity"]} for m in matches],
         })
@@ -130,7 +147,7 @@ def search_faces_by_image(svc: Service, call: Call) -> dict:
         "SearchedFaceConfidence": detail["Confidence"],
         "FaceMatches": matches,
         "FaceModelVersion": svc.model_version,
-        "Faceledger": threshold.report(svc.calibration),
+        "Faceledger": {**threshold.report(svc.calibration), "SearchId": rec["seq"], "Purpose": rule.name},
     }
 
 
@@ -146,12 +163,13 @@ def search_faces(svc: Service, call: Call) -> dict:
     cid = check_collection_id(p.get("CollectionId"))
     check_pinned(svc, svc.catalog.get_collection(cid))
     face_id = str(p.get("FaceId") or "")
-    k = _max_faces(call)
+    rule = svc.matching_rule(call, cid)
+    k = _max_faces(call, rule)
     vector = face_vector(svc, cid, face_id)
-    threshold = svc.search_threshold(p.get("FaceMatchThreshold"), svc.index.size(cid))
+    threshold = svc.search_threshold(p.get("FaceMatchThreshold"), svc.index.size(cid), rule)
     matches = search_vector(svc, cid, vector, threshold, k, exclude=face_id)
     with svc.catalog.transaction() as tx:
-        svc.record(tx, call, cid, {
+        rec = svc.record(tx, call, cid, {
             "face_id": face_id, **_threshold_details(threshold),
             "candidates": [{"FaceId": m["Face"]["FaceId"], "Similarity": m["Similarity"]} for m in matches],
         })
@@ -159,5 +177,5 @@ def search_faces(svc: Service, call: Call) -> dict:
         "SearchedFaceId": face_id,
         "FaceMatches": matches,
         "FaceModelVersion": svc.model_version,
-        "Faceledger": threshold.report(svc.calibration),
+        "Faceledger": {**threshold.report(svc.calibration), "SearchId": rec["seq"], "Purpose": rule.name},
     }

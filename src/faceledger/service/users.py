@@ -22,7 +22,7 @@ from .core import Call, Service, Threshold
 from .faces import check_pinned
 from .images import image_bytes, sha256
 from .pagination import page
-from .search import _threshold_details, face_vector
+from .search import _threshold_details, face_vector, gate_probe
 
 USER_ID = re.compile(r"^[a-zA-Z0-9_.\-:]{1,128}$")
 MAX_FACES_PER_USER = 100
@@ -191,7 +191,8 @@ def search_users(svc: Service, call: Call) -> dict:
     uid, fid = p.get("UserId"), p.get("FaceId")
     if (uid is None) == (fid is None):
         raise InvalidParameterError("SearchUsers needs exactly one of UserId or FaceId.")
-    threshold = svc.search_threshold(p.get("UserMatchThreshold"), svc.index.size(cid))
+    rule = svc.matching_rule(call, cid)
+    threshold = svc.search_threshold(p.get("UserMatchThreshold"), svc.index.size(cid), rule)
     out: dict = {"FaceModelVersion": svc.model_version}
     if uid is not None:
         uid = check_user_id(uid)
@@ -204,13 +205,13 @@ def search_users(svc: Service, call: Call) -> dict:
     else:
         vectors = face_vector(svc, cid, str(fid))[None, :]
         out["SearchedFace"] = {"FaceId": fid}
-    matches = _user_matches(svc, cid, vectors, threshold, _max_users(call), uid)
+    matches = _user_matches(svc, cid, vectors, threshold, min(_max_users(call), rule.max_candidates), uid)
     with svc.catalog.transaction() as tx:
-        svc.record(tx, call, cid, {"user_id": uid, "face_id": fid, **_threshold_details(threshold),
+        rec = svc.record(tx, call, cid, {"user_id": uid, "face_id": fid, **_threshold_details(threshold),
                                    "candidates": [{"UserId": m["User"]["UserId"], "Similarity": m["Similarity"]}
                                                   for m in matches]})
     out["UserMatches"] = matches
-    out["Faceledger"] = threshold.report(svc.calibration)
+    out["Faceledger"] = {**threshold.report(svc.calibration), "SearchId": rec["seq"], "Purpose": rule.name}
     return out
 
 
@@ -218,20 +219,22 @@ def search_users_by_image(svc: Service, call: Call) -> dict:
     p = call.params
     cid = check_collection_id(p.get("CollectionId"))
     check_pinned(svc, svc.catalog.get_collection(cid))
+    rule = svc.matching_rule(call, cid)
     data = image_bytes(p.get("Image"), svc.buckets)
     result = svc.engines.analyze(data)
-    threshold = svc.search_threshold(p.get("UserMatchThreshold"), svc.index.size(cid))
+    threshold = svc.search_threshold(p.get("UserMatchThreshold"), svc.index.size(cid), rule)
     out: dict = {"FaceModelVersion": svc.model_version, "UserMatches": []}
     if result.faces:
         probe = result.faces[0]
+        gate_probe(svc, call, cid, probe, rule)
         out["SearchedFace"] = {"FaceDetail": face_detail(probe)}
         out["UserMatches"] = _user_matches(svc, cid, probe.descriptor[None, :], threshold,  # type: ignore[index]
-                                           _max_users(call), None)
+                                           min(_max_users(call), rule.max_candidates), None)
         out["UnsearchedFaces"] = [{"FaceDetails": face_detail(f), "Reasons": ["FACE_NOT_LARGEST"]}
                                   for f in result.faces[1:]]
     with svc.catalog.transaction() as tx:
-        svc.record(tx, call, cid, {"image_sha256": sha256(data), **_threshold_details(threshold),
-                                   "candidates": [{"UserId": m["User"]["UserId"], "Similarity": m["Similarity"]}
-                                                  for m in out["UserMatches"]]})
-    out["Faceledger"] = threshold.report(svc.calibration)
+        rec = svc.record(tx, call, cid, {"image_sha256": sha256(data), **_threshold_details(threshold),
+                                         "candidates": [{"UserId": m["User"]["UserId"], "Similarity": m["Similarity"]}
+                                                        for m in out["UserMatches"]]})
+    out["Faceledger"] = {**threshold.report(svc.calibration), "SearchId": rec["seq"], "Purpose": rule.name}
     return out

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from faceledger.store import collections, faces, keys, state, users
+from faceledger.store import accountability, collections, faces, keys, state, users
 from faceledger.store.db import Database, Transaction
 from faceledger.store.sealing import (
     MASTER_KEY_FILE,
@@ -146,6 +146,12 @@ class Catalog:
     ) -> list[str]:
         return faces.delete(self.write_connection(tx), collection_id, face_ids, keep_associated)
 
+    def faces_created_before(self, collection_id: str, before: float) -> list[str]:
+        return faces.created_before(self.connection(), collection_id, before)
+
+    def faces_with_consent(self, consent_id: str) -> list[tuple[str, str]]:
+        return faces.with_consent(self.connection(), consent_id)
+
     def iter_vectors(self, collection_id: str) -> tuple[list[str], np.ndarray]:
         return faces.iter_vectors(self.connection(), collection_id)
 
@@ -222,6 +228,30 @@ class Catalog:
 
     def revoke_key(self, tx: Transaction, access_key_id: str) -> None:
         keys.revoke(self.write_connection(tx), access_key_id)
+
+    # -- consents and reviews ------------------------------------------------
+
+    def create_consent(self, tx: Transaction, record: dict[str, Any]) -> dict[str, Any]:
+        return accountability.create_consent(self.write_connection(tx), record)
+
+    def get_consent(self, consent_id: str) -> dict[str, Any]:
+        return accountability.get_consent(self.connection(), consent_id)
+
+    def list_consents(self, subject: str | None = None) -> list[dict[str, Any]]:
+        return accountability.list_consents(self.connection(), subject)
+
+    def withdraw_consent(self, tx: Transaction, consent_id: str, at: float) -> dict[str, Any]:
+        return accountability.withdraw_consent(self.write_connection(tx), consent_id, at)
+
+    def add_review(self, tx: Transaction, search_seq: int, candidate: str, reviewer: str, decision: str,
+                   reason: str, at: float) -> None:
+        accountability.add_review(self.write_connection(tx), search_seq, candidate, reviewer, decision, reason, at)
+
+    def reviews_for(self, search_seq: int) -> list[dict[str, Any]]:
+        return accountability.reviews_for(self.connection(), search_seq)
+
+    def all_reviews(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
+        return accountability.all_reviews(self.connection(), since, until)
 
     # -- state -------------------------------------------------------------
 

@@ -164,3 +164,22 @@ def find_by_image_hash(
         (collection_id, image_sha256),
     ).fetchall()
     return [face_row(r) for r in rows]
+
+
+def created_before(conn: sqlite3.Connection, collection_id: str, before: float) -> list[str]:
+    """Ids of faces enrolled before ``before`` (epoch seconds): retention candidates."""
+    rows = conn.execute(
+        "SELECT face_id FROM faces WHERE collection_id = ? AND created_at < ? ORDER BY face_id",
+        (collection_id, before),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def with_consent(conn: sqlite3.Connection, consent_id: str) -> list[tuple[str, str]]:
+    """(collection_id, face_id) of every face enrolled under ``consent_id``."""
+    rows = conn.execute(
+        "SELECT collection_id, face_id FROM faces WHERE json_extract(extra, '$.consent_id') = ? "
+        "ORDER BY collection_id, face_id",
+        (consent_id,),
+    ).fetchall()
+    return [(r[0], r[1]) for r in rows]

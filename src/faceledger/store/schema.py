@@ -114,9 +114,35 @@ CREATE TRIGGER ledger_no_delete BEFORE DELETE ON ledger BEGIN
 END;
 """
 
+# Accountability: consent records and human review decisions.
+_V2 = """
+CREATE TABLE consents (
+    consent_id     TEXT PRIMARY KEY,
+    subject        TEXT NOT NULL,
+    notice_text    TEXT NOT NULL,
+    notice_version TEXT NOT NULL,
+    purpose        TEXT NOT NULL,
+    term_days      INTEGER,
+    given_at       REAL NOT NULL,
+    withdrawn_at   REAL,
+    created_by     TEXT
+);
+
+CREATE TABLE reviews (
+    search_seq  INTEGER NOT NULL,
+    candidate   TEXT NOT NULL,
+    reviewer    TEXT NOT NULL,
+    decision    TEXT NOT NULL CHECK (decision IN ('CONFIRM', 'REJECT')),
+    reason      TEXT NOT NULL,
+    at          REAL NOT NULL,
+    PRIMARY KEY (search_seq, candidate, reviewer)
+);
+"""
+
 # (version, script). Version numbers start at 1 and have no gaps.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, _V1),
+    (2, _V2),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,0 +1,111 @@
+"""The transparency report, generated from the ledger alone.
+
+Counts for a period: searches by purpose, candidates returned, review
+confirmations and rejections, thresholds raised to the floor, refusals by
+kind (quality, purpose, case, halt), deletions and their receipts, halts,
+policy changes, the model version and calibration in use, and the gallery
+sizes searched. Everything it says can be re-derived from an exported ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from typing import Any
+
+from .review import SEARCH_OPERATIONS
+
+ONE_TO_MANY = SEARCH_OPERATIONS - {"CompareFaces"}
+
+
+def transparency(records: list[dict[str, Any]], since: float, until: float) -> dict[str, Any]:
+    searches: Counter[str] = Counter()
+    candidates: Counter[str] = Counter()
+    raised: Counter[str] = Counter()
+    refusals: Counter[str] = Counter()
+    decisions: Counter[str] = Counter()
+    deletions: Counter[str] = Counter()
+    receipts: list[dict] = []
+    galleries: dict[str, list[int]] = defaultdict(list)
+    models, calibrations, policies = set(), set(), []
+    halts = []
+    enrolled = 0
+    for r in records:
+        d, op = r["details"], r["operation"]
+        purpose = d.get("purpose", "general")
+        if d.get("model_version"):
+            models.add(d["model_version"])
+        if d.get("calibration"):
+            calibrations.add(d["calibration"])
+        if "refused" in d:
+            refusals[d["refused"]] += 1
+            continue
+        if op in SEARCH_OPERATIONS:
+            searches[f"{purpose}/{op}"] += 1
+            n = len(d.get("candidates", d.get("matches", [])))
+            candidates[purpose] += n
+            if d.get("threshold_raised"):
+                raised[purpose] += 1
+            if r["collection_id"] and d.get("gallery_size") is not None:
+                galleries[r["collection_id"]].append(int(d["gallery_size"]))
+        elif op == "ReviewCandidate":
+            decisions[d.get("decision", "?")] += 1
+        elif op == "DeletionReceipt":
+            deletions[d.get("reason", "?")] += len(d.get("face_ids", []))
+            receipts.append({"seq": r["seq"], "collection": r["collection_id"], "reason": d.get("reason"),
+                             "faces": len(d.get("face_ids", []))})
+        elif op == "DeleteFaces":
+            deletions["DeleteFaces"] += len(d.get("face_ids", []))
+        elif op == "DeleteCollection":
+            deletions["DeleteCollection"] += int(d.get("faces_deleted", 0))
+        elif op == "IndexFaces":
+            enrolled += len(d.get("face_ids", []))
+        elif op in ("Halt", "Resume"):
+            halts.append({"seq": r["seq"], "operation": op, "by": r["principal"], "reason": d.get("reason"),
+                          "at": r["at"]})
+        elif op == "PolicyLoaded":
+            policies.append({"seq": r["seq"], "version": d.get("version"), "sha256": d.get("sha256")})
+    return {
+        "period": {"from": _iso(since), "to": _iso(until)},
+        "records": len(records),
+        "searches": dict(sorted(searches.items())),
+        "searches_total": sum(searches.values()),
+        "candidates_returned": dict(candidates),
+        "thresholds_raised_to_floor": dict(raised),
+        "refusals": dict(refusals),
+        "review_decisions": dict(decisions),
+        "faces_enrolled": enrolled,
+        "faces_deleted": dict(deletions),
+        "deletion_receipts": receipts,
+        "halts": halts,
+        "policy_changes": policies,
+        "gallery_sizes": {c: {"min": min(v), "max": max(v), "searches": len(v)} for c, v in sorted(galleries.items())},
+        "model_versions": sorted(models),
+        "calibrations": sorted(calibrations),
+    }
+
+
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def markdown(report: dict[str, Any]) -> str:
+    p = report["period"]
+    lines = [f"# Transparency report, {p['from']} to {p['to']}", "",
+             f"Generated from {report['records']} ledger records. Model versions: "
+             f"{', '.join(report['model_versions']) or '-'}; calibration: {', '.join(report['calibrations']) or '-'}.",
+             "", "## Searches", "", "| purpose/operation | searches |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in report["searches"].items()] or ["| - | 0 |"]
+    lines += ["", f"Candidates returned by purpose: {report['candidates_returned'] or 'none'}.",
+              f"Requested thresholds raised to the policy floor: {report['thresholds_raised_to_floor'] or 'none'}.",
+              f"Refusals (quality, purpose, case, halt): {report['refusals'] or 'none'}.",
+              f"Review decisions: {report['review_decisions'] or 'none'}.", "",
+              "## Enrolment and deletion", "",
+              f"Faces enrolled: {report['faces_enrolled']}. Faces deleted: {report['faces_deleted'] or 'none'}.",
+              f"Deletion receipts: {len(report['deletion_receipts'])}.", "", "## Gallery sizes searched", ""]
+    lines += [f"- {c}: {g['min']}-{g['max']} faces over {g['searches']} searches"
+              for c, g in report["gallery_sizes"].items()] or ["- none"]
+    lines += ["", "## Halts and policy changes", ""]
+    lines += [f"- #{h['seq']} {h['operation']} by {h['by']}: {h['reason']}" for h in report["halts"]] or ["- no halts"]
+    lines += [f"- #{c['seq']} policy {c['version']} ({c['sha256'][:12]}…)" for c in report["policy_changes"]]
+    return "\n".join(lines) + "\n"

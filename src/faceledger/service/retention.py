@@ -1,0 +1,198 @@
+"""Retention and consent: what may be kept, for how long, and the receipts of deletion.
+
+A collection declares its retention with the reserved tag
+``faceledger:retention-days`` (a positive integer) and whether enrolment needs
+consent with ``faceledger:consent-required`` ("true"). Consent records (who,
+notice text and version, purpose, term, when) are created and withdrawn
+through the admin API; IndexFaces into a consent-requiring collection must
+name a live one in the ``X-Faceledger-Consent`` header. Expiry and withdrawal
+delete the vectors and rows, and each deletion writes a ``DeletionReceipt``
+ledger record. The sweep runs in the service and on demand.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from typing import Any
+
+from ..errors import AccessDeniedError, InvalidParameterError, ResourceNotFoundError
+from .core import Call, Service
+
+RETENTION_TAG = "faceledger:retention-days"
+CONSENT_TAG = "faceledger:consent-required"
+DAY = 86400.0
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def check_reserved_tags(tags: dict[str, str]) -> None:
+    """Validate faceledger's reserved tags at CreateCollection/TagResource."""
+    if RETENTION_TAG in tags:
+        value = tags[RETENTION_TAG]
+        if not value.isdigit() or not 1 <= int(value) <= 36500:
+            raise InvalidParameterError(f"Tag {RETENTION_TAG} must be a whole number of days, 1-36500.")
+    if CONSENT_TAG in tags and tags[CONSENT_TAG] not in ("true", "false"):
+        raise InvalidParameterError(f"Tag {CONSENT_TAG} must be 'true' or 'false'.")
+
+
+def consent_required(collection: dict) -> bool:
+    return collection.get("tags", {}).get(CONSENT_TAG) == "true"
+
+
+def retention_days(collection: dict) -> int | None:
+    value = collection.get("tags", {}).get(RETENTION_TAG)
+    return int(value) if value else None
+
+
+def consent_live(consent: dict, now: float) -> str | None:
+    """None when the consent may be used now, else why not."""
+    if consent["withdrawn_at"] is not None:
+        return "it was withdrawn"
+    if consent["term_days"] and consent["given_at"] + consent["term_days"] * DAY <= now:
+        return "its term has ended"
+    return None
+
+
+def consent_for_enrolment(svc: Service, call: Call, collection: dict) -> str | None:
+    """The consent id an IndexFaces call enrols under; refuses when one is required and missing."""
+    consent_id = call.ctx.consent
+    if consent_id is None:
+        if consent_required(collection):
+            raise AccessDeniedError(
+                f"Collection {collection['collection_id']} requires consent: send X-Faceledger-Consent "
+                "with the id of a live consent record.")
+        return None
+    consent = svc.catalog.get_consent(consent_id)
+    why = consent_live(consent, call.at)
+    if why:
+        raise AccessDeniedError(f"Consent {consent_id} cannot be used: {why}.")
+    return consent_id
+
+
+def create_consent(svc: Service, call: Call) -> dict:
+    p = call.params
+    record: dict[str, Any] = {}
+    for member, key in (("Subject", "subject"), ("NoticeText", "notice_text"), ("NoticeVersion", "notice_version"),
+                        ("Purpose", "purpose")):
+        value = p.get(member)
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidParameterError(f"{member} is required.")
+        record[key] = value.strip()
+    term = p.get("TermDays")
+    if term is not None and (not isinstance(term, int) or isinstance(term, bool) or not 1 <= term <= 36500):
+        raise InvalidParameterError("TermDays must be a whole number of days, 1-36500.")
+    given = p.get("GivenAt", call.at)
+    if not isinstance(given, int | float) or given > call.at + 60:
+        raise InvalidParameterError("GivenAt must be epoch seconds, not in the future.")
+    record.update(term_days=term, given_at=float(given), created_by=call.principal.access_key_id)
+    with svc.catalog.transaction() as tx:
+        consent = svc.catalog.create_consent(tx, record)
+        svc.record(tx, call, None, {"consent_id": consent["consent_id"], "subject": consent["subject"],
+                                    "notice_version": consent["notice_version"], "consent_purpose": consent["purpose"],
+                                    "term_days": term})
+    return {"Consent": _wire(consent)}
+
+
+def _wire(consent: dict) -> dict:
+    names = {"consent_id": "ConsentId", "subject": "Subject", "notice_text": "NoticeText",
+             "notice_version": "NoticeVersion", "purpose": "Purpose", "term_days": "TermDays",
+             "given_at": "GivenAt", "withdrawn_at": "WithdrawnAt"}
+    return {names[k]: v for k, v in consent.items() if k in names and v is not None}
+
+
+def list_consents(svc: Service, call: Call) -> dict:
+    return {"Consents": [_wire(c) for c in svc.catalog.list_consents(call.params.get("Subject"))]}
+
+
+def withdraw_consent(svc: Service, call: Call) -> dict:
+    consent_id = call.params.get("ConsentId")
+    if not isinstance(consent_id, str) or not UUID.match(consent_id):
+        raise InvalidParameterError("ConsentId must be a consent record id.")
+    with svc.catalog.transaction() as tx:
+        consent = svc.catalog.withdraw_consent(tx, consent_id, call.at)
+        svc.record(tx, call, None, {"consent_id": consent_id})
+    deleted = delete_with_receipts(svc, call, svc.catalog.faces_with_consent(consent_id), "consent-withdrawn",
+                                   {"consent_id": consent_id})
+    return {"Consent": _wire(consent), "DeletedFaces": deleted}
+
+
+def delete_with_receipts(svc: Service, call: Call, targets: list[tuple[str, str]], reason: str,
+                         extra: dict) -> int:
+    """Delete faces (and vectors) grouped by collection; one DeletionReceipt per collection."""
+    by_collection: dict[str, list[str]] = {}
+    for cid, fid in targets:
+        by_collection.setdefault(cid, []).append(fid)
+    total = 0
+    for cid, face_ids in sorted(by_collection.items()):
+        receipt = Call("DeletionReceipt", {}, call.principal, call.ctx, call.at)
+        with svc.catalog.transaction() as tx:
+            # faces in a user lose the association first: consent outranks the grouping
+            rows = svc.catalog.get_faces(cid, face_ids)
+            for user in sorted({r["user_id"] for r in rows if r.get("user_id")}):
+                svc.catalog.disassociate_faces(tx, cid, user, [r["face_id"] for r in rows if r.get("user_id") == user])
+            deleted = svc.catalog.delete_faces(tx, cid, face_ids)
+            svc.record(tx, receipt, cid, {"reason": reason, "face_ids": deleted, **extra})
+        svc.index.remove(cid, deleted)
+        total += len(deleted)
+    return total
+
+
+def sweep(svc: Service, call: Call) -> dict:
+    """Delete every enrolment past its collection's retention or its consent's term."""
+    now = call.at
+    expired: list[tuple[str, str]] = []
+    for coll in svc.catalog.list_collections(None, 1_000_000):
+        days = retention_days(coll)
+        if days:
+            expired += [(coll["collection_id"], f) for f in
+                        svc.catalog.faces_created_before(coll["collection_id"], now - days * DAY)]
+    deleted = delete_with_receipts(svc, call, expired, "retention-expired", {})
+    lapsed = 0
+    for consent in svc.catalog.list_consents():
+        if consent["withdrawn_at"] is None and consent_live(consent, now):
+            targets = svc.catalog.faces_with_consent(consent["consent_id"])
+            lapsed += delete_with_receipts(svc, call, targets, "consent-expired",
+                                           {"consent_id": consent["consent_id"]})
+    with svc.catalog.transaction() as tx:
+        svc.record(tx, call, None, {"retention_deleted": deleted, "consent_deleted": lapsed})
+    return {"RetentionDeleted": deleted, "ConsentDeleted": lapsed}
+
+
+def schedule(svc: Service, call: Call) -> dict:
+    rows = []
+    for coll in svc.catalog.list_collections(None, 1_000_000):
+        days = retention_days(coll)
+        rows.append({"CollectionId": coll["collection_id"], "RetentionDays": days,
+                     "ConsentRequired": consent_required(coll), "FaceCount": coll["face_count"],
+                     "Rule": (f"enrolments are deleted {days} days after enrolment" if days
+                              else "no retention period declared: kept until deleted")})
+    return {"Collections": rows, "LedgerRetentionDays": svc.settings.ledger_retention_days}
+
+
+class Sweeper:
+    """Runs ``sweep`` in the background every ``interval`` seconds until closed."""
+
+    def __init__(self, svc: Service, interval: float) -> None:
+        self._svc, self._interval = svc, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="retention-sweep", daemon=True)
+
+    def start(self) -> None:
+        if self._interval > 0:
+            self._thread.start()
+
+    def _run(self) -> None:
+        from .context import Principal, RequestContext
+
+        system = Principal("faceledger-retention", "", "admin", label="retention sweep")
+        while not self._stop.wait(self._interval):
+            try:
+                sweep(self._svc, Call("RetentionSweep", {}, system, RequestContext(request_id="sweep"), time.time()))
+            except ResourceNotFoundError:  # a collection vanished mid-sweep: the next sweep catches up
+                continue
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)

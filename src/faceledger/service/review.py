@@ -1,0 +1,82 @@
+"""Human review of candidate lists: confirm or reject each candidate, with a reason.
+
+A search's candidates are leads. A reviewer key records a decision on one
+candidate of one search (named by the search's ledger sequence number,
+returned as ``Faceledger.SearchId``). Where the search's purpose requires
+two-person confirmation, a candidate counts as confirmed only once two
+different reviewers confirmed it; any rejection makes it rejected. The key
+that ran the search cannot review it. Every decision is a ledger record.
+"""
+
+from __future__ import annotations
+
+from ..errors import AccessDeniedError, InvalidParameterError, ResourceNotFoundError
+from .core import Call, Service
+
+SEARCH_OPERATIONS = frozenset({"SearchFaces", "SearchFacesByImage", "SearchUsers", "SearchUsersByImage",
+                               "CompareFaces", "StartFaceSearch"})
+DECISIONS = ("CONFIRM", "REJECT")
+
+
+def _search_record(svc: Service, seq: object) -> dict:
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+        raise InvalidParameterError("SearchId must be the positive integer a search returned in Faceledger.SearchId.")
+    rows = svc.ledger.records(after_seq=seq - 1, limit=1)
+    if not rows or rows[0]["seq"] != seq or rows[0]["operation"] not in SEARCH_OPERATIONS \
+            or "refused" in rows[0]["details"]:
+        raise ResourceNotFoundError(f"No search with SearchId {seq}.")
+    return rows[0]
+
+
+def _candidates(record: dict) -> list[str]:
+    out = []
+    for c in record["details"].get("candidates", []):
+        out.append(c.get("FaceId") or c.get("UserId"))
+    if record["operation"] == "CompareFaces" and record["details"].get("matches"):
+        out.append("target")
+    return [c for c in out if c]
+
+
+def status(svc: Service, record: dict) -> dict:
+    purpose = svc.policy.purposes.get(record["details"].get("purpose", ""), None)
+    need = 2 if purpose is not None and purpose.two_person_review else 1
+    decisions = svc.catalog.reviews_for(record["seq"])
+    out = []
+    for cand in _candidates(record):
+        mine = [d for d in decisions if d["candidate"] == cand]
+        confirms = {d["reviewer"] for d in mine if d["decision"] == "CONFIRM"}
+        rejects = {d["reviewer"] for d in mine if d["decision"] == "REJECT"}
+        state = "REJECTED" if rejects else "CONFIRMED" if len(confirms) >= need else "PENDING"
+        out.append({"Candidate": cand, "Status": state, "Confirmations": len(confirms),
+                    "Rejections": len(rejects), "Decisions": [
+                        {"Reviewer": d["reviewer"], "Decision": d["decision"], "Reason": d["reason"], "At": d["at"]}
+                        for d in mine]})
+    return {"SearchId": record["seq"], "Operation": record["operation"], "Purpose": record["details"].get("purpose"),
+            "Case": record["details"].get("case"), "ConfirmationsRequired": need, "Candidates": out}
+
+
+def review_candidate(svc: Service, call: Call) -> dict:
+    p = call.params
+    record = _search_record(svc, p.get("SearchId"))
+    candidate = p.get("Candidate")
+    if candidate not in _candidates(record):
+        raise InvalidParameterError(f"{candidate!r} is not a candidate of search {record['seq']}.")
+    decision = p.get("Decision")
+    if decision not in DECISIONS:
+        raise InvalidParameterError("Decision must be CONFIRM or REJECT.")
+    reason = p.get("Reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise InvalidParameterError("Reason is required: say why the candidate is confirmed or rejected.")
+    if record["principal"] == call.principal.access_key_id:
+        raise AccessDeniedError("The key that ran a search cannot review its candidates.")
+    with svc.catalog.transaction() as tx:
+        svc.catalog.add_review(tx, record["seq"], candidate, call.principal.access_key_id, decision,
+                               reason.strip(), call.at)
+        svc.record(tx, call, record["collection_id"], {
+            "search_seq": record["seq"], "candidate": candidate, "decision": decision, "reason": reason.strip(),
+            "search_input_sha256": record["details"].get("image_sha256") or record["details"].get("source_sha256")})
+    return status(svc, record)
+
+
+def get_review(svc: Service, call: Call) -> dict:
+    return status(svc, _search_record(svc, call.params.get("SearchId")))
