@@ -1,4 +1,4 @@
-"""``faceledger bench``: how fast, measured end to end."""
+"""``faceledger bench``: how fast, measured end to end (engine, service over HTTP, vector search)."""
 
 from __future__ import annotations
 
@@ -37,3 +37,67 @@ def throughput(root: str, limit: int | None, procs: int, no_mirror: bool, runtim
                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     out.update(peak_rss_mb=round(peak / 1024, 1), wall_seconds_total=round(time.perf_counter() - t0, 2))
     emit(out, as_json)
+
+
+def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    try:
+        out = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers") from None
+    if not out or min(out) < 1:
+        raise click.BadParameter("needs at least one value, all positive")
+    return out
+
+
+@bench.command("api")
+@click.option("--images", "images_dir", type=click.Path(file_okay=False), default=None,
+              help="Image folder (default: $FACELEDGER_DATA/lfw_dev, FACELEDGER_DATA=<repo>/../shared/data).")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Index the first N images (sorted); searches and indexing use those with a face.")
+@click.option("--clients", default="1,4,8", show_default=True, callback=_int_list,
+              help="Concurrency levels: threads, each with its own boto3 client.")
+@click.option("--requests-per-client", "per_client", type=click.IntRange(min=1), default=25,
+              show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
+              help="Engine worker processes, for the server and for the bare-engine baseline.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@handle_errors
+def api_cmd(images_dir: str | None, limit: int, clients: list[int], per_client: int, workers: int,
+            as_json: bool, quiet: bool) -> None:
+    """Service req/s and latency through real boto3 clients, against the bare engine.
+
+    Starts `faceledger serve` on a free port with a temporary data folder,
+    runs SearchFacesByImage and IndexFaces at each concurrency level, then the
+    same images through bare engine worker processes, and reports the
+    service's overhead (aim: under 10 %).
+    """
+    from ..evaluation.apibench import format_report, run_api_bench
+
+    def say(msg: str) -> None:
+        if not quiet:
+            click.echo(f"[bench api] {msg}", err=True)
+
+    out = run_api_bench(images_dir=images_dir, limit=limit, clients=clients, per_client=per_client,
+                        workers=workers, progress=say)
+    emit(out, as_json, format_report)
+
+
+@bench.command("search")
+@click.option("--sizes", default="10000,100000,1000000", show_default=True, callback=_int_list,
+              help="Gallery sizes (vectors in one collection).")
+@click.option("--queries", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("-k", "k", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--blas-threads", type=click.IntRange(min=0), default=1, show_default=True,
+              help="BLAS threads (1, as the service; 0 leaves numpy's default).")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def search_cmd(sizes: list[int], queries: int, k: int, blas_threads: int, as_json: bool) -> None:
+    """Exact k-NN latency (p50/p99) of the vector index on synthetic 128-d vectors.
+
+    Each size is first checked against brute force. Target: 1M vectors under 50 ms p50.
+    """
+    from ..evaluation.searchbench import format_table, run_search_bench
+
+    out = run_search_bench(sizes, queries=queries, k=k, blas_threads=blas_threads)
+    emit(out, as_json, format_table)

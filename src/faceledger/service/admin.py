@@ -43,7 +43,7 @@ def resume(svc: Service, call: Call) -> dict:
             raise AccessDeniedError(
                 "The key that halted matching cannot resume it: a second admin must review and resume.")
         svc.catalog.set_state(tx, "halt", {"halted": False, "resumed_by": call.principal.access_key_id,
-                                           "reason": reason, "at": call.at, "halted": False})
+                                           "reason": reason, "at": call.at})
         rec = svc.record(tx, call, None, {"reason": reason, "halted_by": state["by"], "halt_reason": state["reason"],
                                           "halted_for_s": round(call.at - state["at"], 3)})
     return {"Halted": False, "Reason": reason, "LedgerSeq": rec["seq"]}
