@@ -43,8 +43,11 @@ class Server:
             config=Config(**config) if config else None,
         )
 
-    def cli(self, *args: str, check: bool = False) -> subprocess.CompletedProcess:
+    def cli(self, *args: str, check: bool = False, key: tuple[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Run the CLI against this server's data dir; ``key`` = (id, secret) to act as another key."""
         env = {**os.environ, "FACELEDGER_DATA_DIR": str(self.data_dir)}
+        if key is not None:
+            env.update(AWS_ACCESS_KEY_ID=key[0], AWS_SECRET_ACCESS_KEY=key[1])
         return subprocess.run([*FACELEDGER, *args], capture_output=True, text=True, env=env, check=check,
                               timeout=300)
 

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from pathlib import Path
 
 import click
 
+from ..service.checkpoints import (
+    KEY_FILE,
+    load_or_create_key,
+    load_public_key,
+    public_pem,
+    verify_signatures,
+)
 from ..store.catalog import Catalog
-from ..store.ledger import Ledger, verify_file
+from ..store.ledger import Ledger, read_export, verify_chain
+from .client import client_options, own_call
 from .output import emit, handle_errors
 from .serve import data_option, settings_for
 
@@ -22,21 +31,54 @@ def audit() -> None:
 @data_option
 @click.option("--file", "export_file", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Verify an exported ledger file instead of the data directory.")
+@click.option("--public-key", "public_key", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="PEM public key to check checkpoint signatures (default: the data directory's key).")
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def audit_verify(data_dir: str | None, export_file: str | None, as_json: bool) -> None:
-    """Check the hash chain; name the first broken record. Exit 13 if broken."""
+def audit_verify(data_dir: str | None, export_file: str | None, public_key: str | None, as_json: bool) -> None:
+    """Check the hash chain and the signed checkpoints; name the first broken record. Exit 13 if broken."""
     if export_file:
-        result = verify_file(export_file)
+        records = read_export(export_file)
+        chain = verify_chain(records)
+        pem = Path(public_key).read_bytes() if public_key else None
     else:
-        with Catalog.open(settings_for(data_dir).data_dir) as catalog:
-            result = Ledger(catalog).verify()
-    out = {"ok": result.ok, "checked": result.checked, "first_bad_seq": result.first_bad_seq,
-           "reason": result.reason, "head_hash": result.head_hash}
-    emit(out, as_json, lambda o: (f"ledger OK: {o['checked']} record(s), head {o['head_hash'][:16]}…" if o["ok"]
+        settings = settings_for(data_dir)
+        with Catalog.open(settings.data_dir) as catalog:
+            records = list(Ledger(catalog).iter_all())
+        chain = verify_chain(records)
+        key_file = Path(settings.data_dir) / KEY_FILE
+        pem = Path(public_key).read_bytes() if public_key else (
+            public_pem(load_or_create_key(settings.data_dir)).encode() if key_file.exists() else None)
+    sigs = verify_signatures(records, load_public_key(pem)) if pem and chain.ok else None
+    ok = chain.ok and (sigs is None or sigs.ok)
+    out = {"ok": ok, "checked": chain.checked, "first_bad_seq": chain.first_bad_seq if not chain.ok else
+           (sigs.first_bad_seq if sigs else None), "reason": chain.reason if not chain.ok else
+           (sigs.reason if sigs else "chain ok; no public key given, signatures not checked"),
+           "head_hash": chain.head_hash, "checkpoints": sigs.checkpoints if sigs else 0,
+           "last_signed_seq": sigs.last_signed_seq if sigs else None}
+    emit(out, as_json, lambda o: (f"ledger OK: {o['checked']} record(s), {o['checkpoints']} signed checkpoint(s), "
+                                  f"last signed #{o['last_signed_seq']}, head {o['head_hash'][:16]}…" if o["ok"]
                                   else f"ledger BROKEN at record {o['first_bad_seq']}: {o['reason']}"))
-    if not result.ok:
+    if not ok:
         sys.exit(13)
+
+
+@audit.command("public-key")
+@data_option
+@handle_errors
+def audit_public_key(data_dir: str | None) -> None:
+    """Print the PEM public key that verifies this service's checkpoints."""
+    click.echo(public_pem(load_or_create_key(settings_for(data_dir).data_dir)), nl=False)
+
+
+@audit.command("checkpoint")
+@client_options
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def audit_checkpoint(endpoint: str | None, profile_file: str | None, as_json: bool) -> None:
+    """Sign the ledger head now (through the running service)."""
+    out = own_call(endpoint, profile_file, "CreateCheckpoint", {})
+    emit(out, as_json, lambda o: f"checkpoint #{o['Seq']} signs record #{o['SignedSeq']} ({o['SignedHash'][:16]}…)")
 
 
 def _epoch(value: str | None) -> float | None:

@@ -66,3 +66,37 @@ def call(fn: Callable[..., Any], **kwargs: Any) -> dict:
     out = dict(out)
     out.pop("ResponseMetadata", None)
     return out
+
+
+def own_call(endpoint: str | None, profile_file: str | None, operation: str, params: dict,
+             headers: dict[str, str] | None = None) -> dict:
+    """Call one of faceledger's own operations (X-Amz-Target: FaceledgerService.<Op>), SigV4-signed."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    path = Path(profile_file) if profile_file else Settings.from_env().data_dir / "profile.json"
+    prof = read_profile(path, endpoint)
+    body = json.dumps({k: v for k, v in params.items() if v is not None}).encode()
+    req = AWSRequest(method="POST", url=prof.endpoint.rstrip("/") + "/", data=body, headers={
+        "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"FaceledgerService.{operation}",
+        **(headers or {})})
+    SigV4Auth(Credentials(prof.access_key_id, prof.secret_access_key), "rekognition", prof.region).add_auth(req)
+    http = urllib.request.Request(prof.endpoint.rstrip("/") + "/", data=body, method="POST",
+                                  headers=dict(req.headers.items()))
+    try:
+        with urllib.request.urlopen(http, timeout=120) as resp:
+            return dict(json.loads(resp.read() or b"{}"))
+    except urllib.error.HTTPError as exc:
+        try:
+            err = json.loads(exc.read())
+        except ValueError:
+            err = {}
+        cls = BY_CODE.get(err.get("__type", ""), FaceledgerError)
+        raise cls(err.get("Message") or f"HTTP {exc.code}") from exc
+    except urllib.error.URLError as exc:
+        raise ServiceUnavailableError(f"Cannot reach the service at {prof.endpoint}: {exc.reason}.") from exc

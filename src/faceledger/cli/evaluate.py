@@ -156,3 +156,56 @@ def detection(annotations: str | None, counts: str | None, root: str | None, det
     if counts:
         out["counted"] = stated_counts(engine, counts, root or os.path.dirname(counts))
     emit(out, as_json)
+
+
+@eval_group.command()
+@click.option("--root", required=True, type=click.Path(file_okay=False, exists=True),
+              help="Folder the label file's paths are relative to.")
+@click.option("--labels", "labels_file", required=True, type=click.Path(dir_okay=False, exists=True),
+              help="CSV with a path column, group columns and optionally an identity column.")
+@click.option("--group-by", default="race,gender", show_default=True, help="Comma-separated group columns.")
+@click.option("--path-column", default="path", show_default=True)
+@click.option("--identity-column", default=None, help="Without one, every two images are different people.")
+@click.option("--min-age", type=float, default=None, help="Keep rows with age >= this (column --age-column).")
+@click.option("--age-column", default="age", show_default=True)
+@click.option("--gallery", type=int, default=1000, show_default=True,
+              help="Gallery size for the 1:N default threshold.")
+@with_common
+@handle_errors
+def subgroups(root: str, labels_file: str, group_by: str, path_column: str, identity_column: str | None,
+              min_age: float | None, age_column: str, gallery: int, procs: int, no_mirror: bool, cache: str | None,
+              as_json: bool, quiet: bool) -> None:
+    """FMR (and FNMR with identities) per subgroup at the deployed thresholds, with 95% intervals."""
+    from ..engine.calibration import compare_threshold, search_threshold
+    from ..evaluation.subgroups import group_rates, ratios, read_labels
+
+    rows = read_labels(labels_file, [c.strip() for c in group_by.split(",") if c.strip()], path_column=path_column,
+                       identity_column=identity_column, min_age=min_age, age_column=age_column)
+    vectors = _vectors(root, [r["path"] for r in rows], mirror=not no_mirror, procs=procs, cache=cache,
+                       progress=not quiet)
+    kept = [r for r in rows if vectors.get(r["path"]) is not None]
+    version = EngineSettings(mirror=not no_mirror).model_version
+    table = load_table(version)
+    sims = {"compare_1to1": compare_threshold(1e-4), f"search_1toN_gallery_{gallery}": search_threshold(gallery)}
+    thresholds = {k: table.distance_for_similarity(s) for k, s in sims.items()}
+    mat = np.array([vectors[r["path"]] for r in kept])
+    rates = group_rates(mat, [r["group"] for r in kept], [r["identity"] for r in kept], thresholds)
+    out = {"model_version": version, "images": len(rows), "images_with_face": len(kept),
+           "thresholds": {k: {"similarity": round(sims[k], 3), "distance": round(v, 4),
+                              "promised_fmr": float(table.fmr(v))} for k, v in thresholds.items()},
+           "groups": rates, "ratios": ratios(rates, thresholds)}
+
+    def text(o: dict) -> str:
+        lines = []
+        for name, t in o["thresholds"].items():
+            lines.append(f"{name}: similarity {t['similarity']} (promised FMR {t['promised_fmr']:.1e})")
+            for g, e in o["groups"].items():
+                r = e[name]
+                lines.append(f"  {g:<24} FMR {r['fmr']:.2e} [{r['fmr_ci95'][0]:.1e}, {r['fmr_ci95'][1]:.1e}] "
+                             f"({r['false_matches']}/{e['impostor_pairs']})")
+            if name in o["ratios"]:
+                rr = o["ratios"][name]
+                lines.append(f"  worst/best: {rr['worst_best_ratio']:.1f} ({rr['worst_group']} vs {rr['best_group']})")
+        return "\n".join(lines)
+
+    emit(out, as_json, text)

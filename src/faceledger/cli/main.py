@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from .accountability import consent, halt, policy, report, resume, retention, review, status
 from .audit import audit
 from .bench import bench
 from .collections import collections, faces, users
@@ -20,7 +21,7 @@ def cli() -> None:
 
 
 for command in (detect, compare, eval_group, bench, serve, keys, audit, collections, faces, users,
-                index_cmd, search):
+                index_cmd, search, halt, resume, status, consent, review, retention, report, policy):
     cli.add_command(command)
 
 

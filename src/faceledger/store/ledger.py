@@ -198,6 +198,12 @@ class _Unreadable(dict[str, Any]):
     """Stands in for a line that is not a JSON record."""
 
 
+def read_export(path: str | Path) -> list[dict[str, Any]]:
+    """The records of an exported file, unreadable lines kept as stand-ins that fail verification."""
+    with open(path, encoding="utf-8") as fh:
+        return list(_read_lines(fh))
+
+
 def _read_lines(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
