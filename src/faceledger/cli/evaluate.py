@@ -85,15 +85,18 @@ def pairs(root: str, pairs_file: str, plot: str | None, procs: int, no_mirror: b
 @eval_group.command()
 @click.option("--root", required=True, type=click.Path(file_okay=False, exists=True))
 @click.option("--limit", type=int, default=None, help="Only the first N images (sorted).")
+@click.option("--strangers", type=int, default=None,
+              help="Keep only N single-image identities as non-mated probes; enrol the rest as distractors.")
 @with_common
 @handle_errors
-def identify(root: str, limit: int | None, procs: int, no_mirror: bool, cache: str | None, as_json: bool,
-             quiet: bool) -> None:
+def identify(root: str, limit: int | None, strangers: int | None, procs: int, no_mirror: bool, cache: str | None,
+             as_json: bool, quiet: bool) -> None:
     """Open-set identification: rank-1, FNIR at FPIR 0.01/0.001, strangers at the default."""
     rels = [os.path.relpath(p, root) for p in image_paths(root, limit)]
     vectors = _vectors(root, rels, mirror=not no_mirror, procs=procs, cache=cache, progress=not quiet)
     version = EngineSettings(mirror=not no_mirror).model_version
-    out = {"model_version": version, **evaluate_identification(root, vectors, load_table(version))}
+    out = {"model_version": version,
+           **evaluate_identification(root, vectors, load_table(version), strangers=strangers)}
     emit(out, as_json)
 
 

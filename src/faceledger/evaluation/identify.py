@@ -17,18 +17,31 @@ from ..engine.calibration import CalibrationTable, search_threshold
 from . import metrics
 
 
-def split_gallery(paths: list[str], root: str) -> tuple[list[str], list[str], list[str]]:
+def split_gallery(paths: list[str], root: str, strangers: int | None = None) -> tuple[list[str], list[str], list[str]]:
+    """(gallery, mated probes, non-mated probes).
+
+    With ``strangers`` = N, only N single-image identities (every k-th, so the
+    choice is spread over the alphabet) are kept out as non-mated probes; the
+    other single-image identities are enrolled as distractors, making the
+    gallery as large as the data allows (the shape of the ACLU's test).
+    """
     by_id: dict[str, list[str]] = defaultdict(list)
     for p in paths:
         by_id[os.path.relpath(p, root).split(os.sep)[0]].append(p)
-    gallery, mated, nonmated = [], [], []
+    gallery, mated, singles = [], [], []
     for ident in sorted(by_id):
         imgs = sorted(by_id[ident])
         if len(imgs) >= 2:
             gallery.append(imgs[0])
             mated.extend(imgs[1:])
         else:
-            nonmated.append(imgs[0])
+            singles.append(imgs[0])
+    if strangers is None or strangers >= len(singles):
+        return gallery, mated, singles
+    step = len(singles) / max(strangers, 1)
+    chosen = {int(i * step) for i in range(strangers)}
+    nonmated = [p for i, p in enumerate(singles) if i in chosen]
+    gallery += [p for i, p in enumerate(singles) if i not in chosen]
     return gallery, mated, nonmated
 
 
@@ -45,10 +58,10 @@ def nearest(gallery: np.ndarray, probes: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def evaluate_identification(
     root: str, vectors: dict[str, np.ndarray | None], table: CalibrationTable,
-    max_expected_false: float = 0.001,
+    max_expected_false: float = 0.001, strangers: int | None = None,
 ) -> dict:
     paths = [os.path.join(root, k) for k in vectors]
-    gallery, mated, nonmated = split_gallery(paths, root)
+    gallery, mated, nonmated = split_gallery(paths, root, strangers)
 
     def rel(p: str) -> str:
         return os.path.relpath(p, root)
