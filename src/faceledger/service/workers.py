@@ -8,10 +8,13 @@ a worker as bytes and come back as Face records (small: no pixels). With
 
 from __future__ import annotations
 
+import copy
 import multiprocessing as mp
 import os
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from ..engine import Engine, EngineSettings
 from ..engine.types import Face
@@ -43,6 +46,21 @@ def _analyze_with(engine: Engine, data: bytes, descriptors: bool, max_faces: int
     return Analysis(decoded.width, decoded.height, faces)
 
 
+def _analyze_pixels(pixels: np.ndarray, descriptors: bool, max_faces: int | None, fallback: bool) -> Analysis:
+    assert _engine is not None
+    return _analyze_pixels_with(_engine, pixels, descriptors, max_faces, fallback)
+
+
+def _analyze_pixels_with(engine: Engine, pixels: np.ndarray, descriptors: bool, max_faces: int | None,
+                         fallback: bool) -> Analysis:
+    """Decoded RGB pixels (a video frame); ``fallback=False`` skips the slow closer/CNN retries."""
+    if not fallback and engine.settings.fallback_detector:
+        engine = copy.copy(engine)  # shares the loaded models; only the settings differ
+        engine.settings = replace(engine.settings, fallback_detector=False)
+    faces = engine.analyze(pixels, descriptors=descriptors, max_faces=max_faces)
+    return Analysis(int(pixels.shape[1]), int(pixels.shape[0]), faces)
+
+
 class EnginePool:
     """``analyze(bytes)`` on the engine, in-process or in worker processes."""
 
@@ -65,6 +83,19 @@ class EnginePool:
             return self._pool.submit(_analyze, data, descriptors, max_faces).result()
         assert self._local is not None
         return _analyze_with(self._local, data, descriptors, max_faces)
+
+    def submit_pixels(self, pixels: np.ndarray, *, descriptors: bool = True, max_faces: int | None = None,
+                      fallback: bool = True) -> Future[Analysis]:
+        """Queue one decoded frame behind the requests already waiting (FIFO, shared fairly)."""
+        if self._pool is not None:
+            return self._pool.submit(_analyze_pixels, pixels, descriptors, max_faces, fallback)
+        assert self._local is not None
+        done: Future[Analysis] = Future()
+        try:
+            done.set_result(_analyze_pixels_with(self._local, pixels, descriptors, max_faces, fallback))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            done.set_exception(exc)
+        return done
 
     def close(self) -> None:
         if self._pool is not None:
