@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--procs", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-mirror", action="store_true")
-    ap.add_argument("--runtime", default="dlib")
+    ap.add_argument("--runtime", default="fast")
     a = ap.parse_args()
     peer_script = REPO.parent / "shared" / "bench" / "peer_face_recognition.py"
     ours_cmd = [sys.executable, "-m", "faceledger.cli.main", "bench", "throughput", a.root, "--limit", str(a.limit),

@@ -1,0 +1,71 @@
+"""Client commands through the API of a real server: bulk enrolment (resumable), search, S3 buckets."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from botocore.exceptions import ClientError
+
+from ..conftest import data_path
+from .conftest import start_server
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):  # type: ignore[no-untyped-def]
+    base = tmp_path_factory.mktemp("cli")
+    bucket = base / "photos"
+    bucket.mkdir()
+    shutil.copy(data_path("lfw_dev", "Abel_Pacheco", "Abel_Pacheco_0002.jpg"), bucket / "probe.jpg")
+    s = start_server(base / "data", workers=1, extra_env={"FACELEDGER_BUCKETS": f"photos={bucket}"})
+    yield s
+    s.stop()
+
+
+def test_bulk_index_is_resumable_and_search_finds_the_mate(srv, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "people"
+    for person in ("Abel_Pacheco", "Anwar_Ibrahim", "Aaron_Peirsol"):
+        (folder / person).mkdir(parents=True)
+        shutil.copy(data_path("lfw_dev", person, f"{person}_0001.jpg"), folder / person)
+    assert srv.cli("collections", "create", "gallery").returncode == 0
+    first = srv.cli("index", "gallery", str(folder), "--external-id-from-name", "--json", "--quiet")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["indexed_faces"] == 3
+    again = json.loads(srv.cli("index", "gallery", str(folder), "--json", "--quiet").stdout)
+    assert again["skipped"] == 3 and again["indexed_faces"] == 0
+    found = srv.cli("search", "gallery", str(data_path("lfw_dev", "Abel_Pacheco", "Abel_Pacheco_0003.jpg")),
+                    "--json")
+    assert found.returncode == 0, found.stderr
+    doc = json.loads(found.stdout)
+    assert doc["FaceMatches"][0]["Face"]["ExternalImageId"] == "Abel_Pacheco_0001"
+    assert doc["Faceledger"]["GallerySize"] == 3
+    text = srv.cli("search", "gallery", str(data_path("lfw_dev", "Abel_Pacheco", "Abel_Pacheco_0003.jpg")))
+    assert "Leads for human review" in text.stdout
+    listed = json.loads(srv.cli("faces", "list", "gallery", "--json").stdout)["Faces"]
+    assert len(listed) == 3
+    missing = srv.cli("collections", "describe", "nope")
+    assert missing.returncode == 6 and "ResourceNotFoundException" in missing.stderr
+
+
+def test_s3_object_from_a_mapped_bucket(srv) -> None:  # type: ignore[no-untyped-def]
+    rek = srv.client()
+    out = rek.detect_faces(Image={"S3Object": {"Bucket": "photos", "Name": "probe.jpg"}})
+    assert len(out["FaceDetails"]) == 1
+    for obj, code in (({"Bucket": "nope", "Name": "probe.jpg"}, "InvalidS3ObjectException"),
+                      ({"Bucket": "photos", "Name": "../data/catalog.db"}, "InvalidS3ObjectException"),
+                      ({"Bucket": "photos", "Name": "absent.jpg"}, "InvalidS3ObjectException")):
+        with pytest.raises(ClientError) as e:
+            rek.detect_faces(Image={"S3Object": obj})
+        assert e.value.response["Error"]["Code"] == code
+
+
+def test_client_request_token_idempotency(srv) -> None:  # type: ignore[no-untyped-def]
+    rek = srv.client()
+    rek.create_collection(CollectionId="idem")
+    rek.create_user(CollectionId="idem", UserId="u1", ClientRequestToken="token-0000000001")
+    rek.create_user(CollectionId="idem", UserId="u1", ClientRequestToken="token-0000000001")  # replayed
+    with pytest.raises(ClientError) as e:
+        rek.create_user(CollectionId="idem", UserId="u2", ClientRequestToken="token-0000000001")
+    assert e.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"
+    assert [u["UserId"] for u in rek.list_users(CollectionId="idem")["Users"]] == ["u1"]
