@@ -121,7 +121,29 @@ class Engine:
         max_faces: int | None = None,
     ) -> list[Face]:
         """Every face in the image, largest first; descriptors unless told not to."""
-        pixels = _as_pixels(image)
+        return self.analyze_many([image], descriptors=descriptors, max_faces=max_faces)[0]
+
+    def analyze_many(
+        self, images: list[np.ndarray | bytes | DecodedImage], *, descriptors: bool = True,
+        max_faces: int | None = None,
+    ) -> list[list[Face]]:
+        """``analyze`` for several images, with every face's chips sent through the network in one batch."""
+        per_image: list[list[Face]] = []
+        chips: list[np.ndarray] = []
+        for image in images:
+            pixels = _as_pixels(image)
+            faces, shapes = self._faces(pixels, max_faces)
+            per_image.append(faces)
+            if descriptors:
+                chips.extend(face_chip(pixels, s) for s in shapes)
+        if descriptors and chips:
+            vectors = iter(describe(self.embedder, np.stack(chips), mirror=self.settings.mirror))
+            for faces in per_image:
+                for face in faces:
+                    face.descriptor = next(vectors)
+        return per_image
+
+    def _faces(self, pixels: np.ndarray, max_faces: int | None) -> tuple[list[Face], list]:
         h, w = pixels.shape[:2]
         dets = sorted(self.find(pixels), key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
         if max_faces is not None:
@@ -151,11 +173,7 @@ class Engine:
             )
             faces.append(face)
             shapes.append(points_to_shape(pts5, det.box))
-        if descriptors and faces:
-            chips = np.stack([face_chip(pixels, s) for s in shapes])
-            for face, vec in zip(faces, describe(self.embedder, chips, mirror=self.settings.mirror), strict=True):
-                face.descriptor = vec
-        return faces
+        return faces, shapes
 
     # -- scoring ---------------------------------------------------------
     def compare(self, a: np.ndarray, b: np.ndarray) -> Comparison:
