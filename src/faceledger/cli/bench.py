@@ -60,11 +60,13 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[in
               show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
               help="Engine worker processes, for the server and for the bare-engine baseline.")
+@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Passes per level and per baseline run; the best pass's rate counts.")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @handle_errors
 def api_cmd(images_dir: str | None, limit: int, clients: list[int], per_client: int, workers: int,
-            as_json: bool, quiet: bool) -> None:
+            repeats: int, as_json: bool, quiet: bool) -> None:
     """Service req/s and latency through real boto3 clients, against the bare engine.
 
     Starts `faceledger serve` on a free port with a temporary data folder,
@@ -79,7 +81,7 @@ def api_cmd(images_dir: str | None, limit: int, clients: list[int], per_client: 
             click.echo(f"[bench api] {msg}", err=True)
 
     out = run_api_bench(images_dir=images_dir, limit=limit, clients=clients, per_client=per_client,
-                        workers=workers, progress=say)
+                        workers=workers, repeats=repeats, progress=say)
     emit(out, as_json, format_report)
 
 

@@ -12,6 +12,7 @@ from .enrol import index_cmd, search
 from .evaluate import eval_group
 from .faces_local import compare, detect
 from .serve import keys, serve
+from .video import video
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,6 +24,7 @@ def cli() -> None:
 for command in (detect, compare, eval_group, bench, serve, keys, audit, collections, faces, users,
                 index_cmd, search, halt, resume, status, consent, review, retention, report, policy):
     cli.add_command(command)
+cli.add_command(video)
 
 
 def main() -> None:

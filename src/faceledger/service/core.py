@@ -105,6 +105,9 @@ class Service:
         self.sweeper: Any = None
 
         self.operations: Mapping[str, Operation] = OPERATIONS  # type: ignore[assignment]
+        from .video import VideoJobs
+
+        self.video = VideoJobs(self)  # background video jobs; resumes any a stopped service left
 
     @classmethod
     def open(cls, settings: Settings, *, engines: EnginePool | None = None) -> Service:
@@ -132,6 +135,7 @@ class Service:
     def close(self) -> None:
         if self.sweeper is not None:
             self.sweeper.close()
+        self.video.close()
         self.engines.close()
         self.catalog.close()
 

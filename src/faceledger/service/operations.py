@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import admin, collections, faces, retention, review, search, users
+from . import admin, collections, faces, retention, review, search, users, video
 
 OPERATIONS = {
     "CreateCollection": collections.create_collection,
@@ -26,6 +26,10 @@ OPERATIONS = {
     "DisassociateFaces": users.disassociate_faces,
     "SearchUsers": users.search_users,
     "SearchUsersByImage": users.search_users_by_image,
+    "StartFaceDetection": video.start_face_detection,
+    "GetFaceDetection": video.get_face_detection,
+    "StartFaceSearch": video.start_face_search,
+    "GetFaceSearch": video.get_face_search,
 }
 
 # faceledger's own operations (X-Amz-Target: FaceledgerService.<Op>)

@@ -46,18 +46,35 @@ def _analyze_with(engine: Engine, data: bytes, descriptors: bool, max_faces: int
     return Analysis(decoded.width, decoded.height, faces)
 
 
-def _analyze_pixels(pixels: np.ndarray, descriptors: bool, max_faces: int | None, fallback: bool) -> Analysis:
+def _analyze_pixels(pixels: np.ndarray, descriptors: bool, max_faces: int | None, fallback: str) -> Analysis:
     assert _engine is not None
     return _analyze_pixels_with(_engine, pixels, descriptors, max_faces, fallback)
 
 
+_frame_engines: dict[tuple[int, str], Engine] = {}
+
+
+def _frame_engine(engine: Engine, fallback: str) -> Engine:
+    """The engine with a video frame's detector fallback: "full" (as for photos), "large" or "off"."""
+    if fallback == "full":
+        return engine
+    key = (id(engine), fallback)
+    found = _frame_engines.get(key)
+    if found is None:
+        from ..video.detect import LargeFaceFallback
+
+        found = copy.copy(engine)  # shares the loaded models; only detector and settings differ
+        found.settings = replace(engine.settings, fallback_detector=False)
+        if fallback == "large" and engine.detector.name == "hog":
+            found.detector = LargeFaceFallback(engine.detector)
+        _frame_engines[key] = found
+    return found
+
+
 def _analyze_pixels_with(engine: Engine, pixels: np.ndarray, descriptors: bool, max_faces: int | None,
-                         fallback: bool) -> Analysis:
-    """Decoded RGB pixels (a video frame); ``fallback=False`` skips the slow closer/CNN retries."""
-    if not fallback and engine.settings.fallback_detector:
-        engine = copy.copy(engine)  # shares the loaded models; only the settings differ
-        engine.settings = replace(engine.settings, fallback_detector=False)
-    faces = engine.analyze(pixels, descriptors=descriptors, max_faces=max_faces)
+                         fallback: str) -> Analysis:
+    """A decoded RGB frame (video): no image decoding, the chosen detector fallback."""
+    faces = _frame_engine(engine, fallback).analyze(pixels, descriptors=descriptors, max_faces=max_faces)
     return Analysis(int(pixels.shape[1]), int(pixels.shape[0]), faces)
 
 
@@ -85,7 +102,7 @@ class EnginePool:
         return _analyze_with(self._local, data, descriptors, max_faces)
 
     def submit_pixels(self, pixels: np.ndarray, *, descriptors: bool = True, max_faces: int | None = None,
-                      fallback: bool = True) -> Future[Analysis]:
+                      fallback: str = "large") -> Future[Analysis]:
         """Queue one decoded frame behind the requests already waiting (FIFO, shared fairly)."""
         if self._pool is not None:
             return self._pool.submit(_analyze_pixels, pixels, descriptors, max_faces, fallback)
