@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any, cast
 
@@ -83,10 +84,17 @@ def serve(host: str | None, port: int | None, data_dir: str | None, workers: int
     app = create_app(cast(Any, service), max_body_bytes=settings.max_body_bytes,
                      max_inflight=max(1, service.engines.processes), max_queue=settings.max_queue,
                      clock_skew_s=settings.clock_skew_s)
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit
+    # lets the finally below close the engine workers instead of orphaning them.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         run(app, settings.host, port_)
     finally:
         service.close()
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @click.group()
