@@ -20,6 +20,7 @@ from .quality import estimate_pose, measure_quality, unindexable_reasons
 from .registry import MODEL_VERSION
 from .types import Detection, Detector, Embedder, Face
 
+SMALL_IMAGE_PX = 320
 SMALL_IMAGE_MAX_SCALE = 4.0
 SMALL_IMAGE_SCAN_PX = 1000.0
 
@@ -103,16 +104,18 @@ class Engine:
         )
         hits = self.detector.detect(pixels, scale)
         if not hits and self.settings.fallback_detector:
-            # Small images (thumbnails, crops) may hold faces under 40 px: look
-            # closer, up to 4x or a 1000-px scan, before the slower CNN detector.
-            closer = min(SMALL_IMAGE_MAX_SCALE, SMALL_IMAGE_SCAN_PX / max(w, h))
-            if closer > scale * 1.2:
+            # Thumbnails (longer side <= 320 px) may hold faces under 40 px: look
+            # closer, up to 4x, before the slower CNN detector.
+            if max(w, h) <= SMALL_IMAGE_PX:
+                closer = min(SMALL_IMAGE_MAX_SCALE, SMALL_IMAGE_SCAN_PX / max(w, h))
                 hits = self.detector.detect(pixels, closer)
-                scale = closer if hits else scale
             if not hits and self.detector.name == "hog":
+                # The CNN finds the turned and tilted faces HOG misses; at no more
+                # than the image's own scale it costs ~0.5 s on a 250-px image
+                # instead of ~2 s, and still finds faces down to about 50 px.
                 if self._fallback is None:
                     self._fallback = MmodDetector()
-                hits = self._fallback.detect(pixels, scale)
+                hits = self._fallback.detect(pixels, min(scale, 1.0))
         hits = [replace(d, box=clip_box(d.box, w, h)) for d in hits]
         return [d for d in hits if d.box[2] - d.box[0] >= 2 and d.box[3] - d.box[1] >= 2]
 
