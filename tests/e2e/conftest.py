@@ -59,6 +59,20 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.reap()
+
+    def crash(self) -> None:
+        """SIGKILL the server process, as a crash would, then reap what it leaves behind."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.reap()
+
+    def reap(self) -> None:
+        """Engine workers of a killed server outlive it; the server runs in its own session, so end it."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
 
 
 def start_server(data_dir: Path, workers: int = 1, extra_env: dict | None = None) -> Server:
@@ -68,7 +82,7 @@ def start_server(data_dir: Path, workers: int = 1, extra_env: dict | None = None
     fh = open(log, "w")
     proc = subprocess.Popen(
         [*FACELEDGER, "serve", "--port", str(port), "--data", str(data_dir), "--workers", str(workers)],
-        stdout=fh, stderr=subprocess.STDOUT, env=env,
+        stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True,
     )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import threading
 import time
 
@@ -38,8 +37,7 @@ def test_kill_mid_stream_then_restart(tmp_path) -> None:  # type: ignore[no-unty
     deadline = time.time() + 120
     while len(acked) < 8 and time.time() < deadline:
         time.sleep(0.05)
-    srv.proc.send_signal(signal.SIGKILL)
-    srv.proc.wait()
+    srv.crash()
     stop.set()
     for t in threads:
         t.join()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import time
 from pathlib import Path
 
@@ -181,8 +180,7 @@ def test_restart_during_a_job(media, tmp_path) -> None:  # type: ignore[no-untyp
             break
         time.sleep(0.1)
     assert rek.get_face_detection(JobId=job)["JobStatus"] == "IN_PROGRESS"
-    first.proc.send_signal(signal.SIGKILL)
-    first.proc.wait()
+    first.crash()
     again = start_server(data, workers=1, extra_env=env)
     try:
         out = wait(again.client().get_face_detection, job)
