@@ -70,6 +70,19 @@ MODELS: dict[str, ModelSpec] = {
 # table and collections are pinned to it.
 MODEL_VERSION = "dlib-resnet128-5pt-mirror-1"
 
+# What FaceModelVersion / IndexFacesModelVersion say on the wire: Rekognition's
+# model defines IndexFacesModelVersion as digits and dots ("6.0"), so each
+# pipeline has a number as well as a name. Never reuse a number.
+WIRE_VERSIONS = {
+    "dlib-resnet128-5pt-1": "1.0",
+    "dlib-resnet128-5pt-mirror-1": "1.1",
+}
+
+
+def wire_version(model_version: str) -> str:
+    """The numeric FaceModelVersion of a pipeline (its name when it has no number)."""
+    return WIRE_VERSIONS.get(model_version, model_version)
+
 
 def models_dir() -> Path:
     """The folder with the model files, from FACELEDGER_MODELS_DIR or the package."""

@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from ..engine.registry import wire_version
 from ..errors import InvalidParameterError
 from .core import Call, Service
 from .pagination import page
@@ -42,7 +43,7 @@ def create_collection(svc: Service, call: Call) -> dict:
         svc.catalog.create_collection(tx, cid, svc.model_version, tags, call.at)
         svc.record(tx, call, cid, {"tags": tags})
     svc.index.load(cid, [], np.zeros((0, 128), dtype=np.float32))
-    return {"StatusCode": 200, "CollectionArn": arn(svc, cid), "FaceModelVersion": svc.model_version}
+    return {"StatusCode": 200, "CollectionArn": arn(svc, cid), "FaceModelVersion": wire_version(svc.model_version)}
 
 
 def describe_collection(svc: Service, call: Call) -> dict:
@@ -51,7 +52,7 @@ def describe_collection(svc: Service, call: Call) -> dict:
     return {
         "FaceCount": c["face_count"],
         "UserCount": c.get("user_count", 0),
-        "FaceModelVersion": c["model_version"],
+        "FaceModelVersion": wire_version(c["model_version"]),
         "CollectionARN": arn(svc, cid),
         "CreationTimestamp": c["created_at"],
     }
@@ -63,7 +64,7 @@ def list_collections(svc: Service, call: Call) -> dict:
     rows, last = page(svc.catalog.list_collections(after, limit + 1), limit, "collection_id")
     out: dict = {
         "CollectionIds": [r["collection_id"] for r in rows],
-        "FaceModelVersions": [r["model_version"] for r in rows],
+        "FaceModelVersions": [wire_version(r["model_version"]) for r in rows],
     }
     if last is not None:
         out["NextToken"] = svc.pages.make("ListCollections", "", last)

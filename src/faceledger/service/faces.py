@@ -6,6 +6,7 @@ import re
 import uuid
 
 from ..engine.quality import quality_score
+from ..engine.registry import wire_version
 from ..engine.report import face_detail
 from ..engine.types import Face
 from ..errors import InvalidParameterError
@@ -60,7 +61,7 @@ def stored_face(row: dict, model_version: str) -> dict:
         "ImageId": row["image_id"],
         "ExternalImageId": row.get("external_image_id"),
         "Confidence": row["confidence"],
-        "IndexFacesModelVersion": model_version,
+        "IndexFacesModelVersion": wire_version(model_version),
         "UserId": row.get("user_id"),
     }
     return {k: v for k, v in out.items() if v is not None}
@@ -114,7 +115,7 @@ def index_faces(svc: Service, call: Call) -> dict:
         import numpy as np
 
         svc.index.add(cid, [r["face_id"] for r in rows], np.stack([r["vector"] for r in rows]))
-    return {"FaceRecords": records, "FaceModelVersion": svc.model_version, "UnindexedFaces": unindexed}
+    return {"FaceRecords": records, "FaceModelVersion": wire_version(svc.model_version), "UnindexedFaces": unindexed}
 
 
 def list_faces(svc: Service, call: Call) -> dict:
@@ -129,7 +130,7 @@ def list_faces(svc: Service, call: Call) -> dict:
     )
     out: dict = {
         "Faces": [stored_face(r, collection["model_version"]) for r in rows],
-        "FaceModelVersion": collection["model_version"],
+        "FaceModelVersion": wire_version(collection["model_version"]),
     }
     if last is not None:
         out["NextToken"] = svc.pages.make("ListFaces", cid, last)

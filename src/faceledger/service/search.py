@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..engine.quality import quality_score
+from ..engine.registry import wire_version
 from ..engine.report import face_detail
 from ..engine.types import Face
 from ..errors import InvalidParameterError, ResourceNotFoundError
@@ -146,7 +147,7 @@ def search_faces_by_image(svc: Service, call: Call) -> dict:
         "SearchedFaceBoundingBox": detail["BoundingBox"],
         "SearchedFaceConfidence": detail["Confidence"],
         "FaceMatches": matches,
-        "FaceModelVersion": svc.model_version,
+        "FaceModelVersion": wire_version(svc.model_version),
         "Faceledger": {**threshold.report(svc.calibration), "SearchId": rec["seq"], "Purpose": rule.name},
     }
 
@@ -176,6 +177,6 @@ def search_faces(svc: Service, call: Call) -> dict:
     return {
         "SearchedFaceId": face_id,
         "FaceMatches": matches,
-        "FaceModelVersion": svc.model_version,
+        "FaceModelVersion": wire_version(svc.model_version),
         "Faceledger": {**threshold.report(svc.calibration), "SearchId": rec["seq"], "Purpose": rule.name},
     }

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..engine.registry import wire_version
 from ..engine.report import face_detail
 from ..errors import IdempotentParameterMismatchError, InvalidParameterError, ResourceNotFoundError
 from ..store.db import Transaction
@@ -193,7 +194,7 @@ def search_users(svc: Service, call: Call) -> dict:
         raise InvalidParameterError("SearchUsers needs exactly one of UserId or FaceId.")
     rule = svc.matching_rule(call, cid)
     threshold = svc.search_threshold(p.get("UserMatchThreshold"), svc.index.size(cid), rule)
-    out: dict = {"FaceModelVersion": svc.model_version}
+    out: dict = {"FaceModelVersion": wire_version(svc.model_version)}
     if uid is not None:
         uid = check_user_id(uid)
         svc.catalog.get_user(cid, uid)
@@ -223,7 +224,7 @@ def search_users_by_image(svc: Service, call: Call) -> dict:
     data = image_bytes(p.get("Image"), svc.buckets)
     result = svc.engines.analyze(data)
     threshold = svc.search_threshold(p.get("UserMatchThreshold"), svc.index.size(cid), rule)
-    out: dict = {"FaceModelVersion": svc.model_version, "UserMatches": []}
+    out: dict = {"FaceModelVersion": wire_version(svc.model_version), "UserMatches": []}
     if result.faces:
         probe = result.faces[0]
         gate_probe(svc, call, cid, probe, rule)
