@@ -19,6 +19,7 @@ import numpy as np
 from ..engine import Engine, EngineSettings
 from ..engine.types import Face
 from ..imaging import REKOGNITION_FORMATS, decode_image
+from .deathsig import die_with_parent
 
 _engine: Engine | None = None
 
@@ -32,6 +33,7 @@ class Analysis:
 
 def _init(settings: EngineSettings) -> None:
     global _engine
+    die_with_parent()
     _engine = Engine(settings)
 
 
@@ -88,6 +90,8 @@ class EnginePool:
         self.processes = max(1, processes)
         if engine is None and processes > 0:
             ctx = mp.get_context("forkserver" if os.name == "posix" else "spawn")
+            if os.name == "posix":
+                ctx.set_forkserver_preload(["faceledger.service.deathsig"])
             self._pool = ProcessPoolExecutor(processes, mp_context=ctx, initializer=_init,
                                              initargs=(settings,))
             # load the models now, not on the first request
