@@ -82,7 +82,7 @@ def serve(host: str | None, port: int | None, data_dir: str | None, workers: int
     click.echo("                     aws_access_key_id=KEY, aws_secret_access_key=SECRET)")
     click.echo("  print(rek.list_collections())", nl=True)
     app = create_app(cast(Any, service), max_body_bytes=settings.max_body_bytes,
-                     max_inflight=max(1, service.engines.processes), max_queue=settings.max_queue,
+                     max_inflight=2 * max(1, service.engines.processes), max_queue=settings.max_queue,
                      clock_skew_s=settings.clock_skew_s)
     # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit
     # lets the finally below close the engine workers instead of orphaning them.
