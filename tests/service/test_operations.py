@@ -152,3 +152,21 @@ def test_every_effect_has_a_ledger_record_and_chain_verifies(service) -> None:  
     assert ledger.verify().ok
     idx = ledger.records(operation="IndexFaces")[0]["details"]
     assert len(idx["image_sha256"]) == 64 and len(idx["face_ids"]) == 1
+
+
+def test_pagination_over_the_longest_ids(service) -> None:  # type: ignore[no-untyped-def]
+    long_id = "c" * 255
+    run(service, "CreateCollection", CollectionId=long_id)
+    for colour in ((200, 30, 30), (30, 30, 200), (30, 200, 30)):
+        run(service, "IndexFaces", CollectionId=long_id, Image=img(colour))
+    seen, token = [], None
+    while True:
+        out = run(service, "ListFaces", CollectionId=long_id, MaxResults=1, **({"NextToken": token} if token else {}))
+        seen += [f["FaceId"] for f in out["Faces"]]
+        token = out.get("NextToken")
+        assert token is None or len(token) <= 255
+        if not token:
+            break
+    assert len(seen) == 3 == len(set(seen))
+    with pytest.raises(InvalidPaginationTokenError):
+        run(service, "ListFaces", CollectionId=long_id, NextToken="~forged.cursor")

@@ -39,10 +39,12 @@ def create_collection(svc: Service, call: Call) -> dict:
     cid = check_collection_id(call.params.get("CollectionId"))
     tags = dict(call.params.get("Tags") or {})
     check_reserved_tags(tags)
-    with svc.catalog.transaction() as tx:
-        svc.catalog.create_collection(tx, cid, svc.model_version, tags, call.at)
-        svc.record(tx, call, cid, {"tags": tags})
-    svc.index.load(cid, [], np.zeros((0, 128), dtype=np.float32))
+    with svc.write_lock:
+        with svc.catalog.transaction() as tx:
+            svc.catalog.create_collection(tx, cid, svc.model_version, tags, call.at)
+            svc.record(tx, call, cid, {"tags": tags})
+        if svc.index.size(cid) == 0:  # never replace a shard another writer already filled
+            svc.index.load(cid, [], np.zeros((0, 128), dtype=np.float32))
     return {"StatusCode": 200, "CollectionArn": arn(svc, cid), "FaceModelVersion": wire_version(svc.model_version)}
 
 
@@ -73,11 +75,12 @@ def list_collections(svc: Service, call: Call) -> dict:
 
 def delete_collection(svc: Service, call: Call) -> dict:
     cid = check_collection_id(call.params.get("CollectionId"))
-    with svc.catalog.transaction() as tx:
-        svc.catalog.get_collection(cid)
-        deleted = svc.catalog.delete_collection(tx, cid)
-        svc.record(tx, call, cid, {"faces_deleted": deleted})
-    svc.index.drop(cid)
+    with svc.write_lock:
+        with svc.catalog.transaction() as tx:
+            svc.catalog.get_collection(cid)
+            deleted = svc.catalog.delete_collection(tx, cid)
+            svc.record(tx, call, cid, {"faces_deleted": deleted})
+        svc.index.drop(cid)
     return {"StatusCode": 200}
 
 

@@ -53,11 +53,22 @@ class RequestContext:
 
     @classmethod
     def from_transport(cls, context: dict) -> RequestContext:
+        """Purpose, case and consent come only from headers the client signed."""
+        headers = dict(context.get("faceledger_headers") or {})
+        signed = context.get("signed_headers")
+        if signed is not None:
+            headers = {k: v for k, v in headers.items() if k in set(signed)}
+
+        def pick(name: str) -> str | None:
+            if f"x-faceledger-{name}" in headers:
+                return headers[f"x-faceledger-{name}"]
+            return None if "faceledger_headers" in context else context.get(name)
+
         return cls(
             request_id=str(context.get("request_id", "")),
-            purpose=context.get("x-faceledger-purpose") or context.get("purpose"),
-            case=context.get("x-faceledger-case") or context.get("case"),
-            consent=(context.get("faceledger_headers") or {}).get("x-faceledger-consent") or context.get("consent"),
+            purpose=pick("purpose"),
+            case=pick("case"),
+            consent=pick("consent"),
             remote=context.get("remote"),
         )
 

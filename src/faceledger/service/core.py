@@ -7,7 +7,9 @@ HTTP; transports call ``lookup_key`` and ``dispatch``.
 
 from __future__ import annotations
 
+import os
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +47,7 @@ class Call:
     principal: Principal
     ctx: RequestContext
     at: float = field(default_factory=time.time)
+    rule: Purpose | None = None  # set once matching_rule has admitted the call
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,9 @@ class Service:
         self.model_version = engines.settings.model_version
         self.calibration = calibration or load_table(self.model_version)
         self.buckets = settings.bucket_map()
-        self.pages = Paginator(self._page_secret())
+        # Writers that change faces hold this from BEGIN until the index matches the commit.
+        self.write_lock = threading.RLock()
+        self.pages = Paginator(self._page_secret(), save=self._save_cursor, load=self.catalog.get_state)
         self.signing_key = load_or_create_key(Path(settings.data_dir))
         self.policy = load_policy(settings.policy_path(), max_expected_false=settings.max_expected_false,
                                   compare_fmr=settings.compare_fmr)
@@ -139,11 +144,21 @@ class Service:
         self.engines.close()
         self.catalog.close()
 
+    def _save_cursor(self, name: str, value: list) -> None:
+        with self.catalog.transaction() as tx:
+            self.catalog.set_state(tx, name, value)
+
     def _page_secret(self) -> bytes:
         path = Path(self.settings.data_dir) / "page.key"
-        if not path.exists():
-            path.write_bytes(secrets.token_bytes(32))
-            path.chmod(0o600)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            data = path.read_bytes()
+            if len(data) != 32:
+                raise InvalidParameterError(f"{path} is damaged; delete it (page tokens in flight expire).") from None
+            return data
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
         return path.read_bytes()
 
     # -- transport entry points --------------------------------------------
@@ -188,7 +203,13 @@ class Service:
             self.refuse(call, collection_id, "halt", HaltedError(
                 f"Matching is halted since {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(halt['at']))} UTC "
                 f"by {halt['by']}: {halt['reason']}. An admin other than {halt['by']} can resume it."))
-        name = call.ctx.purpose or call.principal.defaults.get("purpose") or DEFAULT_PURPOSE
+        bound = call.principal.defaults
+        for what in ("purpose", "case"):
+            asked = getattr(call.ctx, what)
+            if bound.get(what) and asked and asked != bound[what]:
+                self.refuse(call, collection_id, what, AccessDeniedError(
+                    f"This key is bound to {what} {bound[what]!r}; it cannot search under {asked!r}."))
+        name = call.ctx.purpose or bound.get("purpose") or DEFAULT_PURPOSE
         try:
             rule = self.policy.purpose(name)
         except AccessDeniedError as exc:
@@ -199,6 +220,7 @@ class Service:
         if rule.case_required and not self.case_of(call):
             self.refuse(call, collection_id, "case", AccessDeniedError(
                 f"Purpose {name!r} requires a case reference: send X-Faceledger-Case or use a key with a default case."))
+        call.rule = rule
         return rule
 
     def case_of(self, call: Call) -> str | None:
@@ -230,6 +252,8 @@ class Service:
             "policy_version": self.policy.version,
             "started_at": call.at,
             "ended_at": time.time(),
+            # the review rule in force when the search ran, not whatever the policy says later
+            "confirmations_required": (2 if call.rule.two_person_review else 1) if call.rule else None,
         }
         base.update(details)
         rec = self.ledger.append(

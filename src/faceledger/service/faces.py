@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import uuid
 
+import numpy as np
+
 from ..engine.quality import quality_score
 from ..engine.registry import wire_version
 from ..engine.report import face_detail
@@ -14,7 +16,7 @@ from .collections import check_collection_id
 from .core import Call, Service
 from .images import image_bytes, sha256
 from .pagination import page
-from .retention import consent_for_enrolment
+from .retention import consent_for_enrolment, recheck_consent
 
 EXTERNAL_ID = re.compile(r"^[a-zA-Z0-9_.\-:]{1,255}$")
 MAX_FACES_PER_IMAGE = 100
@@ -102,19 +104,20 @@ def index_faces(svc: Service, call: Call) -> dict:
         }
         rows.append(row)
         records.append({"Face": stored_face(row, svc.model_version), "FaceDetail": detail})
-    with svc.catalog.transaction() as tx:
+    with svc.write_lock:  # commit and index update in one order for every writer
+        with svc.catalog.transaction() as tx:
+            if consent_id is not None:
+                recheck_consent(svc, consent_id, call.at)  # a withdrawal may have landed meanwhile
+            if rows:
+                svc.catalog.add_faces(tx, cid, rows)
+            svc.record(tx, call, cid, {
+                "image_sha256": digest, "external_image_id": external, "quality_filter": quality_filter,
+                "consent_id": consent_id,
+                "face_ids": [r["face_id"] for r in rows],
+                "unindexed": [u["Reasons"] for u in unindexed],
+            })
         if rows:
-            svc.catalog.add_faces(tx, cid, rows)
-        svc.record(tx, call, cid, {
-            "image_sha256": digest, "external_image_id": external, "quality_filter": quality_filter,
-            "consent_id": consent_id,
-            "face_ids": [r["face_id"] for r in rows],
-            "unindexed": [u["Reasons"] for u in unindexed],
-        })
-    if rows:
-        import numpy as np
-
-        svc.index.add(cid, [r["face_id"] for r in rows], np.stack([r["vector"] for r in rows]))
+            svc.index.add(cid, [r["face_id"] for r in rows], np.stack([r["vector"] for r in rows]))
     return {"FaceRecords": records, "FaceModelVersion": wire_version(svc.model_version), "UnindexedFaces": unindexed}
 
 
@@ -144,22 +147,23 @@ def delete_faces(svc: Service, call: Call) -> dict:
     wanted = list(dict.fromkeys(call.params.get("FaceIds") or []))
     if not wanted:
         raise InvalidParameterError("FaceIds must list at least one face.")
-    with svc.catalog.transaction() as tx:
-        svc.catalog.get_collection(cid)
-        existing = {f["face_id"]: f for f in svc.catalog.get_faces(cid, wanted)}
-        unsuccessful, deletable = [], []
-        for fid in wanted:
-            f = existing.get(fid)
-            if f is None:
-                unsuccessful.append({"FaceId": fid, "Reasons": ["FACE_NOT_FOUND"]})
-            elif f.get("user_id"):
-                unsuccessful.append({"FaceId": fid, "UserId": f["user_id"],
-                                     "Reasons": ["ASSOCIATED_TO_AN_EXISTING_USER"]})
-            else:
-                deletable.append(fid)
-        deleted = svc.catalog.delete_faces(tx, cid, deletable) if deletable else []
-        svc.record(tx, call, cid, {"face_ids": deleted, "unsuccessful": len(unsuccessful)})
-    svc.index.remove(cid, deleted)
+    with svc.write_lock:
+        with svc.catalog.transaction() as tx:
+            svc.catalog.get_collection(cid)
+            existing = {f["face_id"]: f for f in svc.catalog.get_faces(cid, wanted)}
+            unsuccessful, deletable = [], []
+            for fid in wanted:
+                f = existing.get(fid)
+                if f is None:
+                    unsuccessful.append({"FaceId": fid, "Reasons": ["FACE_NOT_FOUND"]})
+                elif f.get("user_id"):
+                    unsuccessful.append({"FaceId": fid, "UserId": f["user_id"],
+                                         "Reasons": ["ASSOCIATED_TO_AN_EXISTING_USER"]})
+                else:
+                    deletable.append(fid)
+            deleted = svc.catalog.delete_faces(tx, cid, deletable) if deletable else []
+            svc.record(tx, call, cid, {"face_ids": deleted, "unsuccessful": len(unsuccessful)})
+        svc.index.remove(cid, deleted)
     out: dict = {"DeletedFaces": deleted}
     if unsuccessful:
         out["UnsuccessfulFaceDeletions"] = unsuccessful

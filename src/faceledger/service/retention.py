@@ -12,6 +12,7 @@ ledger record. The sweep runs in the service and on demand.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -19,6 +20,8 @@ from typing import Any
 
 from ..errors import AccessDeniedError, InvalidParameterError, ResourceNotFoundError
 from .core import Call, Service
+
+log = logging.getLogger("faceledger.retention")
 
 RETENTION_TAG = "faceledger:retention-days"
 CONSENT_TAG = "faceledger:consent-required"
@@ -70,6 +73,13 @@ def consent_for_enrolment(svc: Service, call: Call, collection: dict) -> str | N
     return consent_id
 
 
+def recheck_consent(svc: Service, consent_id: str, now: float) -> None:
+    """Inside the enrolment's write transaction: the consent is still live."""
+    why = consent_live(svc.catalog.get_consent(consent_id), now)
+    if why:
+        raise AccessDeniedError(f"Consent {consent_id} cannot be used: {why}.")
+
+
 def create_consent(svc: Service, call: Call) -> dict:
     p = call.params
     record: dict[str, Any] = {}
@@ -83,7 +93,7 @@ def create_consent(svc: Service, call: Call) -> dict:
     if term is not None and (not isinstance(term, int) or isinstance(term, bool) or not 1 <= term <= 36500):
         raise InvalidParameterError("TermDays must be a whole number of days, 1-36500.")
     given = p.get("GivenAt", call.at)
-    if not isinstance(given, int | float) or given > call.at + 60:
+    if isinstance(given, bool) or not isinstance(given, int | float) or given > call.at + 60:
         raise InvalidParameterError("GivenAt must be epoch seconds, not in the future.")
     record.update(term_days=term, given_at=float(given), created_by=call.principal.access_key_id)
     with svc.catalog.transaction() as tx:
@@ -102,6 +112,9 @@ def _wire(consent: dict) -> dict:
 
 
 def list_consents(svc: Service, call: Call) -> dict:
+    subject = call.params.get("Subject")
+    if subject is not None and not isinstance(subject, str):
+        raise InvalidParameterError("Subject must be a string.")
     return {"Consents": [_wire(c) for c in svc.catalog.list_consents(call.params.get("Subject"))]}
 
 
@@ -126,14 +139,16 @@ def delete_with_receipts(svc: Service, call: Call, targets: list[tuple[str, str]
     total = 0
     for cid, face_ids in sorted(by_collection.items()):
         receipt = Call("DeletionReceipt", {}, call.principal, call.ctx, call.at)
-        with svc.catalog.transaction() as tx:
-            # faces in a user lose the association first: consent outranks the grouping
-            rows = svc.catalog.get_faces(cid, face_ids)
-            for user in sorted({r["user_id"] for r in rows if r.get("user_id")}):
-                svc.catalog.disassociate_faces(tx, cid, user, [r["face_id"] for r in rows if r.get("user_id") == user])
-            deleted = svc.catalog.delete_faces(tx, cid, face_ids)
-            svc.record(tx, receipt, cid, {"reason": reason, "face_ids": deleted, **extra})
-        svc.index.remove(cid, deleted)
+        with svc.write_lock:
+            with svc.catalog.transaction() as tx:
+                # faces in a user lose the association first: consent outranks the grouping
+                rows = svc.catalog.get_faces(cid, face_ids)
+                for user in sorted({r["user_id"] for r in rows if r.get("user_id")}):
+                    svc.catalog.disassociate_faces(tx, cid, user,
+                                                   [r["face_id"] for r in rows if r.get("user_id") == user])
+                deleted = svc.catalog.delete_faces(tx, cid, face_ids)
+                svc.record(tx, receipt, cid, {"reason": reason, "face_ids": deleted, **extra})
+            svc.index.remove(cid, deleted)
         total += len(deleted)
     return total
 
@@ -150,10 +165,10 @@ def sweep(svc: Service, call: Call) -> dict:
     deleted = delete_with_receipts(svc, call, expired, "retention-expired", {})
     lapsed = 0
     for consent in svc.catalog.list_consents():
-        if consent["withdrawn_at"] is None and consent_live(consent, now):
+        if consent_live(consent, now):  # withdrawn (catches a withdrawal cut short by a crash) or expired
             targets = svc.catalog.faces_with_consent(consent["consent_id"])
-            lapsed += delete_with_receipts(svc, call, targets, "consent-expired",
-                                           {"consent_id": consent["consent_id"]})
+            reason = "consent-withdrawn" if consent["withdrawn_at"] is not None else "consent-expired"
+            lapsed += delete_with_receipts(svc, call, targets, reason, {"consent_id": consent["consent_id"]})
     with svc.catalog.transaction() as tx:
         svc.record(tx, call, None, {"retention_deleted": deleted, "consent_deleted": lapsed})
     return {"RetentionDeleted": deleted, "ConsentDeleted": lapsed}
@@ -191,6 +206,8 @@ class Sweeper:
                 sweep(self._svc, Call("RetentionSweep", {}, system, RequestContext(request_id="sweep"), time.time()))
             except ResourceNotFoundError:  # a collection vanished mid-sweep: the next sweep catches up
                 continue
+            except Exception:  # never let one failure stop retention for the life of the process
+                log.exception("retention sweep failed; it runs again in %s s", self._interval)
 
     def close(self) -> None:
         self._stop.set()

@@ -18,13 +18,18 @@ SEARCH_OPERATIONS = frozenset({"SearchFaces", "SearchFacesByImage", "SearchUsers
 DECISIONS = ("CONFIRM", "REJECT")
 
 
-def _search_record(svc: Service, seq: object) -> dict:
-    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
+def _search_record(svc: Service, seq: object, call: Call | None = None) -> dict:
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 1 <= seq < 2**63:
         raise InvalidParameterError("SearchId must be the positive integer a search returned in Faceledger.SearchId.")
     rows = svc.ledger.records(after_seq=seq - 1, limit=1)
     if not rows or rows[0]["seq"] != seq or rows[0]["operation"] not in SEARCH_OPERATIONS \
             or "refused" in rows[0]["details"]:
         raise ResourceNotFoundError(f"No search with SearchId {seq}.")
+    if call is not None:
+        bound = call.principal.defaults  # a reviewer key bound to a purpose or case sees only those
+        for what in ("purpose", "case"):
+            if bound.get(what) and rows[0]["details"].get(what) != bound[what]:
+                raise AccessDeniedError(f"This key reviews {what} {bound[what]!r} only.")
     return rows[0]
 
 
@@ -38,8 +43,7 @@ def _candidates(record: dict) -> list[str]:
 
 
 def status(svc: Service, record: dict) -> dict:
-    purpose = svc.policy.purposes.get(record["details"].get("purpose", ""), None)
-    need = 2 if purpose is not None and purpose.two_person_review else 1
+    need = int(record["details"].get("confirmations_required", 1))
     decisions = svc.catalog.reviews_for(record["seq"])
     out = []
     for cand in _candidates(record):
@@ -57,7 +61,7 @@ def status(svc: Service, record: dict) -> dict:
 
 def review_candidate(svc: Service, call: Call) -> dict:
     p = call.params
-    record = _search_record(svc, p.get("SearchId"))
+    record = _search_record(svc, p.get("SearchId"), call)
     candidate = p.get("Candidate")
     if candidate not in _candidates(record):
         raise InvalidParameterError(f"{candidate!r} is not a candidate of search {record['seq']}.")
@@ -65,7 +69,7 @@ def review_candidate(svc: Service, call: Call) -> dict:
     if decision not in DECISIONS:
         raise InvalidParameterError("Decision must be CONFIRM or REJECT.")
     reason = p.get("Reason")
-    if not isinstance(reason, str) or not reason.strip():
+    if not isinstance(reason, str) or not reason.strip() or len(reason) > 2000:
         raise InvalidParameterError("Reason is required: say why the candidate is confirmed or rejected.")
     if record["principal"] == call.principal.access_key_id:
         raise AccessDeniedError("The key that ran a search cannot review its candidates.")
@@ -79,4 +83,4 @@ def review_candidate(svc: Service, call: Call) -> dict:
 
 
 def get_review(svc: Service, call: Call) -> dict:
-    return status(svc, _search_record(svc, call.params.get("SearchId")))
+    return status(svc, _search_record(svc, call.params.get("SearchId"), call))

@@ -44,14 +44,14 @@ def compare_faces(svc: Service, call: Call) -> dict:
     tgt_bytes = image_bytes(p.get("TargetImage"), svc.buckets, "TargetImage")
     src = svc.engines.analyze(src_bytes, max_faces=1)
     if not src.faces:
-        raise InvalidParameterError("No face was found in SourceImage.")
+        svc.refuse(call, None, "no-face", InvalidParameterError("No face was found in SourceImage."))
     if quality_reasons(src.faces[0], quality_filter):
-        raise InvalidParameterError(
+        svc.refuse(call, None, "quality", InvalidParameterError(
             f"The source face fails QualityFilter {quality_filter}: "
-            + ", ".join(quality_reasons(src.faces[0], quality_filter)))
+            + ", ".join(quality_reasons(src.faces[0], quality_filter))))
     tgt = svc.engines.analyze(tgt_bytes)
     if not tgt.faces:
-        raise InvalidParameterError("No face was found in TargetImage.")
+        svc.refuse(call, None, "no-face", InvalidParameterError("No face was found in TargetImage."))
     source = src.faces[0]
     matches, unmatched = [], []
     for face in tgt.faces:
@@ -127,13 +127,13 @@ def search_faces_by_image(svc: Service, call: Call) -> dict:
     data = image_bytes(p.get("Image"), svc.buckets)
     result = svc.engines.analyze(data, max_faces=1)
     if not result.faces:
-        raise InvalidParameterError("No face was found in Image.")
+        svc.refuse(call, cid, "no-face", InvalidParameterError("No face was found in Image."))
     probe = result.faces[0]
     quality_filter = p.get("QualityFilter") or "NONE"
     if quality_reasons(probe, quality_filter):
-        raise InvalidParameterError(
+        svc.refuse(call, cid, "quality", InvalidParameterError(
             f"The probe face fails QualityFilter {quality_filter}: "
-            + ", ".join(quality_reasons(probe, quality_filter)))
+            + ", ".join(quality_reasons(probe, quality_filter))))
     gate_probe(svc, call, cid, probe, rule)
     threshold = svc.search_threshold(p.get("FaceMatchThreshold"), svc.index.size(cid), rule)
     matches = search_vector(svc, cid, probe.descriptor, threshold, k)  # type: ignore[arg-type]

@@ -161,13 +161,14 @@ def _user_matches(svc: Service, cid: str, vectors: np.ndarray, threshold: Thresh
                   exclude_user: str | None) -> list[dict]:
     max_d = svc.calibration.distance_for_similarity(threshold.applied)
     best: dict[str, float] = {}
-    for v in vectors:
-        hits = svc.index.search(cid, v, min(4096, max(100, max_users * MAX_FACES_PER_USER)), max_d)
-        rows = {r["face_id"]: r for r in svc.catalog.get_faces(cid, [f for f, _ in hits])}
-        for fid, d in hits:
-            user = rows.get(fid, {}).get("user_id")
-            if user and user != exclude_user:
-                best[user] = min(d, best.get(user, np.inf))
+    # One scan for all probe vectors (ranked by each face's nearest probe), every face within
+    # the threshold: unassociated faces cannot crowd a user out of a top-k.
+    hits = svc.index.search(cid, vectors, max(1, svc.index.size(cid)), max_d)
+    rows = {r["face_id"]: r for r in svc.catalog.get_faces(cid, [f for f, _ in hits])}
+    for fid, d in hits:
+        user = rows.get(fid, {}).get("user_id")
+        if user and user != exclude_user:
+            best[user] = min(d, best.get(user, np.inf))
     ranked = sorted(best.items(), key=lambda kv: kv[1])[:max_users]
     out = []
     for user, d in ranked:

@@ -1,0 +1,49 @@
+"""Accountability rules over fakes: key-bound purposes, signed headers, consent sweeps, review scoping."""
+
+from __future__ import annotations
+
+import pytest
+
+from faceledger.errors import AccessDeniedError
+from faceledger.service import Principal
+from faceledger.service.context import RequestContext
+from faceledger.testing import png_bytes, striped_image
+
+from .test_operations import run
+
+RED = {"Bytes": png_bytes(striped_image((200, 30, 30)))}
+
+
+def test_only_signed_faceledger_headers_count() -> None:
+    ctx = RequestContext.from_transport({
+        "faceledger_headers": {"x-faceledger-purpose": "general", "x-faceledger-case": "C-1"},
+        "signed_headers": ["host", "x-amz-date", "x-faceledger-purpose"],
+    })
+    assert ctx.purpose == "general" and ctx.case is None
+
+
+def test_a_key_bound_to_a_purpose_cannot_search_under_another(service) -> None:  # type: ignore[no-untyped-def]
+    run(service, "CreateCollection", CollectionId="c")
+    bound = Principal("AKIABOUND00000000000", "x", "searcher", defaults={"purpose": "general", "case": "C-7"})
+    with pytest.raises(AccessDeniedError, match="bound to purpose"):
+        service.dispatch("SearchFacesByImage", {"CollectionId": "c", "Image": RED}, bound,
+                         {"faceledger_headers": {"x-faceledger-purpose": "other"}})
+    run(service, "IndexFaces", CollectionId="c", Image=RED)
+    out = service.dispatch("SearchFacesByImage", {"CollectionId": "c", "Image": RED}, bound, {})
+    assert out["Faceledger"]["Purpose"] == "general"
+    record = service.ledger.records(operation="SearchFacesByImage", limit=10)[-1]["details"]
+    assert record["case"] == "C-7" and record["confirmations_required"] == 1
+
+
+def test_sweep_finishes_a_withdrawal_cut_short(service) -> None:  # type: ignore[no-untyped-def]
+    run(service, "CreateCollection", CollectionId="m", Tags={"faceledger:consent-required": "true"})
+    consent = run(service, "CreateConsent", Subject="s-1", NoticeText="notice", NoticeVersion="1",
+                  Purpose="access-control")["Consent"]["ConsentId"]
+    service.dispatch("IndexFaces", {"CollectionId": "m", "Image": RED, "QualityFilter": "NONE"},
+                     Principal("AKIAADMIN00000000000", "x", "admin"),
+                     {"faceledger_headers": {"x-faceledger-consent": consent}})
+    with service.catalog.transaction() as tx:  # the withdrawal committed, then the process died
+        service.catalog.withdraw_consent(tx, consent, 0.0)
+    assert len(run(service, "ListFaces", CollectionId="m")["Faces"]) == 1
+    assert run(service, "RetentionSweep")["ConsentDeleted"] == 1
+    assert run(service, "ListFaces", CollectionId="m")["Faces"] == []
