@@ -36,7 +36,6 @@ from faceledger.api.model import SUPPORTED_OPERATIONS, validate_request
 from faceledger.api.pool import BoundedPool
 from faceledger.api.sigv4 import VerifiedRequest, WireRequest, verify
 from faceledger.errors import FaceledgerError, ImageTooLargeError, InvalidParameterError
-from faceledger.service.operations import FACELEDGER_OPERATIONS
 
 log = logging.getLogger("faceledger.api")
 
@@ -64,7 +63,7 @@ def create_app(
         verified = verify(
             _wire_request(request, body), service.lookup_key, clock_skew_s=clock_skew_s
         )
-        operation, own = _operation(request)
+        operation, own = _operation(request, getattr(service, "own_operations", frozenset()))
         _check_content_type(request)
         params = _own_params(_parse_json(body)) if own else validate_request(operation, _parse_json(body))
         return operation, params, verified.principal, _context(request, verified, request_id)
@@ -183,13 +182,13 @@ def _wire_request(request: Request, body: bytes) -> WireRequest:
     )
 
 
-def _operation(request: Request) -> tuple[str, bool]:
+def _operation(request: Request, own_operations: frozenset[str]) -> tuple[str, bool]:
     """(operation, is faceledger's own) from X-Amz-Target."""
     target = request.headers.get("x-amz-target", "")
     prefix, _, operation = target.partition(".")
     if f"{prefix}." == TARGET_PREFIX and operation in SUPPORTED_OPERATIONS:
         return operation, False
-    if f"{prefix}." == OWN_PREFIX and operation in FACELEDGER_OPERATIONS:
+    if f"{prefix}." == OWN_PREFIX and operation in own_operations:
         return operation, True
     raise UnknownOperationError(
         f"Unknown operation {target!r}; expected X-Amz-Target: {TARGET_PREFIX}<Operation> "

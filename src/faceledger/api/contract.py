@@ -28,7 +28,11 @@ class Principal(Protocol):
 
 
 class Service(Protocol):
-    """The one entry point of the service layer (blocking; run off the event loop)."""
+    """The one entry point of the service layer (blocking; run off the event loop).
+
+    A service may also offer ``own_operations`` (a frozenset of names), which the
+    transport routes from ``X-Amz-Target: FaceledgerService.<Op>``.
+    """
 
     def lookup_key(self, access_key_id: str) -> Principal | None: ...
 

@@ -110,6 +110,9 @@ class Service:
         self.sweeper: Any = None
 
         self.operations: Mapping[str, Operation] = OPERATIONS  # type: ignore[assignment]
+        from .operations import FACELEDGER_OPERATIONS
+
+        self.own_operations = frozenset(FACELEDGER_OPERATIONS)
         from .video import VideoJobs
 
         self.video = VideoJobs(self)  # background video jobs; resumes any a stopped service left
