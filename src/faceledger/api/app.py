@@ -35,7 +35,12 @@ from faceledger.api.errors import UnknownOperationError
 from faceledger.api.model import SUPPORTED_OPERATIONS, validate_request
 from faceledger.api.pool import BoundedPool
 from faceledger.api.sigv4 import VerifiedRequest, WireRequest, verify
-from faceledger.errors import FaceledgerError, ImageTooLargeError, InvalidParameterError
+from faceledger.errors import (
+    FaceledgerError,
+    ImageTooLargeError,
+    InvalidParameterError,
+    ThrottlingError,
+)
 
 log = logging.getLogger("faceledger.api")
 
@@ -56,6 +61,9 @@ def create_app(
 ) -> Starlette:
     """Build the ASGI app. ``max_body_bytes`` fits a 5 MB image base64-encoded, plus slack."""
     pool = BoundedPool(max_inflight, max_queue)
+    # Bodies being read count against the same bound, so a burst of 7 MB uploads is
+    # refused before it is read into memory, not after.
+    admitted = {"now": 0, "limit": 2 * (max_inflight + max_queue)}
 
     def prepare(
         request: Request, body: bytes, request_id: str
@@ -72,6 +80,9 @@ def create_app(
         request_id = str(uuid.uuid4())
         started = time.monotonic()
         operation = "-"
+        if admitted["now"] >= admitted["limit"]:
+            return wire.error(ThrottlingError("Too many requests in progress; retry with back-off."), request_id)
+        admitted["now"] += 1
         try:
             body = await _read_body(request, max_body_bytes)
             operation, params, principal, context = await asyncio.to_thread(
@@ -93,6 +104,8 @@ def create_app(
         except Exception:
             log.exception("request %s %s: unexpected error", request_id, operation)
             response = wire.internal_error(request_id)
+        finally:
+            admitted["now"] -= 1
         log.info(
             "request %s %s -> %d in %.1f ms",
             request_id,
