@@ -47,10 +47,9 @@ import numpy as np
 
 from ..errors import ModelFileError
 from .calibration import CalibrationTable
+from .calibration.build import table_from_histograms
 
 METHODS = ("snorm", "ratio")
-MIN_COUNT = 20  # impostor pairs needed before an FMR is taken as measured (as in calibration.build)
-FIT_FMR_RANGE = (1e-6, 1e-3)
 GRID_BINS = 3000
 SIGMA_FLOOR = 1e-3  # a degenerate neighbourhood (k identical distances) must not divide by zero
 
@@ -239,34 +238,8 @@ def table_from_scores(
     of log10 FMR on u fitted over FMR 1e-6..1e-3; monotone by construction.
     """
     edges, imp = impostor_hist
-    grid = edges[1:]
-    imp_cum = np.cumsum(imp)
-    n_imp = int(imp_cum[-1])
     gen_hist = np.histogram(np.clip(genuine, edges[0], edges[-1] - 1e-12), bins=edges)[0]
-    fmr = imp_cum / max(n_imp, 1)
-    fnmr = 1.0 - np.cumsum(gen_hist) / max(len(genuine), 1)
-    measured = np.nonzero(imp_cum >= MIN_COUNT)[0]
-    first = int(measured[0]) if len(measured) else len(grid) - 1
-    log_fmr = np.full(len(grid), np.nan)
-    log_fmr[first:] = np.log10(np.maximum(fmr[first:], 1e-300))
-    lo, hi = math.log10(FIT_FMR_RANGE[0]), math.log10(FIT_FMR_RANGE[1])
-    sel = np.nonzero((log_fmr >= lo) & (log_fmr <= hi))[0]
-    if len(sel) < 3:
-        sel = np.arange(first, min(first + 10, len(grid)))
-    slope, intercept = np.polyfit(grid[sel], log_fmr[sel], 1)
-    slope = max(float(slope), 1e-6)
-    for i in range(first - 1, -1, -1):
-        log_fmr[i] = min(intercept + slope * grid[i], log_fmr[i + 1])
-    log_fmr = np.maximum.accumulate(log_fmr)
-    info = dict(meta or {})
-    info.update(
-        genuine_pairs=int(len(genuine)),
-        impostor_pairs=n_imp,
-        tail_fit={"slope": round(slope, 4), "intercept": round(float(intercept), 4)},
-        smallest_measured_fmr=float(10 ** log_fmr[first]),
-    )
-    return CalibrationTable(model_version=model_version, distances=grid, log10_fmr=log_fmr, fnmr=fnmr,
-                            measured_upto_index=first, meta=info)
+    return table_from_histograms(edges, gen_hist, imp, model_version, meta, min_slope=1e-6)
 
 
 def build_normalised_table(

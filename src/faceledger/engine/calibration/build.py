@@ -46,6 +46,19 @@ def build_table(
     desc: np.ndarray, labels: np.ndarray, model_version: str, meta: dict | None = None
 ) -> CalibrationTable:
     edges, gen, imp = pair_histograms(desc, labels)
+    return table_from_histograms(edges, gen, imp, model_version, meta)
+
+
+def table_from_histograms(
+    edges: np.ndarray, gen: np.ndarray, imp: np.ndarray, model_version: str, meta: dict | None = None,
+    *, min_slope: float = 1.0,
+) -> CalibrationTable:
+    """FMR and FNMR over the grid ``edges[1:]`` from genuine and impostor score histograms.
+
+    FMR is measured where at least MIN_COUNT impostor pairs lie below, and
+    extrapolated below that along a straight line of log10 FMR fitted over
+    FMR 1e-6..1e-3 (slope at least ``min_slope``); monotone by construction.
+    """
     grid = edges[1:]  # FMR(d) counts pairs with distance < edge
     imp_cum = np.cumsum(imp)
     n_imp = int(imp_cum[-1])
@@ -56,16 +69,14 @@ def build_table(
     first = int(measured[0]) if len(measured) else len(grid) - 1
     log_fmr = np.full(len(grid), np.nan)
     log_fmr[first:] = np.log10(np.maximum(fmr[first:], 1e-300))
-    # tail fit: straight line of log10 FMR on distance over the measured tail
     lo, hi = math.log10(FIT_FMR_RANGE[0]), math.log10(FIT_FMR_RANGE[1])
     sel = np.nonzero((log_fmr >= lo) & (log_fmr <= hi))[0]
     if len(sel) < 3:
         sel = np.arange(first, min(first + 10, len(grid)))
     slope, intercept = np.polyfit(grid[sel], log_fmr[sel], 1)
-    slope = max(float(slope), 1.0)
+    slope = max(float(slope), min_slope)
     for i in range(first - 1, -1, -1):
-        extrap = intercept + slope * grid[i]
-        log_fmr[i] = min(extrap, log_fmr[i + 1])  # keep monotone
+        log_fmr[i] = min(intercept + slope * grid[i], log_fmr[i + 1])  # keep monotone
     log_fmr = np.maximum.accumulate(log_fmr)
     info = dict(meta or {})
     info.update(
@@ -74,11 +85,5 @@ def build_table(
         tail_fit={"slope": round(slope, 4), "intercept": round(float(intercept), 4)},
         smallest_measured_fmr=float(10 ** log_fmr[first]),
     )
-    return CalibrationTable(
-        model_version=model_version,
-        distances=grid,
-        log10_fmr=log_fmr,
-        fnmr=fnmr,
-        measured_upto_index=first,
-        meta=info,
-    )
+    return CalibrationTable(model_version=model_version, distances=grid, log10_fmr=log_fmr, fnmr=fnmr,
+                            measured_upto_index=first, meta=info)
