@@ -125,6 +125,15 @@ def test_face_search_finds_both_people(srv: Server) -> None:
     assert any(r["details"]["job_id"] == job["JobId"] and r["details"]["status"] == "SUCCEEDED"
                and r["principal"] == srv.key for r in records), audit.stdout
 
+    # the job's candidates are leads a reviewer can confirm, naming the completion record
+    reviewer = json.loads(srv.cli("keys", "create", "--role", "reviewer", "--json", "--data",
+                                  str(srv.data_dir), check=True).stdout)
+    candidate = next(m["Face"]["FaceId"] for p in persons for m in p["FaceMatches"])
+    decided = srv.cli("review", "confirm", str(raw["SearchId"]), candidate, "--reason", "same face on stage",
+                      "--json", key=(reviewer["AccessKeyId"], reviewer["SecretAccessKey"]))
+    assert decided.returncode == 0, decided.stderr
+    assert json.loads(decided.stdout)["Candidates"][0]["Status"] in ("CONFIRMED", "PENDING")
+
 
 def _raw_extra(srv: Server, op: str, params: dict) -> dict:
     extra: dict = {}

@@ -14,7 +14,7 @@ from ..errors import AccessDeniedError, InvalidParameterError, ResourceNotFoundE
 from .core import Call, Service
 
 SEARCH_OPERATIONS = frozenset({"SearchFaces", "SearchFacesByImage", "SearchUsers", "SearchUsersByImage",
-                               "CompareFaces", "StartFaceSearch"})
+                               "CompareFaces", "FaceSearchCompleted"})
 DECISIONS = ("CONFIRM", "REJECT")
 
 
@@ -37,6 +37,7 @@ def _candidates(record: dict) -> list[str]:
     out = []
     for c in record["details"].get("candidates", []):
         out.append(c.get("FaceId") or c.get("UserId"))
+        out.extend(m.get("FaceId") for m in c.get("Matches", []))  # a video person's matches
     if record["operation"] == "CompareFaces" and record["details"].get("matches"):
         out.append("target")
     return [c for c in out if c]

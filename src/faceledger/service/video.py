@@ -208,6 +208,8 @@ def _envelope(svc: Service, job: dict) -> dict:
         extra["Notification"] = NOT_DELIVERED
     if job.get("threshold"):
         extra.update(job["threshold"])
+    if job.get("search_id"):
+        extra["SearchId"] = job["search_id"]
     out["Faceledger"] = {k: v for k, v in extra.items() if v is not None}
     return out
 
@@ -428,6 +430,7 @@ class VideoJobs:
         persons.sort(key=lambda m: (m["Timestamp"], m["Person"]["Index"]))
         job["threshold"] = {**threshold.report(svc.calibration), "Purpose": rule.name}
         summary = {**base, **_threshold_details(threshold), "persons": len(analysis.persons),
+                   "confirmations_required": 2 if rule.two_person_review else 1,
                    "appearances": len(persons),
                    "candidates": [{"Index": i, "Matches": [{"FaceId": m["Face"]["FaceId"],
                                                             "Similarity": m["Similarity"]} for m in ms]}
@@ -467,6 +470,8 @@ class VideoJobs:
         details = {"job_id": job["job_id"], "status": status, "status_message": message,
                    "video_sha256": job["sha256"], "resumes": job.get("resumes") or None, **(summary or {})}
         with self.svc.catalog.transaction() as tx:
+            rec = self.svc.record(tx, call, job.get("collection_id"), details)
+            if job["kind"] == "search" and status == "SUCCEEDED":
+                job["search_id"] = rec["seq"]  # reviewers name this record to confirm or reject candidates
             self.svc.catalog.set_state(tx, _job_key(job["job_id"]), job)
             self._deactivate(tx, job["job_id"])
-            self.svc.record(tx, call, job.get("collection_id"), details)
