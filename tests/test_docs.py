@@ -14,7 +14,7 @@ from faceledger.settings import Settings
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 EXTRA_EVENTS = ("DeletionReceipt", "PolicyLoaded", "Checkpoint", "FaceDetectionCompleted", "FaceSearchCompleted")
-UNRECORDED = ("DescribeCollection", "ListCollections", "ListUsers", "ListTagsForResource", "GetStatus",
+UNRECORDED = ("DescribeCollection", "ListCollections", "ListTagsForResource", "GetStatus",
               "ListConsents", "RetentionSchedule", "GetReview", "CreateCheckpoint", "GetFaceDetection",
               "GetFaceSearch")
 

@@ -93,6 +93,8 @@ def list_users(svc: Service, call: Call) -> dict:
     out: dict = {"Users": [{"UserId": r["user_id"], "UserStatus": r["user_status"]} for r in rows]}
     if last is not None:
         out["NextToken"] = svc.pages.make("ListUsers", cid, last)
+    with svc.catalog.transaction() as tx:
+        svc.record(tx, call, cid, {"users_listed": len(rows)})
     return out
 
 
