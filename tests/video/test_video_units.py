@@ -131,3 +131,22 @@ def test_cli_video_detect_local(tmp_path: Path) -> None:
     assert body["Faces"] == [] and body["FramesAnalysed"] == 4 and body["VideoMetadata"]["FrameWidth"] == 160
     bad = CliRunner().invoke(cli, ["video", "detect", str(tmp_path / "flat.mp4"), "--fps", "0"])
     assert bad.exit_code == 2
+
+
+def test_a_track_keeps_its_best_faces_with_their_quality_for_probe_gating() -> None:
+    import numpy as np
+
+    from faceledger.engine.types import Face, Pose, Quality
+    from faceledger.video.track import Track
+
+    def face(sharp: float) -> Face:
+        return Face(box=(0, 0, 50, 50), confidence=99.0, landmarks={}, points=np.zeros((5, 2), np.float32),
+                    pose=Pose(0, 0, 0), quality=Quality(50.0, sharp), image_size=(100, 100),
+                    descriptor=np.full(128, sharp, np.float32))
+
+    t = Track(index=0, last_box=(0, 0, 50, 50), last_ms=0)
+    for sharp in (5.0, 90.0, 40.0):
+        t.add(face(sharp), 0, keep=2)
+    assert [float(d[0]) for d in t.best_descriptors()] == [90.0, 40.0]
+    q = t.best_qualities()
+    assert len(q) == 2 and q[0] > q[1] > 20  # the blurred face was dropped; the rest carry their scores

@@ -420,8 +420,12 @@ class VideoJobs:
         rule = svc.policy.purpose(job["rule"])
         threshold = svc.search_threshold(job.get("threshold_requested"), svc.index.size(cid), rule)
         limit = min(self.settings.max_matches_per_person, int(rule.max_candidates))
-        matches = {index: self._search(cid, probes, threshold, limit)
-                   for index, probes in analysis.persons.items()}
+        # the purpose's probe-quality floor applies to video probes as to images
+        gated = {index: [p for p, q in zip(probes, analysis.qualities.get(index, [100.0] * len(probes)), strict=False)
+                         if q >= rule.min_probe_quality]
+                 for index, probes in analysis.persons.items()}
+        matches = {index: self._search(cid, probes, threshold, limit) if probes else []
+                   for index, probes in gated.items()}
         persons: list[dict[str, Any]] = [{
             "Timestamp": a.ms,
             "Person": {"Index": a.index, "BoundingBox": a.detail["BoundingBox"], "Face": a.detail},
@@ -431,6 +435,7 @@ class VideoJobs:
         job["threshold"] = {**threshold.report(svc.calibration), "Purpose": rule.name}
         summary = {**base, **_threshold_details(threshold), "persons": len(analysis.persons),
                    "confirmations_required": 2 if rule.two_person_review else 1,
+                   "persons_below_quality": sum(1 for probes in gated.values() if not probes),
                    "appearances": len(persons),
                    "candidates": [{"Index": i, "Matches": [{"FaceId": m["Face"]["FaceId"],
                                                             "Similarity": m["Similarity"]} for m in ms]}

@@ -55,6 +55,7 @@ class VideoAnalysis:
     info: VideoInfo
     appearances: list[Appearance] = field(default_factory=list)
     persons: dict[int, list[np.ndarray]] = field(default_factory=dict)  # best descriptors per person
+    qualities: dict[int, list[float]] = field(default_factory=dict)  # their quality scores, same order
     frames_analysed: int = 0
     seconds: float = 0.0
 
@@ -107,6 +108,7 @@ def analyse_video(
             fut.cancel()
     if track:
         out.persons = {t.index: t.best_descriptors() for t in tracker.tracks}
+        out.qualities = {t.index: t.best_qualities() for t in tracker.tracks}
     out.seconds = time.perf_counter() - started
     return out
 

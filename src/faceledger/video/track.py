@@ -57,7 +57,7 @@ class Track:
     last_ms: int
     total: np.ndarray | None = None  # sum of descriptors (mean = total / count)
     count: int = 0
-    best: list[tuple[float, int, np.ndarray]] = field(default_factory=list)  # (score, ms, descriptor)
+    best: list[tuple[float, int, np.ndarray, float]] = field(default_factory=list)  # (score, ms, descriptor, quality)
 
     def mean(self) -> np.ndarray | None:
         return None if self.total is None or not self.count else self.total / self.count
@@ -69,12 +69,17 @@ class Track:
         d = np.asarray(face.descriptor, dtype=np.float32)
         self.total = d.copy() if self.total is None else self.total + d
         self.count += 1
-        self.best.append((quality_score(face.quality) * face.confidence / 100.0, ms, d))
+        quality = quality_score(face.quality)
+        self.best.append((quality * face.confidence / 100.0, ms, d, quality))
         self.best.sort(key=lambda t: -t[0])
         del self.best[keep:]
 
     def best_descriptors(self) -> list[np.ndarray]:
-        return [d for _, _, d in self.best]
+        return [d for _, _, d, _ in self.best]
+
+    def best_qualities(self) -> list[float]:
+        """The quality score (0-100) of each of ``best_descriptors``, for probe gating."""
+        return [q for _, _, _, q in self.best]
 
 
 class Tracker:
