@@ -69,3 +69,13 @@ def test_client_request_token_idempotency(srv) -> None:  # type: ignore[no-untyp
         rek.create_user(CollectionId="idem", UserId="u2", ClientRequestToken="token-0000000001")
     assert e.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"
     assert [u["UserId"] for u in rek.list_users(CollectionId="idem")["Users"]] == ["u1"]
+
+
+def test_users_commands(srv) -> None:  # type: ignore[no-untyped-def]
+    assert srv.cli("collections", "create", "team").returncode == 0
+    assert srv.cli("users", "create", "team", "ada").returncode == 0
+    listed = json.loads(srv.cli("users", "list", "team", "--json").stdout)["Users"]
+    assert listed == [{"UserId": "ada", "UserStatus": "CREATED"}]
+    assert srv.cli("users", "delete", "team", "ada").returncode == 0
+    assert json.loads(srv.cli("users", "list", "team", "--json").stdout)["Users"] == []
+    assert srv.cli("users", "delete", "team", "ada").returncode == 6  # ResourceNotFoundException

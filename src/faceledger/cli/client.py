@@ -68,6 +68,18 @@ def call(fn: Callable[..., Any], **kwargs: Any) -> dict:
     return out
 
 
+def all_pages(fn: Callable[..., Any], member: str, **kwargs: Any) -> list:
+    """Every item of a paged list operation, following NextToken to the end."""
+    items: list = []
+    token = None
+    while True:
+        out = call(fn, NextToken=token, **kwargs)
+        items += out.get(member, [])
+        token = out.get("NextToken")
+        if not token:
+            return items
+
+
 def own_call(endpoint: str | None, profile_file: str | None, operation: str, params: dict,
              headers: dict[str, str] | None = None) -> dict:
     """Call one of faceledger's own operations (X-Amz-Target: FaceledgerService.<Op>), SigV4-signed."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .client import call, client_options, rekognition
+from .client import all_pages, call, client_options, rekognition
 from .output import emit, handle_errors
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -35,15 +35,7 @@ def collections_create(collection_id: str, retention_days: int | None, endpoint:
 @handle_errors
 def collections_list(endpoint: str | None, profile_file: str | None, as_json: bool) -> None:
     """List every collection (all pages)."""
-    rek = rekognition(endpoint, profile_file)
-    ids: list[str] = []
-    token = None
-    while True:
-        out = call(rek.list_collections, NextToken=token)
-        ids += out.get("CollectionIds", [])
-        token = out.get("NextToken")
-        if not token:
-            break
+    ids = all_pages(rekognition(endpoint, profile_file).list_collections, "CollectionIds")
     emit({"CollectionIds": ids}, as_json, lambda o: "\n".join(o["CollectionIds"]))
 
 
@@ -88,15 +80,8 @@ def faces() -> None:
 def faces_list(collection_id: str, user_id: str | None, endpoint: str | None, profile_file: str | None,
                as_json: bool) -> None:
     """Every face in the collection (all pages)."""
-    rek = rekognition(endpoint, profile_file)
-    items: list[dict] = []
-    token = None
-    while True:
-        out = call(rek.list_faces, CollectionId=collection_id, UserId=user_id, NextToken=token, MaxResults=1000)
-        items += out.get("Faces", [])
-        token = out.get("NextToken")
-        if not token:
-            break
+    items = all_pages(rekognition(endpoint, profile_file).list_faces, "Faces", CollectionId=collection_id,
+                      UserId=user_id, MaxResults=1000)
     emit({"Faces": items}, as_json, lambda o: "\n".join(
         f"{f['FaceId']}  {f.get('ExternalImageId', '-'):<30} {f.get('UserId', '')}" for f in o["Faces"]))
 
@@ -119,28 +104,22 @@ def users() -> None:
     """Users: one person's faces grouped under a UserId."""
 
 
-@users.command("create")
-@click.argument("collection_id")
-@click.argument("user_id")
-@client_options
-@json_option
-@handle_errors
-def users_create(collection_id: str, user_id: str, endpoint: str | None, profile_file: str | None,
-                 as_json: bool) -> None:
-    out = call(rekognition(endpoint, profile_file).create_user, CollectionId=collection_id, UserId=user_id)
-    emit(out, as_json, lambda o: f"created user {user_id}")
+def _user_command(action: str, method: str):  # type: ignore[no-untyped-def]
+    @click.argument("collection_id")
+    @click.argument("user_id")
+    @client_options
+    @json_option
+    @handle_errors
+    def command(collection_id: str, user_id: str, endpoint: str | None, profile_file: str | None,
+                as_json: bool) -> None:
+        out = call(getattr(rekognition(endpoint, profile_file), method), CollectionId=collection_id,
+                   UserId=user_id)
+        emit(out, as_json, lambda o: f"{action} user {user_id}")
+    return command
 
 
-@users.command("delete")
-@click.argument("collection_id")
-@click.argument("user_id")
-@client_options
-@json_option
-@handle_errors
-def users_delete(collection_id: str, user_id: str, endpoint: str | None, profile_file: str | None,
-                 as_json: bool) -> None:
-    out = call(rekognition(endpoint, profile_file).delete_user, CollectionId=collection_id, UserId=user_id)
-    emit(out, as_json, lambda o: f"deleted user {user_id}")
+users.command("create", help="Create a user in a collection.")(_user_command("created", "create_user"))
+users.command("delete", help="Delete a user (its faces stay, unassociated).")(_user_command("deleted", "delete_user"))
 
 
 @users.command("list")
@@ -149,15 +128,7 @@ def users_delete(collection_id: str, user_id: str, endpoint: str | None, profile
 @json_option
 @handle_errors
 def users_list(collection_id: str, endpoint: str | None, profile_file: str | None, as_json: bool) -> None:
-    rek = rekognition(endpoint, profile_file)
-    items: list[dict] = []
-    token = None
-    while True:
-        out = call(rek.list_users, CollectionId=collection_id, NextToken=token)
-        items += out.get("Users", [])
-        token = out.get("NextToken")
-        if not token:
-            break
+    items = all_pages(rekognition(endpoint, profile_file).list_users, "Users", CollectionId=collection_id)
     emit({"Users": items}, as_json, lambda o: "\n".join(f"{u['UserId']}  {u['UserStatus']}" for u in o["Users"]))
 
 
