@@ -113,8 +113,13 @@ def test_halt_needs_a_second_admin_to_resume(acct) -> None:  # type: ignore[no-u
     assert e.value.response["Error"]["Code"] == "AccessDeniedException" and "halted" in str(e.value)
     same = acct.cli("resume", "--reason", "fixed")
     assert same.returncode == 8 and "cannot resume" in same.stderr
+    halted = json.loads(acct.cli("status", "--json").stdout)
+    assert halted["Halted"] is True and halted["Halt"]["reason"] == "audit finding 7"
     other = acct.cli("resume", "--reason", "reviewed", key=key(acct, "admin"))
     assert other.returncode == 0, other.stderr
+    assert json.loads(acct.cli("status", "--json").stdout)["Halted"] is False
+    keys = json.loads(acct.cli("keys", "list", "--json").stdout)["Keys"]
+    assert {k["role"] for k in keys} >= {"admin"} and all("secret" not in k for k in keys)
     assert acct.client().search_faces_by_image(CollectionId="suspects", Image={"Bytes": photo("Abel_Pacheco", 2)})
 
 

@@ -40,6 +40,8 @@ def test_consent_required_then_withdrawn(srv, tmp_path) -> None:  # type: ignore
                    "--notice-version", "2026-01", "--purpose", "access-control", "--json")
     assert made.returncode == 0, made.stderr
     consent_id = json.loads(made.stdout)["Consent"]["ConsentId"]
+    listed = json.loads(srv.cli("consent", "list", "--subject", "member-0042", "--json").stdout)["Consents"]
+    assert [c["ConsentId"] for c in listed] == [consent_id]
     enrol = headers(srv.client(), consent=consent_id)
     enrol.index_faces(CollectionId="members", Image={"Bytes": photo("Abel_Pacheco", 1)}, ExternalImageId="m42")
     assert len(faces(rek, "members")) == 1

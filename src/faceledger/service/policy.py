@@ -111,7 +111,7 @@ def _purpose(name: str, body: Any, source: str) -> Purpose:
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise InvalidParameterError(f"{where}.{key} must be a {kind.__name__}.")
+            raise InvalidParameterError(f"{where}.{key} must be of type {kind.__name__}.")
         values[key] = value
     if "collections" in values:
         cols = values["collections"]
