@@ -36,6 +36,7 @@ class Settings:
     min_face_px: float = 40.0
     compare_fmr: float = 1e-4  # CompareFaces default/floor: the Similarity of this FMR
     max_expected_false: float = 0.001  # 1:N default/floor: N x FMR at or below this
+    score_normalization: str = "cohort"  # "cohort": never-looser cohort S-norm (docs/fairness.md); "off": raw only
     buckets: str = ""  # "name=/dir,other=/dir2": S3 buckets mapped to local folders
     policy_file: str = ""  # default: <data_dir>/policy.toml when it exists
     retention_sweep_s: int = 3600  # how often the service sweeps expired enrolments

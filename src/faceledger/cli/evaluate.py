@@ -9,9 +9,10 @@ import click
 import numpy as np
 
 from ..engine import EngineSettings
-from ..engine.calibration import load_table, table_path
+from ..engine.calibration import fmr_from_similarity, load_table, table_path
 from ..engine.calibration.build import build_table
 from ..engine.registry import MODEL_VERSION
+from ..engine.scoring import COHORT_MIN, Scorer, build_cohort_table, cohort_table_path
 from ..errors import InvalidParameterError
 from ..evaluation.detection import annotated_recall, stated_counts
 from ..evaluation.embedding import describe_files, image_paths, load_cache, save_cache
@@ -56,6 +57,11 @@ common = [
 ]
 
 
+normalization_option = click.option(
+    "--normalization", type=click.Choice(["cohort", "off"]), default="cohort", show_default=True,
+    help="Score as FACELEDGER_SCORE_NORMALIZATION does (cohort: the evaluated set is its own cohort).")
+
+
 def with_common(fn):  # type: ignore[no-untyped-def]
     for opt in reversed(common):
         fn = opt(fn)
@@ -66,16 +72,23 @@ def with_common(fn):  # type: ignore[no-untyped-def]
 @click.option("--root", required=True, type=click.Path(file_okay=False, exists=True))
 @click.option("--pairs", "pairs_file", required=True, type=click.Path(dir_okay=False, exists=True))
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write ROC and DET plots (PNG).")
+@normalization_option
 @with_common
 @handle_errors
-def pairs(root: str, pairs_file: str, plot: str | None, procs: int, no_mirror: bool, cache: str | None,
-          as_json: bool, quiet: bool) -> None:
-    """Verification on a pair list: 10-fold accuracy, TAR at FMR 1e-3/1e-4, EER."""
+def pairs(root: str, pairs_file: str, plot: str | None, normalization: str, procs: int, no_mirror: bool,
+          cache: str | None, as_json: bool, quiet: bool) -> None:
+    """Verification on a pair list: 10-fold accuracy, TAR at FMR 1e-3/1e-4, EER.
+
+    TAR is scored as the service scores: with normalisation on, the images of
+    the pair list are one collection, its own cohort.
+    """
     rows = read_pairs(pairs_file)
     rels = sorted({p for a, b, _ in rows for p in (a, b)})
     vectors = _vectors(root, rels, mirror=not no_mirror, procs=procs, cache=cache, progress=not quiet)
     version = EngineSettings(mirror=not no_mirror).model_version
-    out = {"model_version": version, **evaluate_pairs(rows, vectors, load_table(version))}
+    table = load_table(version)
+    out = {"model_version": version,
+           **evaluate_pairs(rows, vectors, table, Scorer.load(table, normalization))}
     if plot:
         plot_roc(rows, vectors, plot)
         out["plot"] = plot
@@ -87,16 +100,23 @@ def pairs(root: str, pairs_file: str, plot: str | None, procs: int, no_mirror: b
 @click.option("--limit", type=int, default=None, help="Only the first N images (sorted).")
 @click.option("--strangers", type=int, default=None,
               help="Keep only N single-image identities as non-mated probes; enrol the rest as distractors.")
+@normalization_option
 @with_common
 @handle_errors
-def identify(root: str, limit: int | None, strangers: int | None, procs: int, no_mirror: bool, cache: str | None,
-             as_json: bool, quiet: bool) -> None:
-    """Open-set identification: rank-1, FNIR at FPIR 0.01/0.001, strangers at the default."""
+def identify(root: str, limit: int | None, strangers: int | None, normalization: str, procs: int, no_mirror: bool,
+             cache: str | None, as_json: bool, quiet: bool) -> None:
+    """Open-set identification: rank-1, FNIR at FPIR 0.01/0.001, strangers at the default.
+
+    The figures at the default are scored as the service scores a search of
+    the gallery (with normalisation on, the gallery is its own cohort).
+    """
     rels = [os.path.relpath(p, root) for p in image_paths(root, limit)]
     vectors = _vectors(root, rels, mirror=not no_mirror, procs=procs, cache=cache, progress=not quiet)
     version = EngineSettings(mirror=not no_mirror).model_version
-    out = {"model_version": version,
-           **evaluate_identification(root, vectors, load_table(version), strangers=strangers)}
+    table = load_table(version)
+    out = {"model_version": version, **evaluate_identification(
+        root, vectors, table, strangers=strangers,
+        scorer=Scorer.load(table, normalization) if normalization == "cohort" else None)}
     emit(out, as_json)
 
 
@@ -129,6 +149,16 @@ def calibrate(root: str, out_dir: str | None, procs: int, no_mirror: bool, cache
         summary[version] = {"path": path, **table.meta,
                             "distance_at_fmr_1e-4": round(table.distance_for_fmr(1e-4), 4),
                             "fmr_at_distance_0.6": float(table.fmr(0.6))}
+        # the cohort S-norm table (docs/fairness.md), built on the same descriptors
+        if len(keep) < COHORT_MIN:
+            click.echo(f"{version}: no cohort table from {len(keep)} faces (it needs {COHORT_MIN}).", err=True)
+            continue
+        cohort = build_cohort_table(desc, labels, version, meta={
+            "data": os.path.basename(os.path.normpath(root)), "images_with_face": len(keep), "table_version": 1})
+        cpath = os.path.join(out_dir, f"{version}-cohort.json") if out_dir else str(cohort_table_path(version))
+        with open(cpath, "w") as fh:
+            json.dump(cohort.to_json(), fh, separators=(",", ":"))
+        summary[f"{version}-cohort"] = {"path": cpath, **cohort.meta}
         if cache is None:
             cache = None  # second pass recomputes without a cache; pass --cache to reuse
     emit(summary, as_json)
@@ -171,16 +201,29 @@ def detection(annotations: str | None, counts: str | None, root: str | None, det
 @click.option("--identity-column", default=None, help="Without one, every two images are different people.")
 @click.option("--min-age", type=float, default=None, help="Keep rows with age >= this (column --age-column).")
 @click.option("--age-column", default="age", show_default=True)
+@normalization_option
+@click.option("--keep-duplicates", is_flag=True,
+              help="Count pairs of the same photograph (pixel correlation >= 0.98) as impostor pairs too.")
 @click.option("--gallery", type=int, default=1000, show_default=True,
               help="Gallery size for the 1:N default threshold.")
 @with_common
 @handle_errors
 def subgroups(root: str, labels_file: str, group_by: str, path_column: str, identity_column: str | None,
-              min_age: float | None, age_column: str, gallery: int, procs: int, no_mirror: bool, cache: str | None,
-              as_json: bool, quiet: bool) -> None:
-    """FMR (and FNMR with identities) per subgroup at the deployed thresholds, with 95% intervals."""
+              min_age: float | None, age_column: str, gallery: int, normalization: str, keep_duplicates: bool,
+              procs: int, no_mirror: bool, cache: str | None, as_json: bool, quiet: bool) -> None:
+    """FMR (and FNMR with identities) per subgroup at the deployed thresholds, with 95% intervals.
+
+    Pairs are scored as the service scores them: the labelled images form one
+    collection, which is its own cohort when normalisation is on.
+    """
     from ..engine.calibration import compare_threshold, search_threshold
-    from ..evaluation.subgroups import group_rates, ratios, read_labels
+    from ..evaluation.deployed import collection_stats
+    from ..evaluation.subgroups import (
+        group_rates,
+        ratios,
+        read_labels,
+        same_photographs,
+    )
 
     rows = read_labels(labels_file, [c.strip() for c in group_by.split(",") if c.strip()], path_column=path_column,
                        identity_column=identity_column, min_age=min_age, age_column=age_column)
@@ -189,17 +232,23 @@ def subgroups(root: str, labels_file: str, group_by: str, path_column: str, iden
     kept = [r for r in rows if vectors.get(r["path"]) is not None]
     version = EngineSettings(mirror=not no_mirror).model_version
     table = load_table(version)
+    scorer = Scorer.load(table, normalization)
     sims = {"compare_1to1": compare_threshold(1e-4), f"search_1toN_gallery_{gallery}": search_threshold(gallery)}
-    thresholds = {k: table.distance_for_similarity(s) for k, s in sims.items()}
     mat = np.array([vectors[r["path"]] for r in kept])
-    rates = group_rates(mat, [r["group"] for r in kept], [r["identity"] for r in kept], thresholds)
+    stats = collection_stats(scorer, mat) if scorer.enabled and len(mat) else None
+    same = None if keep_duplicates else same_photographs([os.path.join(root, r["path"]) for r in kept])
+    rates = group_rates(mat, [r["group"] for r in kept], [r["identity"] for r in kept], sims, scorer, stats, same)
     out = {"model_version": version, "images": len(rows), "images_with_face": len(kept),
-           "thresholds": {k: {"similarity": round(sims[k], 3), "distance": round(v, 4),
-                              "promised_fmr": float(table.fmr(v))} for k, v in thresholds.items()},
-           "groups": rates, "ratios": ratios(rates, thresholds)}
+           "score_normalization": scorer.version if stats is not None else
+           ("off" if not scorer.enabled else "inactive"),
+           "same_photograph_pairs_excluded": sum(e["same_photograph_pairs_excluded"] for e in rates.values()),
+           "thresholds": {k: {"similarity": round(v, 3), "promised_fmr": fmr_from_similarity(v)}
+                          for k, v in sims.items()},
+           "groups": rates, "ratios": ratios(rates, sims)}
 
     def text(o: dict) -> str:
-        lines = []
+        lines = [f"scoring: {o['score_normalization']}; same-photograph pairs left out: "
+                 f"{o['same_photograph_pairs_excluded']}"]
         for name, t in o["thresholds"].items():
             lines.append(f"{name}: similarity {t['similarity']} (promised FMR {t['promised_fmr']:.1e})")
             for g, e in o["groups"].items():

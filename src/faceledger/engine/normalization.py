@@ -75,6 +75,35 @@ def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.maximum(d2, 0.0)
 
 
+def neighbourhood_stats(vectors: np.ndarray, cohort: np.ndarray, k: int, *, exclude: np.ndarray | None = None,
+                        cohort_labels: np.ndarray | None = None, block: int = 1024) -> CohortStats:
+    """Mean and std of each vector's ``k`` nearest distances to ``cohort`` rows.
+
+    ``exclude`` / ``cohort_labels``: a cohort row whose label equals the
+    vector's label is not a neighbour (the face itself, or its identity).
+    """
+    v = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    mu = np.empty(len(v))
+    sigma = np.empty(len(v))
+    k = min(k, len(cohort) - 1)
+    for start in range(0, len(v), block):
+        stop = min(len(v), start + block)
+        d = np.sqrt(_sq_dist(v[start:stop], cohort))
+        if exclude is not None and cohort_labels is not None:
+            d[np.asarray(exclude[start:stop])[:, None] == np.asarray(cohort_labels)[None, :]] = np.inf
+        top = np.partition(d, k - 1, axis=1)[:, :k]
+        top = np.where(np.isfinite(top), top, np.nan)
+        mu[start:stop] = np.nanmean(top, axis=1)
+        sigma[start:stop] = np.maximum(np.nanstd(top, axis=1), SIGMA_FLOOR)
+    return CohortStats(mu, sigma)
+
+
+def snorm_distance(d: np.ndarray | float, a: CohortStats, b: CohortStats) -> np.ndarray:
+    """Symmetric S-norm on distances: ``-((mu_a - d)/sigma_a + (mu_b - d)/sigma_b) / 2`` (lower = more alike)."""
+    d = np.asarray(d, dtype=np.float64)
+    return -0.5 * ((a.mu - d) / a.sigma + (b.mu - d) / b.sigma)
+
+
 @dataclass
 class CohortNormalizer:
     """Normalise raw descriptor distances by each side's distance to a cohort of strangers.
@@ -111,21 +140,10 @@ class CohortNormalizer:
         same label (``cohort_labels``) are left out, so a face is never its own
         neighbour and a cohort built from a labelled set can be scored on it.
         """
-        v = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-        mu = np.empty(len(v))
-        sigma = np.empty(len(v))
         if exclude is not None and self.cohort_labels is None:
             raise ValueError("exclude needs cohort_labels")
-        for start in range(0, len(v), block):
-            stop = min(len(v), start + block)
-            d = np.sqrt(_sq_dist(v[start:stop], self.cohort))
-            if exclude is not None:
-                assert self.cohort_labels is not None
-                d[np.asarray(exclude[start:stop])[:, None] == self.cohort_labels[None, :]] = np.inf
-            top = np.partition(d, self.k - 1, axis=1)[:, : self.k]
-            mu[start:stop] = top.mean(1)
-            sigma[start:stop] = np.maximum(top.std(1), SIGMA_FLOOR)
-        return CohortStats(mu, sigma)
+        return neighbourhood_stats(vectors, self.cohort, self.k, exclude=exclude, cohort_labels=self.cohort_labels,
+                                   block=block)
 
     # -- scores -----------------------------------------------------------
     def normalised_distance(self, d: np.ndarray | float, a: CohortStats, b: CohortStats) -> np.ndarray:
@@ -136,7 +154,7 @@ class CohortNormalizer:
         """
         d = np.asarray(d, dtype=np.float64)
         if self.method == "snorm":
-            return -0.5 * ((a.mu - d) / a.sigma + (b.mu - d) / b.sigma)
+            return snorm_distance(d, a, b)
         return d / (0.5 * (a.mu + b.mu))
 
     def pairwise(self, x: np.ndarray, sx: CohortStats, y: np.ndarray, sy: CohortStats) -> np.ndarray:

@@ -14,7 +14,9 @@ from collections import defaultdict
 import numpy as np
 
 from ..engine.calibration import CalibrationTable, search_threshold
+from ..engine.scoring import Scorer
 from . import metrics
+from .deployed import collection_cohort, collection_stats, outer, pair_similarity
 
 
 def split_gallery(paths: list[str], root: str, strangers: int | None = None) -> tuple[list[str], list[str], list[str]]:
@@ -58,8 +60,13 @@ def nearest(gallery: np.ndarray, probes: np.ndarray) -> tuple[np.ndarray, np.nda
 
 def evaluate_identification(
     root: str, vectors: dict[str, np.ndarray | None], table: CalibrationTable,
-    max_expected_false: float = 0.001, strangers: int | None = None,
+    max_expected_false: float = 0.001, strangers: int | None = None, scorer: Scorer | None = None,
 ) -> dict:
+    """Rank-based figures on raw distances; the figures "at default" as ``scorer`` scores (raw without one).
+
+    With cohort normalisation on, the gallery is the collection and its own
+    cohort, as the service would hold it; candidates are ranked by Similarity.
+    """
     paths = [os.path.join(root, k) for k in vectors]
     gallery, mated, nonmated = split_gallery(paths, root, strangers)
 
@@ -83,6 +90,10 @@ def evaluate_identification(
     out = metrics.open_set(mdist, mhit, ndist)
     s_default = search_threshold(len(gal), max_expected_false)
     t_default = table.distance_for_similarity(s_default)
+    m_ok, n_ok, m_right = mdist <= t_default, ndist <= t_default, mhit
+    if scorer is not None and len(gal):
+        m_sim, m_right, n_sim, out["score_normalization"] = _deployed_top(scorer, gmat, gal_ids, mvec, mk, nvec)
+        m_ok, n_ok = m_sim >= s_default - 1e-9, n_sim >= s_default - 1e-9
     out.update(
         gallery_size=len(gal),
         mated_probes=len(mk),
@@ -90,9 +101,39 @@ def evaluate_identification(
         probes_without_face=sum(1 for p in mated + nonmated if vectors.get(rel(p)) is None),
         default_similarity_threshold=round(s_default, 3),
         default_distance_threshold=round(t_default, 4),
-        nonmated_with_candidate_at_default=int(np.sum(ndist <= t_default)),
-        mated_hit_rate_at_default=round(float(np.mean(mhit & (mdist <= t_default))), 4) if len(mk) else None,
-        nonmated_with_candidate_at_distance_0_6=int(np.sum(ndist <= 0.6)),
-        mated_hit_rate_at_distance_0_6=round(float(np.mean(mhit & (mdist <= 0.6))), 4) if len(mk) else None,
+        nonmated_with_candidate_at_default=int(np.sum(n_ok)),
+        mated_hit_rate_at_default=round(float(np.mean(m_right & m_ok)), 4) if len(mk) else None,
     )
+    if scorer is None:
+        out.update(
+            nonmated_with_candidate_at_distance_0_6=int(np.sum(ndist <= 0.6)),
+            mated_hit_rate_at_distance_0_6=round(float(np.mean(mhit & (mdist <= 0.6))), 4) if len(mk) else None,
+        )
     return out
+
+
+def _deployed_top(scorer: Scorer, gmat: np.ndarray, gal_ids: list[str], mvec: np.ndarray, mk: list[str],
+                  nvec: np.ndarray, block: int = 512) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """Top candidate's Similarity per probe (mated: and whether it is the right person), as the service ranks."""
+    stats = collection_stats(scorer, gmat) if scorer.enabled else None
+    cohort = collection_cohort(gmat)
+
+    def top(probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        best_sim, best_idx = np.zeros(len(probes)), np.zeros(len(probes), int)
+        for start in range(0, len(probes), block):
+            q = probes[start:start + block].astype(np.float64)
+            g = gmat.astype(np.float64)
+            d = np.sqrt(np.maximum((q * q).sum(1)[:, None] + (g * g).sum(1)[None, :] - 2 * q @ g.T, 0))
+            a = None if stats is None else outer(cohort.stats(q), axis=0)
+            sim = pair_similarity(scorer, d, a, None if stats is None else outer(stats, axis=1))
+            # rank by Similarity, ties (e.g. all at 100) by distance, as search_vector does
+            order = np.argmax(sim - 1e-6 * d, axis=1)
+            best_idx[start:start + block] = order
+            best_sim[start:start + block] = sim[np.arange(len(q)), order]
+        return best_sim, best_idx
+
+    m_sim, m_idx = top(mvec) if len(mvec) else (np.zeros(0), np.zeros(0, int))
+    n_sim, _ = top(nvec) if len(nvec) else (np.zeros(0), np.zeros(0, int))
+    m_hit = np.array([gal_ids[i] == k.split(os.sep)[0] for i, k in zip(m_idx, mk, strict=True)], bool)
+    used = scorer.version if stats is not None else ("off" if not scorer.enabled else "inactive")
+    return m_sim, m_hit, n_sim, used

@@ -10,9 +10,11 @@ import os
 
 import numpy as np
 
-from ..engine.calibration import CalibrationTable
+from ..engine.calibration import CalibrationTable, similarity_from_fmr
+from ..engine.scoring import Scorer
 from ..errors import InvalidParameterError
 from . import metrics
+from .deployed import collection_stats, pair_similarity
 
 
 def read_pairs(path: str) -> list[tuple[str, str, int]]:
@@ -49,8 +51,14 @@ def pair_distances(
 
 
 def evaluate_pairs(
-    rows: list[tuple[str, str, int]], vectors: dict[str, np.ndarray | None], table: CalibrationTable | None
+    rows: list[tuple[str, str, int]], vectors: dict[str, np.ndarray | None], table: CalibrationTable | None,
+    scorer: Scorer | None = None,
 ) -> dict:
+    """Accuracy and EER on raw distances; TAR at FMR 1e-3/1e-4 as ``scorer`` scores (raw table without one).
+
+    With cohort normalisation on, the images in ``vectors`` (those of the pair
+    list) are one collection, its own cohort, as the service would hold them.
+    """
     d, same, missing = pair_distances(rows, vectors)
     acc, std = metrics.tenfold_accuracy(d, same)
     eer, eer_t = metrics.equal_error_rate(d, same)
@@ -71,7 +79,29 @@ def evaluate_pairs(
             out[f"distance_at_fmr_{f:g}"] = round(t, 4)
         out["fmr_of_distance_0.6"] = float(table.fmr(0.6))
         out["calibration"] = table.version
+    if scorer is not None:
+        sim = deployed_similarity(rows, vectors, scorer, d)
+        out["score_normalization"] = sim[1]
+        for f in (1e-3, 1e-4):
+            out[f"tar_at_fmr_{f:g}"] = round(float(np.mean(sim[0][same] >= similarity_from_fmr(f) - 1e-9)), 4)
     return out
+
+
+def deployed_similarity(rows: list[tuple[str, str, int]], vectors: dict[str, np.ndarray | None], scorer: Scorer,
+                        d: np.ndarray) -> tuple[np.ndarray, str]:
+    """Similarity of each pair (0 without a face) as the service scores it, and the scoring used."""
+    keys = [k for k, v in vectors.items() if v is not None]
+    where = {k: i for i, k in enumerate(keys)}
+    stats = collection_stats(scorer, np.array([vectors[k] for k in keys])) if scorer.enabled and keys else None
+    ok = np.isfinite(d)
+    sim = np.zeros(len(rows))
+    ia = np.array([where.get(a, 0) for a, _, _ in rows])
+    ib = np.array([where.get(b, 0) for _, b, _ in rows])
+    a = None if stats is None else stats.take(ia[ok])
+    b = None if stats is None else stats.take(ib[ok])
+    sim[ok] = pair_similarity(scorer, d[ok], a, b)
+    used = scorer.version if stats is not None else ("off" if not scorer.enabled else "inactive")
+    return sim, used
 
 
 def plot_roc(rows: list[tuple[str, str, int]], vectors: dict[str, np.ndarray | None], out_png: str) -> None:

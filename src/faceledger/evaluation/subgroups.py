@@ -15,7 +15,10 @@ from collections import defaultdict
 
 import numpy as np
 
+from ..engine.normalization import CohortStats
+from ..engine.scoring import Scorer
 from ..errors import InvalidParameterError
+from .deployed import outer, pair_similarity
 
 
 def read_labels(path: str, group_by: list[str], *, path_column: str = "path", identity_column: str | None = None,
@@ -76,8 +79,33 @@ def clopper_pearson(k: int, n: int, alpha: float = 0.05) -> tuple[float, float]:
     return lower, upper
 
 
-def group_rates(vectors: np.ndarray, groups: list[str], identities: list[str], thresholds: dict[str, float]) -> dict:
-    """Per group and threshold: impostor pairs, false matches, FMR with CI; genuine pairs and FNMR if any."""
+def same_photographs(paths: list[str], min_correlation: float = 0.98, size: int = 64) -> np.ndarray:
+    """(n, n) bool: pairs whose images are the same photograph (pixel correlation of grey thumbnails).
+
+    Model-independent on purpose: a data set without identity labels still
+    must not count one photograph filed twice as two different people. A
+    re-crop or mirror of the same photograph can fall below the bar.
+    """
+    from PIL import Image
+
+    pix = np.empty((len(paths), size * size))
+    for i, p in enumerate(paths):
+        with Image.open(p) as im:
+            pix[i] = np.asarray(im.convert("L").resize((size, size)), dtype=np.float64).ravel()
+    pix -= pix.mean(1, keepdims=True)
+    pix /= np.maximum(np.linalg.norm(pix, axis=1, keepdims=True), 1e-9)
+    same = pix @ pix.T >= min_correlation
+    np.fill_diagonal(same, False)
+    return same
+
+
+def group_rates(vectors: np.ndarray, groups: list[str], identities: list[str], thresholds: dict[str, float],
+                scorer: Scorer, stats: CohortStats | None = None, same_photo: np.ndarray | None = None) -> dict:
+    """Per group and threshold (a Similarity): impostor pairs, false matches, FMR with CI; FNMR if identities.
+
+    Pairs are scored as the service scores them (``scorer``; with ``stats``,
+    the cohort neighbourhoods). ``same_photo`` pairs are left out and counted.
+    """
     by_group: dict[str, list[int]] = defaultdict(list)
     for i, g in enumerate(groups):
         by_group[g].append(i)
@@ -87,17 +115,24 @@ def group_rates(vectors: np.ndarray, groups: list[str], identities: list[str], t
         x = vectors[idx].astype(np.float64)
         sq = (x * x).sum(1)
         d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0))
+        rows = np.array(idx)
+        sim = pair_similarity(scorer, d, None if stats is None else outer(stats, rows, 0),
+                              None if stats is None else outer(stats, rows, 1))
         iu = np.triu_indices(len(idx), 1)
-        dist = d[iu]
-        same = ids[idx][iu[0]] == ids[idx][iu[1]]
-        imp, gen = dist[~same], dist[same]
-        entry: dict = {"images": len(idx), "impostor_pairs": int(len(imp)), "genuine_pairs": int(len(gen))}
+        keep = np.ones(len(iu[0]), bool)
+        if same_photo is not None:
+            keep = ~same_photo[np.ix_(idx, idx)][iu]
+        score = np.asarray(sim)[iu][keep]
+        same = (ids[idx][iu[0]] == ids[idx][iu[1]])[keep]
+        imp, gen = score[~same], score[same]
+        entry: dict = {"images": len(idx), "impostor_pairs": int(len(imp)), "genuine_pairs": int(len(gen)),
+                       "same_photograph_pairs_excluded": int(np.sum(~keep))}
         for name, t in thresholds.items():
-            k = int(np.sum(imp <= t))
+            k = int(np.sum(imp >= t))
             lo, hi = clopper_pearson(k, len(imp))
             entry[name] = {"false_matches": k, "fmr": k / max(len(imp), 1), "fmr_ci95": [lo, hi]}
             if len(gen):
-                entry[name]["fnmr"] = float(np.mean(gen > t))
+                entry[name]["fnmr"] = float(np.mean(gen < t))
         out[g] = entry
     return out
 

@@ -57,6 +57,7 @@ def get_status(svc: Service, call: Call) -> dict:
         "Halt": halt_state,
         "ModelVersion": svc.model_version,
         "CalibrationVersion": svc.calibration.version,
+        "ScoreNormalization": svc.scorer.version,
         "Policy": svc.policy.summary(),
         "LedgerHead": {"Seq": head["seq"], "Hash": head["hash"]} if head else None,
         "PublicKey": public_pem(svc.signing_key),

@@ -25,6 +25,7 @@ from ..engine.calibration import (
     load_table,
     search_threshold,
 )
+from ..engine.scoring import Scorer
 from ..errors import AccessDeniedError, FaceledgerError, HaltedError, InvalidParameterError
 from ..settings import Settings
 from ..store.catalog import Catalog
@@ -35,6 +36,7 @@ from .checkpoints import CHECKPOINT, checkpoint_details, load_or_create_key
 from .context import Principal, RequestContext, authorize
 from .pagination import Paginator
 from .policy import DEFAULT_PURPOSE, Purpose, load_policy
+from .scores import Cohorts
 from .workers import EnginePool
 
 CANDIDATE_NOTE = "Candidates are leads for human review, not identifications."
@@ -97,6 +99,11 @@ class Service:
         self.engine_settings = engines.settings
         self.model_version = engines.settings.model_version
         self.calibration = calibration or load_table(self.model_version)
+        try:
+            self.scorer = Scorer.load(self.calibration, settings.score_normalization)
+        except ValueError as exc:
+            raise InvalidParameterError(f"FACELEDGER_SCORE_NORMALIZATION: {exc}.") from exc
+        self.cohorts = Cohorts(index)
         self.buckets = settings.bucket_map()
         # Writers that change faces hold this from BEGIN until the index matches the commit.
         self.write_lock = threading.RLock()
@@ -252,6 +259,7 @@ class Service:
             "role": call.principal.role,
             "model_version": self.model_version,
             "calibration": self.calibration.version,
+            "score_normalization": self.scorer.version,
             "policy_version": self.policy.version,
             "started_at": call.at,
             "ended_at": time.time(),

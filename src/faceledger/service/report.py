@@ -28,6 +28,8 @@ def transparency(records: list[dict[str, Any]], since: float, until: float) -> d
     receipts: list[dict] = []
     galleries: dict[str, list[int]] = defaultdict(list)
     models, calibrations, policies = set(), set(), []
+    normalizations: set[str] = set()
+    scoring: Counter[str] = Counter()  # per search: normalised, inactive (cohort too small) or off
     halts = []
     enrolled = 0
     for r in records:
@@ -37,6 +39,8 @@ def transparency(records: list[dict[str, Any]], since: float, until: float) -> d
             models.add(d["model_version"])
         if d.get("calibration"):
             calibrations.add(d["calibration"])
+        if d.get("score_normalization"):
+            normalizations.add(d["score_normalization"])
         if "refused" in d:
             refusals[d["refused"]] += 1
             continue
@@ -46,6 +50,9 @@ def transparency(records: list[dict[str, Any]], since: float, until: float) -> d
             candidates[purpose] += n
             if d.get("threshold_raised"):
                 raised[purpose] += 1
+            if d.get("scoring"):
+                scoring["inactive" if d["scoring"] == "inactive" else "off" if d["scoring"] == "off"
+                        else "normalised"] += 1
             if r["collection_id"] and d.get("gallery_size") is not None:
                 galleries[r["collection_id"]].append(int(d["gallery_size"]))
         elif op == "ReviewCandidate":
@@ -82,6 +89,8 @@ def transparency(records: list[dict[str, Any]], since: float, until: float) -> d
         "gallery_sizes": {c: {"min": min(v), "max": max(v), "searches": len(v)} for c, v in sorted(galleries.items())},
         "model_versions": sorted(models),
         "calibrations": sorted(calibrations),
+        "score_normalizations": sorted(normalizations),
+        "searches_by_scoring": dict(scoring),
     }
 
 
@@ -93,7 +102,9 @@ def markdown(report: dict[str, Any]) -> str:
     p = report["period"]
     lines = [f"# Transparency report, {p['from']} to {p['to']}", "",
              f"Generated from {report['records']} ledger records. Model versions: "
-             f"{', '.join(report['model_versions']) or '-'}; calibration: {', '.join(report['calibrations']) or '-'}.",
+             f"{', '.join(report['model_versions']) or '-'}; calibration: {', '.join(report['calibrations']) or '-'}; "
+             f"score normalisation: {', '.join(report['score_normalizations']) or '-'} "
+             f"(searches {report['searches_by_scoring'] or 'none'}; see docs/fairness.md).",
              "", "## Searches", "", "| purpose/operation | searches |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in report["searches"].items()] or ["| - | 0 |"]
     lines += ["", f"Candidates returned by purpose: {report['candidates_returned'] or 'none'}.",

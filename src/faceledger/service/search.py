@@ -21,6 +21,7 @@ from .core import Call, Service, Threshold
 from .faces import check_pinned, quality_reasons, stored_face
 from .images import image_bytes, sha256
 from .policy import Purpose
+from .scores import ALL, score
 
 MAX_SEARCH_FACES = 4096
 
@@ -30,9 +31,18 @@ def _compared_face(detail: dict) -> dict:
     return {k: detail[k] for k in keep if k in detail}
 
 
-def _match_fields(svc: Service, distance: float) -> dict:
-    sim = float(svc.calibration.similarity(distance))
-    return {"Similarity": round(sim, 4), "EstimatedFalseMatchRate": float(svc.calibration.fmr(distance))}
+def _match_fields(similarity: float, fmr: float) -> dict:
+    return {"Similarity": round(float(similarity), 4), "EstimatedFalseMatchRate": float(fmr)}
+
+
+def scoring_report(svc: Service, cohort_of: str) -> dict:
+    """How this call's scores were made (``ScoreNormalization``, ``CohortSize``), for the response and ledger."""
+    return svc.scorer.report(svc.cohorts.get(cohort_of) if svc.scorer.enabled else None)
+
+
+def scoring_details(report: dict) -> dict:
+    """The ledger's spelling of :func:`scoring_report`."""
+    return {"scoring": report["ScoreNormalization"], "cohort_size": report.get("CohortSize")}
 
 
 def compare_faces(svc: Service, call: Call) -> dict:
@@ -53,12 +63,13 @@ def compare_faces(svc: Service, call: Call) -> dict:
     if not tgt.faces:
         svc.refuse(call, None, "no-face", InvalidParameterError("No face was found in TargetImage."))
     source = src.faces[0]
+    targets = [f for f in tgt.faces if not quality_reasons(f, quality_filter)]
+    cohort = svc.cohorts.get(ALL) if svc.scorer.enabled else None
+    scores = score(svc.scorer, cohort, np.asarray(source.descriptor),
+                   np.array([f.descriptor for f in targets], np.float32).reshape(len(targets), -1))
     matches, unmatched = [], []
-    for face in tgt.faces:
-        if quality_reasons(face, quality_filter):
-            continue
-        d = float(np.linalg.norm(source.descriptor - face.descriptor))  # type: ignore[operator]
-        fields = _match_fields(svc, d)
+    for i, face in enumerate(targets):
+        fields = _match_fields(scores.similarity[i], scores.fmr[i])
         compared = _compared_face(face_detail(face))
         if fields["Similarity"] >= threshold.applied:
             matches.append({**fields, "Face": compared})
@@ -69,14 +80,15 @@ def compare_faces(svc: Service, call: Call) -> dict:
     with svc.catalog.transaction() as tx:
         rec = svc.record(tx, call, None, {
             "source_sha256": sha256(src_bytes), "target_sha256": sha256(tgt_bytes),
-            **_threshold_details(threshold),
+            **_threshold_details(threshold), **scoring_details(scores.report),
             "matches": [m["Similarity"] for m in matches], "unmatched": len(unmatched),
         })
     return {
         "SourceImageFace": {"BoundingBox": src_detail["BoundingBox"], "Confidence": src_detail["Confidence"]},
         "FaceMatches": matches,
         "UnmatchedFaces": unmatched,
-        "Faceledger": {**threshold.report(svc.calibration), "SearchId": rec["seq"], "Purpose": rule.name},
+        "Faceledger": {**threshold.report(svc.calibration), **scores.report, "SearchId": rec["seq"],
+                       "Purpose": rule.name},
     }
 
 
@@ -96,26 +108,38 @@ def _max_faces(call: Call, rule: Purpose) -> int:
 
 def gate_probe(svc: Service, call: Call, cid: str, probe: Face, rule: Purpose) -> None:
     """Refuse a 1:N search whose probe is below the purpose's minimum quality, with the reason."""
-    score = quality_score(probe.quality)
-    if score < rule.min_probe_quality:
+    quality = quality_score(probe.quality)
+    if quality < rule.min_probe_quality:
         why = ", ".join(probe.unindexable_reasons) or "low combined exposure and sharpness"
         svc.refuse(call, cid, "quality", InvalidParameterError(
-            f"The probe face's quality {score:.0f} is below the minimum {rule.min_probe_quality:.0f} for purpose "
+            f"The probe face's quality {quality:.0f} is below the minimum {rule.min_probe_quality:.0f} for purpose "
             f"{rule.name!r} ({why}); low-quality probes produce unreliable candidates. Use a clearer image."))
 
 
 def search_vector(svc: Service, cid: str, vector: np.ndarray, threshold: Threshold, k: int,
                   exclude: str | None = None) -> list[dict]:
+    """The best ``k`` faces of ``cid`` at or above the threshold, best first.
+
+    Scores never exceed the raw calibration's, so the raw radius bounds every
+    match; with cohort normalisation active every face inside it is rescored
+    (normalisation can reorder them) before the top ``k`` are kept.
+    """
     max_d = svc.calibration.distance_for_similarity(threshold.applied)
-    hits = svc.index.search(cid, vector, k + (1 if exclude else 0), max_d)
-    hits = [(fid, d) for fid, d in hits if fid != exclude][:k]
-    rows = {r["face_id"]: r for r in svc.catalog.get_faces(cid, [fid for fid, _ in hits])}
+    cohort = svc.cohorts.get(cid) if svc.scorer.enabled else None
+    active = svc.scorer.active(cohort)
+    hits = svc.index.search(cid, vector, (MAX_SEARCH_FACES if active else k) + (1 if exclude else 0), max_d)
+    hits = [(fid, d) for fid, d in hits if fid != exclude]
+    ids, vectors = svc.index.vectors(cid, [fid for fid, _ in hits])
+    scores = score(svc.scorer, cohort, vector, vectors, [exclude] if exclude else None, ids)
+    rows = {r["face_id"]: r for r in svc.catalog.get_faces(cid, ids)}
+    dist = dict(hits)
+    order = sorted(range(len(ids)), key=lambda i: (-scores.similarity[i], dist[ids[i]], ids[i]))
     out = []
-    for fid, d in hits:
-        fields = _match_fields(svc, d)
-        if fid in rows and fields["Similarity"] >= threshold.applied:
-            out.append({**fields, "Face": stored_face(rows[fid], svc.model_version)})
-    return out
+    for i in order:
+        fields = _match_fields(scores.similarity[i], scores.fmr[i])
+        if ids[i] in rows and fields["Similarity"] >= threshold.applied:
+            out.append({**fields, "Face": stored_face(rows[ids[i]], svc.model_version)})
+    return out[:k]
 
 
 def search_faces_by_image(svc: Service, call: Call) -> dict:
@@ -137,10 +161,11 @@ def search_faces_by_image(svc: Service, call: Call) -> dict:
     gate_probe(svc, call, cid, probe, rule)
     threshold = svc.search_threshold(p.get("FaceMatchThreshold"), svc.index.size(cid), rule)
     matches = search_vector(svc, cid, probe.descriptor, threshold, k)  # type: ignore[arg-type]
+    scoring = scoring_report(svc, cid)
     detail = face_detail(probe)
     with svc.catalog.transaction() as tx:
         rec = svc.record(tx, call, cid, {
-            "image_sha256": sha256(data), **_threshold_details(threshold),
+            "image_sha256": sha256(data), **_threshold_details(threshold), **scoring_details(scoring),
             "candidates": [{"FaceId": m["Face"]["FaceId"], "Similarity": m["Similarity"]} for m in matches],
         })
     return {
@@ -148,7 +173,7 @@ def search_faces_by_image(svc: Service, call: Call) -> dict:
         "SearchedFaceConfidence": detail["Confidence"],
         "FaceMatches": matches,
         "FaceModelVersion": wire_version(svc.model_version),
-        "Faceledger": {**threshold.report(svc.calibration), "SearchId": rec["seq"], "Purpose": rule.name},
+        "Faceledger": {**threshold.report(svc.calibration), **scoring, "SearchId": rec["seq"], "Purpose": rule.name},
     }
 
 
@@ -169,14 +194,15 @@ def search_faces(svc: Service, call: Call) -> dict:
     vector = face_vector(svc, cid, face_id)
     threshold = svc.search_threshold(p.get("FaceMatchThreshold"), svc.index.size(cid), rule)
     matches = search_vector(svc, cid, vector, threshold, k, exclude=face_id)
+    scoring = scoring_report(svc, cid)
     with svc.catalog.transaction() as tx:
         rec = svc.record(tx, call, cid, {
-            "face_id": face_id, **_threshold_details(threshold),
+            "face_id": face_id, **_threshold_details(threshold), **scoring_details(scoring),
             "candidates": [{"FaceId": m["Face"]["FaceId"], "Similarity": m["Similarity"]} for m in matches],
         })
     return {
         "SearchedFaceId": face_id,
         "FaceMatches": matches,
         "FaceModelVersion": wire_version(svc.model_version),
-        "Faceledger": {**threshold.report(svc.calibration), "SearchId": rec["seq"], "Purpose": rule.name},
+        "Faceledger": {**threshold.report(svc.calibration), **scoring, "SearchId": rec["seq"], "Purpose": rule.name},
     }

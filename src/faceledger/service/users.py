@@ -23,7 +23,8 @@ from .core import Call, Service, Threshold
 from .faces import check_pinned
 from .images import image_bytes, sha256
 from .pagination import page
-from .search import _threshold_details, face_vector, gate_probe
+from .scores import score
+from .search import _threshold_details, face_vector, gate_probe, scoring_details, scoring_report
 
 USER_ID = re.compile(r"^[a-zA-Z0-9_.\-:]{1,128}$")
 MAX_FACES_PER_USER = 100
@@ -113,12 +114,13 @@ def associate_faces(svc: Service, call: Call) -> dict:
         candidates = []
         if existing:
             known = np.stack([np.asarray(r["vector"], np.float32) for r in existing])
-            for row in svc.catalog.get_faces(cid, face_ids, with_vectors=True):
-                if row.get("user_id") == uid:
-                    candidates.append(row["face_id"])
-                    continue
-                d = float(np.min(np.linalg.norm(known - np.asarray(row["vector"], np.float32), axis=1)))
-                sim = float(svc.calibration.similarity(d))
+            new = [r for r in svc.catalog.get_faces(cid, face_ids, with_vectors=True) if r.get("user_id") != uid]
+            candidates += [r["face_id"] for r in svc.catalog.get_faces(cid, face_ids) if r.get("user_id") == uid]
+            scores = score(svc.scorer, svc.cohorts.get(cid) if svc.scorer.enabled else None, known,
+                           np.array([r["vector"] for r in new], np.float32).reshape(len(new), -1),
+                           [r["face_id"] for r in existing], [r["face_id"] for r in new])
+            for i, row in enumerate(new):
+                sim = float(scores.similarity[i])
                 if sim < threshold.applied:
                     rejected.append({"FaceId": row["face_id"], "UserId": uid, "Confidence": round(sim, 4),
                                      "Reasons": ["LOW_MATCH_CONFIDENCE"]})
@@ -160,25 +162,25 @@ def disassociate_faces(svc: Service, call: Call) -> dict:
 
 
 def _user_matches(svc: Service, cid: str, vectors: np.ndarray, threshold: Threshold, max_users: int,
-                  exclude_user: str | None) -> list[dict]:
+                  exclude_user: str | None, probe_ids: list[str] | None = None) -> list[dict]:
     max_d = svc.calibration.distance_for_similarity(threshold.applied)
-    best: dict[str, float] = {}
     # One scan for all probe vectors (ranked by each face's nearest probe), every face within
     # the threshold: unassociated faces cannot crowd a user out of a top-k.
     hits = svc.index.search(cid, vectors, max(1, svc.index.size(cid)), max_d)
     rows = {r["face_id"]: r for r in svc.catalog.get_faces(cid, [f for f, _ in hits])}
-    for fid, d in hits:
-        user = rows.get(fid, {}).get("user_id")
-        if user and user != exclude_user:
-            best[user] = min(d, best.get(user, np.inf))
-    ranked = sorted(best.items(), key=lambda kv: kv[1])[:max_users]
-    out = []
-    for user, d in ranked:
-        sim = float(svc.calibration.similarity(d))
-        if sim >= threshold.applied:
-            out.append({"Similarity": round(sim, 4), "EstimatedFalseMatchRate": float(svc.calibration.fmr(d)),
-                        "User": {"UserId": user, "UserStatus": "ACTIVE"}})
-    return out
+    ids, matrix = svc.index.vectors(cid, [f for f, _ in hits if rows.get(f, {}).get("user_id") not in
+                                          (None, exclude_user)])
+    scores = score(svc.scorer, svc.cohorts.get(cid) if svc.scorer.enabled else None, vectors, matrix,
+                   probe_ids, ids)
+    best: dict[str, tuple[float, float]] = {}  # user -> (Similarity, FMR) of their best face
+    for i, fid in enumerate(ids):
+        user = rows[fid]["user_id"]
+        if scores.similarity[i] > best.get(user, (-1.0, 1.0))[0]:
+            best[user] = (float(scores.similarity[i]), float(scores.fmr[i]))
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:max_users]
+    return [{"Similarity": round(sim, 4), "EstimatedFalseMatchRate": fmr,
+             "User": {"UserId": user, "UserStatus": "ACTIVE"}}
+            for user, (sim, fmr) in ranked if round(sim, 4) >= threshold.applied]
 
 
 def _max_users(call: Call) -> int:
@@ -205,17 +207,21 @@ def search_users(svc: Service, call: Call) -> dict:
         if not rows:
             raise ResourceNotFoundError(f"User {uid} has no faces to search with.")
         vectors = np.stack([np.asarray(r["vector"], np.float32) for r in rows])
+        probe_ids = [r["face_id"] for r in rows]
         out["SearchedUser"] = {"UserId": uid}
     else:
         vectors = face_vector(svc, cid, str(fid))[None, :]
+        probe_ids = [str(fid)]
         out["SearchedFace"] = {"FaceId": fid}
-    matches = _user_matches(svc, cid, vectors, threshold, min(_max_users(call), rule.max_candidates), uid)
+    matches = _user_matches(svc, cid, vectors, threshold, min(_max_users(call), rule.max_candidates), uid, probe_ids)
+    scoring = scoring_report(svc, cid)
     with svc.catalog.transaction() as tx:
         rec = svc.record(tx, call, cid, {"user_id": uid, "face_id": fid, **_threshold_details(threshold),
+                                         **scoring_details(scoring),
                                    "candidates": [{"UserId": m["User"]["UserId"], "Similarity": m["Similarity"]}
                                                   for m in matches]})
     out["UserMatches"] = matches
-    out["Faceledger"] = {**threshold.report(svc.calibration), "SearchId": rec["seq"], "Purpose": rule.name}
+    out["Faceledger"] = {**threshold.report(svc.calibration), **scoring, "SearchId": rec["seq"], "Purpose": rule.name}
     return out
 
 
@@ -236,9 +242,11 @@ def search_users_by_image(svc: Service, call: Call) -> dict:
                                            min(_max_users(call), rule.max_candidates), None)
         out["UnsearchedFaces"] = [{"FaceDetails": face_detail(f), "Reasons": ["FACE_NOT_LARGEST"]}
                                   for f in result.faces[1:]]
+    scoring = scoring_report(svc, cid)
     with svc.catalog.transaction() as tx:
         rec = svc.record(tx, call, cid, {"image_sha256": sha256(data), **_threshold_details(threshold),
+                                         **scoring_details(scoring),
                                          "candidates": [{"UserId": m["User"]["UserId"], "Similarity": m["Similarity"]}
                                                         for m in out["UserMatches"]]})
-    out["Faceledger"] = {**threshold.report(svc.calibration), "SearchId": rec["seq"], "Purpose": rule.name}
+    out["Faceledger"] = {**threshold.report(svc.calibration), **scoring, "SearchId": rec["seq"], "Purpose": rule.name}
     return out

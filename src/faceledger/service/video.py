@@ -47,7 +47,7 @@ from .collections import check_collection_id
 from .context import Principal, RequestContext
 from .core import Call, Service, Threshold
 from .faces import check_pinned
-from .search import _threshold_details, search_vector
+from .search import _threshold_details, scoring_details, scoring_report, search_vector
 from .users import idempotent
 
 log = logging.getLogger("faceledger.video")
@@ -432,8 +432,9 @@ class VideoJobs:
             "FaceMatches": matches.get(-1 if a.index is None else a.index, []),
         } for a in analysis.appearances]
         persons.sort(key=lambda m: (m["Timestamp"], m["Person"]["Index"]))
-        job["threshold"] = {**threshold.report(svc.calibration), "Purpose": rule.name}
-        summary = {**base, **_threshold_details(threshold), "persons": len(analysis.persons),
+        scoring = scoring_report(svc, cid)
+        job["threshold"] = {**threshold.report(svc.calibration), **scoring, "Purpose": rule.name}
+        summary = {**base, **_threshold_details(threshold), **scoring_details(scoring), "persons": len(analysis.persons),
                    "confirmations_required": 2 if rule.two_person_review else 1,
                    "persons_below_quality": sum(1 for probes in gated.values() if not probes),
                    "appearances": len(persons),

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -90,6 +90,7 @@ class _Shard:
         self.mat = np.zeros((0, DIM), dtype=np.float32)
         self.norms = np.zeros(0, dtype=np.float32)
         self.max_norm2 = 0.0
+        self.generation = 0  # bumped by every change, so caches derived from the contents can tell
 
     @property
     def n(self) -> int:
@@ -115,6 +116,7 @@ class _Shard:
 
     def add(self, face_ids: Sequence[str], matrix: np.ndarray) -> None:
         """Insert rows; an id already present has its vector replaced (last one wins)."""
+        self.generation += 1
         norms = np.einsum("ij,ij->i", matrix, matrix)
         if len(set(face_ids)) != len(face_ids):
             keep = sorted({face_id: i for i, face_id in enumerate(face_ids)}.values())
@@ -137,6 +139,7 @@ class _Shard:
             self.max_norm2 = max(self.max_norm2, float(norms.max()))
 
     def remove(self, face_ids: Iterable[str]) -> int:
+        self.generation += 1
         removed = 0
         for face_id in face_ids:
             row = self.rows.pop(face_id, None)
@@ -216,6 +219,7 @@ class VectorIndex:
         with shard.lock.write():
             shard.ids, shard.rows = fresh.ids, fresh.rows
             shard.mat, shard.norms, shard.max_norm2 = fresh.mat, fresh.norms, fresh.max_norm2
+            shard.generation += 1
 
     def add(self, collection_id: str, face_ids: Sequence[str], matrix: np.ndarray) -> None:
         """Add vectors (an existing id is overwritten); all-or-nothing for readers."""
@@ -243,6 +247,29 @@ class VectorIndex:
             return 0
         with shard.lock.read():
             return shard.n
+
+    def generation(self, collection_id: str) -> int:
+        """A number that changes whenever the collection's contents do (0 for an unknown collection)."""
+        shard = self._shard(collection_id)
+        return 0 if shard is None else shard.generation
+
+    def sample(self, collection_id: str, rows: Callable[[int], np.ndarray]) -> tuple[list[str], np.ndarray]:
+        """Face ids and a copy of the vectors at ``rows(n)`` (row numbers for a collection of n faces)."""
+        shard = self._shard(collection_id)
+        if shard is None:
+            return [], np.zeros((0, DIM), dtype=np.float32)
+        with shard.lock.read():
+            pick = rows(shard.n)
+            return [shard.ids[int(i)] for i in pick], shard.mat[pick].copy()
+
+    def vectors(self, collection_id: str, face_ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """The ids of ``face_ids`` still present (in order) and a copy of their vectors."""
+        shard = self._shard(collection_id)
+        if shard is None:
+            return [], np.zeros((0, DIM), dtype=np.float32)
+        with shard.lock.read():
+            present = [f for f in face_ids if f in shard.rows]
+            return present, shard.mat[[shard.rows[f] for f in present]].copy()
 
     def collection_ids(self) -> list[str]:
         with self._lock:

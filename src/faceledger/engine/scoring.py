@@ -1,0 +1,150 @@
+"""How a raw descriptor distance becomes a Similarity: the calibration table, optionally tightened by cohort S-norm.
+
+The descriptor space is not equally crowded everywhere: with this model,
+faces of some groups (measured: Asian and Indian women) sit much closer to
+each other than faces of others, so one distance threshold lets through far
+more strangers there (docs/fairness.md). Cohort normalisation measures how
+crowded each face's neighbourhood is among the deployment's *own* enrolled
+faces (the cohort) and asks for more evidence where it is crowded:
+
+* a face's neighbourhood is the mean ``mu`` and standard deviation ``sigma``
+  of its ``K`` nearest cohort distances (:func:`neighbourhood_stats`);
+* the normalised distance of a pair is the symmetric S-norm
+  ``u = -((mu_a - d)/sigma_a + (mu_b - d)/sigma_b) / 2``, calibrated to a
+  false match rate by its own table, built on lfw_dev exactly as the raw one
+  is (``faceledger eval calibrate``);
+* **never looser than raw**: the FMR of a comparison is the larger of the raw
+  and the normalised estimate, so the Similarity reported is the smaller one.
+  Normalisation can only raise the evidence a match needs, never lower it.
+
+No demographic label is used or inferred: the only inputs are descriptors.
+The cohort is a deterministic sample of at most ``COHORT_MAX`` enrolled faces
+(the collection searched for 1:N; all collections for CompareFaces). With
+fewer than ``COHORT_MIN`` enrolled faces the neighbourhoods are not
+meaningful and the raw calibration applies alone; responses and ledger
+records say which happened.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ModelFileError
+from .calibration import CalibrationTable, similarity_from_fmr, table_path
+from .normalization import CohortStats, neighbourhood_stats, snorm_distance
+
+K = 100
+COHORT_MAX = 2000
+COHORT_MIN = 500
+METHOD = f"snorm-k{K}-cohort{COHORT_MAX}-never-looser"
+MODES = ("cohort", "off")
+
+
+def sample_rows(n: int, size: int = COHORT_MAX) -> np.ndarray:
+    """Evenly spaced row numbers: all ``n`` rows when ``n <= size``, else ``size`` of them."""
+    if n <= size:
+        return np.arange(n)
+    return np.floor(np.arange(size) * (n / size)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Cohort:
+    """A sample of enrolled faces: vectors and their face ids (so a face is never its own neighbour)."""
+
+    vectors: np.ndarray  # (m, 128) float32
+    ids: np.ndarray  # (m,) face ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def stats(self, vectors: np.ndarray, own_ids: list[str] | None = None) -> CohortStats:
+        """Neighbourhoods of ``vectors``; ``own_ids[i]`` (if given) is left out of row i's neighbours."""
+        exclude = None if own_ids is None else np.array(own_ids, dtype=object)
+        return neighbourhood_stats(vectors, self.vectors, K, exclude=exclude,
+                                   cohort_labels=None if exclude is None else self.ids.astype(object))
+
+
+def cohort_table_path(model_version: str):  # type: ignore[no-untyped-def]
+    return table_path(f"{model_version}-cohort")
+
+
+def load_cohort_table(model_version: str) -> CalibrationTable:
+    path = cohort_table_path(model_version)
+    if not path.is_file():
+        raise ModelFileError(
+            f"No cohort-normalisation table for model version {model_version}; build it with "
+            "`faceledger eval calibrate`, or set FACELEDGER_SCORE_NORMALIZATION=off."
+        )
+    with open(path) as fh:
+        return CalibrationTable.from_json(json.load(fh))
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """Raw calibration plus, when ``normalised`` is set, the never-looser cohort S-norm."""
+
+    raw: CalibrationTable
+    normalised: CalibrationTable | None = None
+
+    @classmethod
+    def load(cls, raw: CalibrationTable, mode: str) -> Scorer:
+        if mode not in MODES:
+            raise ValueError(f"score normalisation must be one of {MODES}, not {mode!r}")
+        return cls(raw, load_cohort_table(raw.model_version) if mode == "cohort" else None)
+
+    @property
+    def enabled(self) -> bool:
+        return self.normalised is not None
+
+    @property
+    def version(self) -> str:
+        """What the ledger and the transparency report record: ``off`` or method and table version."""
+        if self.normalised is None:
+            return "off"
+        return f"{METHOD}/{self.normalised.version}"
+
+    def active(self, cohort: Cohort | None) -> bool:
+        return self.normalised is not None and cohort is not None and len(cohort) >= COHORT_MIN
+
+    def fmr(self, d: np.ndarray | float, a: CohortStats | None = None, b: CohortStats | None = None) -> np.ndarray:
+        """Estimated FMR of raw distance(s) ``d``; with both sides' neighbourhoods, the larger of raw and S-norm."""
+        raw = self.raw.fmr(d)
+        if self.normalised is None or a is None or b is None:
+            return raw
+        return np.maximum(raw, self.normalised.fmr(snorm_distance(d, a, b)))
+
+    def similarity(self, d: np.ndarray | float, a: CohortStats | None = None,
+                   b: CohortStats | None = None) -> np.ndarray:
+        return similarity_from_fmr(self.fmr(d, a, b))
+
+    def report(self, cohort: Cohort | None) -> dict:
+        """The response/ledger fields that say how scores were made."""
+        if self.normalised is None:
+            return {"ScoreNormalization": "off"}
+        if not self.active(cohort):
+            return {"ScoreNormalization": "inactive", "CohortSize": 0 if cohort is None else len(cohort),
+                    "CohortMinimum": COHORT_MIN}
+        assert cohort is not None
+        return {"ScoreNormalization": self.version, "CohortSize": len(cohort)}
+
+
+def build_cohort_table(desc: np.ndarray, labels: np.ndarray, model_version: str,
+                       meta: dict | None = None) -> CalibrationTable:
+    """Calibrate the S-norm distance on every pair of a labelled set (lfw_dev), the set being its own cohort.
+
+    The cohort follows the run-time rule exactly (:func:`sample_rows` of the
+    set, ``K`` neighbours, a face left out of its own neighbourhood and nothing
+    else): at run time a person's other enrolled faces are in the cohort too,
+    so the table must see them there as well.
+    """
+    from .normalization import CohortNormalizer, build_normalised_table
+
+    rows = sample_rows(len(desc))
+    own = np.arange(len(desc))
+    norm = CohortNormalizer(cohort=desc[rows], k=K, method="snorm", cohort_labels=own[rows])
+    stats = norm.stats(desc, exclude=own)
+    return build_normalised_table(norm, desc, labels, f"{model_version}-cohort", stats=stats, meta={
+        **(meta or {}), "method": METHOD, "k": K, "cohort_max": COHORT_MAX, "cohort_size": int(len(rows))})

@@ -1,0 +1,103 @@
+"""Similarity for the service's comparisons: the raw calibration, tightened by cohort S-norm when it is on.
+
+One place turns distances into (Similarity, estimated FMR) for CompareFaces,
+the face and user searches, user association and video search, so every
+operation scores alike (``engine.scoring`` has the method). The cohort is a
+sample of the enrolled faces, cached until the collections change; a deleted
+face leaves the cohort with the next comparison.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..engine.calibration import similarity_from_fmr
+from ..engine.normalization import CohortStats
+from ..engine.scoring import COHORT_MAX, Cohort, Scorer, sample_rows
+from ..store.vectors import VectorIndex
+
+ALL = "*"  # the cohort of every collection, for CompareFaces
+
+
+class Cohorts:
+    """Per-collection (and all-collection) cohort samples, rebuilt when the index generation changes."""
+
+    def __init__(self, index: VectorIndex) -> None:
+        self.index = index
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[object, Cohort]] = {}
+
+    def _key(self, collection_id: str) -> object:
+        if collection_id == ALL:
+            return tuple((c, self.index.generation(c)) for c in self.index.collection_ids())
+        return self.index.generation(collection_id)
+
+    def get(self, collection_id: str) -> Cohort:
+        key = self._key(collection_id)
+        with self._lock:
+            hit = self._cache.get(collection_id)
+            if hit is not None and hit[0] == key:
+                return hit[1]
+        cohort = self._build(collection_id)
+        with self._lock:
+            self._cache[collection_id] = (key, cohort)
+        return cohort
+
+    def _build(self, collection_id: str) -> Cohort:
+        if collection_id != ALL:
+            ids, mat = self.index.sample(collection_id, sample_rows)
+            return Cohort(mat, np.array(ids, dtype=object))
+        sizes = {c: self.index.size(c) for c in self.index.collection_ids()}
+        total = sum(sizes.values())
+        parts_ids: list[str] = []
+        parts: list[np.ndarray] = []
+        for c, n in sizes.items():
+            if n == 0:
+                continue
+            share = n if total <= COHORT_MAX else max(1, round(COHORT_MAX * n / total))
+            ids, mat = self.index.sample(c, functools.partial(_rows, share=share))
+            parts_ids += ids
+            parts.append(mat)
+        mat = np.concatenate(parts) if parts else np.zeros((0, 128), np.float32)
+        return Cohort(mat, np.array(parts_ids, dtype=object))
+
+
+def _rows(n: int, share: int) -> np.ndarray:
+    return sample_rows(n, share)
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Similarity and estimated FMR per target, and how they were made (``report``)."""
+
+    similarity: np.ndarray
+    fmr: np.ndarray
+    report: dict
+
+
+def score(scorer: Scorer, cohort: Cohort | None, probes: np.ndarray, targets: np.ndarray,
+          probe_ids: list[str] | None = None, target_ids: list[str] | None = None) -> Scores:
+    """Scores of each target against its best probe (rows of ``probes``).
+
+    ``probe_ids``/``target_ids``: face ids of enrolled faces, left out of their
+    own neighbourhoods; ``None`` for faces that are not enrolled.
+    """
+    p = np.atleast_2d(np.asarray(probes, np.float64))
+    t = np.atleast_2d(np.asarray(targets, np.float64))
+    report = scorer.report(cohort)
+    if len(t) == 0:
+        return Scores(np.zeros(0), np.zeros(0), report)
+    d = np.sqrt(np.maximum(((p[:, None, :] - t[None, :, :]) ** 2).sum(-1), 0.0))  # (P, T)
+    if scorer.active(cohort):
+        assert cohort is not None
+        a = cohort.stats(p, probe_ids)
+        b = cohort.stats(t, target_ids)
+        fmr = scorer.fmr(d, CohortStats(a.mu[:, None], a.sigma[:, None]), CohortStats(b.mu[None, :], b.sigma[None, :]))
+    else:
+        fmr = scorer.fmr(d)
+    best = np.min(np.asarray(fmr), axis=0)
+    return Scores(np.asarray(similarity_from_fmr(best), dtype=np.float64), best, report)
