@@ -257,7 +257,8 @@ def subgroups(root: str, labels_file: str, group_by: str, path_column: str, iden
                              f"({r['false_matches']}/{e['impostor_pairs']})")
             if name in o["ratios"]:
                 rr = o["ratios"][name]
-                lines.append(f"  worst/best: {rr['worst_best_ratio']:.1f} ({rr['worst_group']} vs {rr['best_group']})")
+                lines.append(f"  worst/best: {rr['worst_best_ratio']:.1f} ({rr['worst_group']} vs {rr['best_group']}; "
+                             f"at least {rr['worst_best_ratio_lower_bound']:.1f} by the 95% intervals)")
         return "\n".join(lines)
 
     emit(out, as_json, text)

@@ -36,7 +36,7 @@ from ..errors import ModelFileError
 from .calibration import CalibrationTable, similarity_from_fmr, table_path
 from .normalization import CohortStats, neighbourhood_stats, snorm_distance
 
-K = 100
+K = 200
 COHORT_MAX = 2000
 COHORT_MIN = 500
 METHOD = f"snorm-k{K}-cohort{COHORT_MAX}-never-looser"

@@ -147,6 +147,9 @@ def ratios(rates: dict, thresholds: dict[str, float], min_pairs: int = 1000) -> 
         worst = max(fmrs, key=lambda g: fmrs[g])
         best = min(fmrs, key=lambda g: fmrs[g])
         ratio = fmrs[worst] / fmrs[best] if fmrs[best] > 0 else (math.inf if fmrs[worst] > 0 else 1.0)
+        # the smallest worst/best ratio the 95% intervals allow: worst group's lower bound over best's upper
+        lo = rates[worst][name]["fmr_ci95"][0] / max(rates[best][name]["fmr_ci95"][1], 1e-300)
         out[name] = {"worst_group": worst, "worst_fmr": fmrs[worst], "best_group": best, "best_fmr": fmrs[best],
-                     "worst_best_ratio": ratio}
+                     "worst_best_ratio": ratio, "worst_best_ratio_lower_bound": lo,
+                     "groups_without_false_match": sorted(g for g, f in fmrs.items() if f == 0)}
     return out
