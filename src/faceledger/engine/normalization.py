@@ -68,19 +68,26 @@ class CohortStats:
         return CohortStats(np.atleast_1d(self.mu[index]), np.atleast_1d(self.sigma[index]))
 
 
-def _sq_dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a.astype(np.float64)
-    b = b.astype(np.float64)
-    d2 = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+def _sq_dist(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray | None = None) -> np.ndarray:
+    """Squared distances in float64; ``b_sq`` (``(b * b).sum(1)``) may be passed when ``b`` is reused."""
+    a = a.astype(np.float64, copy=False)
+    b = b.astype(np.float64, copy=False)
+    if b_sq is None:
+        b_sq = (b * b).sum(1)
+    d2 = (a * a).sum(1)[:, None] + b_sq[None, :] - 2.0 * a @ b.T
     return np.maximum(d2, 0.0)
 
 
 def neighbourhood_stats(vectors: np.ndarray, cohort: np.ndarray, k: int, *, exclude: np.ndarray | None = None,
-                        cohort_labels: np.ndarray | None = None, block: int = 1024) -> CohortStats:
+                        cohort_labels: np.ndarray | None = None, exclude_rows: np.ndarray | None = None,
+                        cohort_sq: np.ndarray | None = None, block: int = 1024) -> CohortStats:
     """Mean and std of each vector's ``k`` nearest distances to ``cohort`` rows.
 
     ``exclude`` / ``cohort_labels``: a cohort row whose label equals the
     vector's label is not a neighbour (the face itself, or its identity).
+    ``exclude_rows``: one cohort row number per vector (-1 for none) that is
+    not its neighbour; the fast form of the same rule for one row each.
+    ``cohort_sq``: the cohort's squared norms, when ``cohort`` is float64 and reused.
     """
     v = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
     mu = np.empty(len(v))
@@ -88,13 +95,21 @@ def neighbourhood_stats(vectors: np.ndarray, cohort: np.ndarray, k: int, *, excl
     k = min(k, len(cohort) - 1)
     for start in range(0, len(v), block):
         stop = min(len(v), start + block)
-        d = np.sqrt(_sq_dist(v[start:stop], cohort))
+        d = np.sqrt(_sq_dist(v[start:stop], cohort, cohort_sq))
         if exclude is not None and cohort_labels is not None:
             d[np.asarray(exclude[start:stop])[:, None] == np.asarray(cohort_labels)[None, :]] = np.inf
+        if exclude_rows is not None:
+            rows = np.asarray(exclude_rows[start:stop])
+            hit = np.nonzero(rows >= 0)[0]
+            d[hit, rows[hit]] = np.inf
         top = np.partition(d, k - 1, axis=1)[:, :k]
-        top = np.where(np.isfinite(top), top, np.nan)
-        mu[start:stop] = np.nanmean(top, axis=1)
-        sigma[start:stop] = np.maximum(np.nanstd(top, axis=1), SIGMA_FLOOR)
+        if not np.isfinite(top).all():  # fewer than k rows left after exclusion: use those there are
+            top = np.where(np.isfinite(top), top, np.nan)
+            mu[start:stop] = np.nanmean(top, axis=1)
+            sigma[start:stop] = np.maximum(np.nanstd(top, axis=1), SIGMA_FLOOR)
+            continue
+        mu[start:stop] = top.mean(1)
+        sigma[start:stop] = np.maximum(top.std(1), SIGMA_FLOOR)
     return CohortStats(mu, sigma)
 
 

@@ -27,6 +27,7 @@ records say which happened.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 
@@ -60,11 +61,20 @@ class Cohort:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def stats(self, vectors: np.ndarray, own_ids: list[str] | None = None) -> CohortStats:
+    @functools.cached_property
+    def rows(self) -> dict:
+        return {face_id: i for i, face_id in enumerate(self.ids.tolist())}
+
+    @functools.cached_property
+    def _f64(self) -> tuple[np.ndarray, np.ndarray]:
+        m = self.vectors.astype(np.float64)
+        return m, (m * m).sum(1)
+
+    def stats(self, vectors: np.ndarray, own_ids: list | None = None) -> CohortStats:
         """Neighbourhoods of ``vectors``; ``own_ids[i]`` (if given) is left out of row i's neighbours."""
-        exclude = None if own_ids is None else np.array(own_ids, dtype=object)
-        return neighbourhood_stats(vectors, self.vectors, K, exclude=exclude,
-                                   cohort_labels=None if exclude is None else self.ids.astype(object))
+        rows = None if own_ids is None else np.array([self.rows.get(f, -1) for f in own_ids], dtype=np.int64)
+        mat, sq = self._f64
+        return neighbourhood_stats(vectors, mat, K, exclude_rows=rows, cohort_sq=sq)
 
 
 def cohort_table_path(model_version: str):  # type: ignore[no-untyped-def]
