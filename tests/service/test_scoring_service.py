@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from faceledger.engine import Engine, EngineSettings, scoring
@@ -12,7 +13,7 @@ from faceledger.settings import Settings
 from faceledger.store.catalog import Catalog
 from faceledger.store.ledger import Ledger
 from faceledger.store.vectors import VectorIndex
-from faceledger.testing import FakeDetector, FakeEmbedder
+from faceledger.testing import FakeDetector, FakeEmbedder, png_bytes
 
 from .test_operations import img, run
 
@@ -107,3 +108,56 @@ def test_status_and_transparency_report_name_the_scoring(service, monkeypatch) -
     assert report["score_normalizations"] == [service.scorer.version]
     assert report["searches_by_scoring"] == {"inactive": 1, "normalised": 1}
     assert service.scorer.version in markdown(report)
+
+
+def flat(colour: tuple[int, int, int]) -> dict:
+    """A face the fakes find but that is not sharp: it fails QualityFilter HIGH."""
+    a = np.zeros((200, 200, 3), np.uint8)
+    a[4:-4, 4:-4] = colour
+    return {"Bytes": png_bytes(a)}
+
+
+def test_nothing_to_score_is_not_an_error(service) -> None:  # type: ignore[no-untyped-def]
+    ids = enrol(service)
+    run(service, "CreateUser", CollectionId="people", UserId="u1")
+    run(service, "AssociateFaces", CollectionId="people", UserId="u1", FaceIds=[ids[0]])
+    again = run(service, "AssociateFaces", CollectionId="people", UserId="u1", FaceIds=[ids[0]])  # a retry
+    assert "UnsuccessfulFaceAssociations" not in again or not again["UnsuccessfulFaceAssociations"]
+    unknown = run(service, "AssociateFaces", CollectionId="people", UserId="u1",
+                  FaceIds=["00000000-0000-0000-0000-000000000000"])
+    assert unknown["UnsuccessfulFaceAssociations"][0]["Reasons"] == ["FACE_NOT_FOUND"]
+    assert last(service, "AssociateFaces")["scoring"] == "inactive"  # association scores, and says how
+    filtered = run(service, "CompareFaces", SourceImage=img((90, 90, 90)), TargetImage=flat((90, 90, 90)),
+                   QualityFilter="HIGH")
+    assert filtered["FaceMatches"] == []
+
+
+def test_a_recreated_collection_never_reuses_the_deleted_ones_cohort(service, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(scoring, "COHORT_MIN", 3)
+    old = enrol(service)
+    run(service, "SearchFacesByImage", CollectionId="people", Image=img(COLOURS[0]))  # caches the cohort
+    run(service, "DeleteCollection", CollectionId="people")
+    run(service, "CreateCollection", CollectionId="people")
+    for i in range(6):
+        run(service, "IndexFaces", CollectionId="people", Image=img((10 + 40 * i, 240 - 30 * i, 120)))
+    assert not set(service.cohorts.get("people").ids) & set(old)
+    run(service, "DeleteCollection", CollectionId="people")
+    service.cohorts.get("*")
+    assert "people" not in service.cohorts._cache  # the deleted faces' vectors leave memory too
+
+
+def test_the_reported_scoring_is_the_one_used(service, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from faceledger.service import search
+
+    monkeypatch.setattr(scoring, "COHORT_MIN", 6)
+    ids = enrol(service)
+    original = search.search_vector
+
+    def then_delete(*args, **kwargs):  # type: ignore[no-untyped-def]
+        out = original(*args, **kwargs)
+        run(service, "DeleteFaces", CollectionId="people", FaceIds=[ids[5]])  # lands between scoring and report
+        return out
+
+    monkeypatch.setattr(search, "search_vector", then_delete)
+    out = run(service, "SearchFaces", CollectionId="people", FaceId=ids[0])
+    assert out["Faceledger"]["ScoreNormalization"] == service.scorer.version and out["Faceledger"]["CohortSize"] == 6

@@ -103,12 +103,10 @@ def evaluate_identification(
         default_distance_threshold=round(t_default, 4),
         nonmated_with_candidate_at_default=int(np.sum(n_ok)),
         mated_hit_rate_at_default=round(float(np.mean(m_right & m_ok)), 4) if len(mk) else None,
+        # the face_recognition library's default tolerance, on raw distances
+        nonmated_with_candidate_at_distance_0_6=int(np.sum(ndist <= 0.6)),
+        mated_hit_rate_at_distance_0_6=round(float(np.mean(mhit & (mdist <= 0.6))), 4) if len(mk) else None,
     )
-    if scorer is None:
-        out.update(
-            nonmated_with_candidate_at_distance_0_6=int(np.sum(ndist <= 0.6)),
-            mated_hit_rate_at_distance_0_6=round(float(np.mean(mhit & (mdist <= 0.6))), 4) if len(mk) else None,
-        )
     return out
 
 

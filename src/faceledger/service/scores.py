@@ -18,7 +18,7 @@ import numpy as np
 from ..engine.calibration import similarity_from_fmr
 from ..engine.normalization import CohortStats
 from ..engine.scoring import COHORT_MAX, Cohort, Scorer, sample_rows
-from ..store.vectors import VectorIndex
+from ..store.vectors import DIM, VectorIndex
 
 ALL = "*"  # the cohort of every collection, for CompareFaces
 
@@ -39,6 +39,9 @@ class Cohorts:
     def get(self, collection_id: str) -> Cohort:
         key = self._key(collection_id)
         with self._lock:
+            live = set(self.index.collection_ids())
+            for gone in [c for c in self._cache if c != ALL and c not in live]:
+                del self._cache[gone]  # a deleted collection's faces leave memory with it
             hit = self._cache.get(collection_id)
             if hit is not None and hit[0] == key:
                 return hit[1]
@@ -62,8 +65,14 @@ class Cohorts:
             ids, mat = self.index.sample(c, functools.partial(_rows, share=share))
             parts_ids += ids
             parts.append(mat)
-        mat = np.concatenate(parts) if parts else np.zeros((0, 128), np.float32)
-        return Cohort(mat, np.array(parts_ids, dtype=object))
+        mat = np.concatenate(parts) if parts else np.zeros((0, DIM), np.float32)
+        keep = sample_rows(len(mat))  # many small collections' shares can add up past COHORT_MAX
+        return Cohort(mat[keep], np.array(parts_ids, dtype=object)[keep])
+
+
+def matrix(vectors: list) -> np.ndarray:
+    """Descriptors as an (n, 128) float32 matrix, also when there are none."""
+    return np.array(vectors, np.float32).reshape(-1, DIM)
 
 
 def _rows(n: int, share: int) -> np.ndarray:

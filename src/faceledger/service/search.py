@@ -21,7 +21,7 @@ from .core import Call, Service, Threshold
 from .faces import check_pinned, quality_reasons, stored_face
 from .images import image_bytes, sha256
 from .policy import Purpose
-from .scores import ALL, score
+from .scores import ALL, matrix, score
 
 MAX_SEARCH_FACES = 4096
 
@@ -36,7 +36,7 @@ def _match_fields(similarity: float, fmr: float) -> dict:
 
 
 def scoring_report(svc: Service, cohort_of: str) -> dict:
-    """How this call's scores were made (``ScoreNormalization``, ``CohortSize``), for the response and ledger."""
+    """How a call that scored nothing would have scored (``ScoreNormalization``, ``CohortSize``)."""
     return svc.scorer.report(svc.cohorts.get(cohort_of) if svc.scorer.enabled else None)
 
 
@@ -65,8 +65,7 @@ def compare_faces(svc: Service, call: Call) -> dict:
     source = src.faces[0]
     targets = [f for f in tgt.faces if not quality_reasons(f, quality_filter)]
     cohort = svc.cohorts.get(ALL) if svc.scorer.enabled else None
-    scores = score(svc.scorer, cohort, np.asarray(source.descriptor),
-                   np.array([f.descriptor for f in targets], np.float32).reshape(len(targets), -1))
+    scores = score(svc.scorer, cohort, np.asarray(source.descriptor), matrix([f.descriptor for f in targets]))
     matches, unmatched = [], []
     for i, face in enumerate(targets):
         fields = _match_fields(scores.similarity[i], scores.fmr[i])
@@ -117,8 +116,8 @@ def gate_probe(svc: Service, call: Call, cid: str, probe: Face, rule: Purpose) -
 
 
 def search_vector(svc: Service, cid: str, vector: np.ndarray, threshold: Threshold, k: int,
-                  exclude: str | None = None) -> list[dict]:
-    """The best ``k`` faces of ``cid`` at or above the threshold, best first.
+                  exclude: str | None = None) -> tuple[list[dict], dict]:
+    """The best ``k`` faces of ``cid`` at or above the threshold, best first, and how they were scored.
 
     Scores never exceed the raw calibration's, so the raw radius bounds every
     match; with cohort normalisation active every face inside it is rescored
@@ -139,7 +138,7 @@ def search_vector(svc: Service, cid: str, vector: np.ndarray, threshold: Thresho
         fields = _match_fields(scores.similarity[i], scores.fmr[i])
         if ids[i] in rows and fields["Similarity"] >= threshold.applied:
             out.append({**fields, "Face": stored_face(rows[ids[i]], svc.model_version)})
-    return out[:k]
+    return out[:k], scores.report
 
 
 def search_faces_by_image(svc: Service, call: Call) -> dict:
@@ -160,8 +159,7 @@ def search_faces_by_image(svc: Service, call: Call) -> dict:
             + ", ".join(quality_reasons(probe, quality_filter))))
     gate_probe(svc, call, cid, probe, rule)
     threshold = svc.search_threshold(p.get("FaceMatchThreshold"), svc.index.size(cid), rule)
-    matches = search_vector(svc, cid, probe.descriptor, threshold, k)  # type: ignore[arg-type]
-    scoring = scoring_report(svc, cid)
+    matches, scoring = search_vector(svc, cid, probe.descriptor, threshold, k)  # type: ignore[arg-type]
     detail = face_detail(probe)
     with svc.catalog.transaction() as tx:
         rec = svc.record(tx, call, cid, {
@@ -193,8 +191,7 @@ def search_faces(svc: Service, call: Call) -> dict:
     k = _max_faces(call, rule)
     vector = face_vector(svc, cid, face_id)
     threshold = svc.search_threshold(p.get("FaceMatchThreshold"), svc.index.size(cid), rule)
-    matches = search_vector(svc, cid, vector, threshold, k, exclude=face_id)
-    scoring = scoring_report(svc, cid)
+    matches, scoring = search_vector(svc, cid, vector, threshold, k, exclude=face_id)
     with svc.catalog.transaction() as tx:
         rec = svc.record(tx, call, cid, {
             "face_id": face_id, **_threshold_details(threshold), **scoring_details(scoring),

@@ -23,7 +23,7 @@ from .core import Call, Service, Threshold
 from .faces import check_pinned
 from .images import image_bytes, sha256
 from .pagination import page
-from .scores import score
+from .scores import matrix, score
 from .search import _threshold_details, face_vector, gate_probe, scoring_details, scoring_report
 
 USER_ID = re.compile(r"^[a-zA-Z0-9_.\-:]{1,128}$")
@@ -112,13 +112,15 @@ def associate_faces(svc: Service, call: Call) -> dict:
         existing = svc.catalog.get_faces(cid, svc.catalog.user_face_ids(cid, uid), with_vectors=True)
         rejected = []
         candidates = []
+        scoring = scoring_report(svc, cid)
         if existing:
             known = np.stack([np.asarray(r["vector"], np.float32) for r in existing])
             new = [r for r in svc.catalog.get_faces(cid, face_ids, with_vectors=True) if r.get("user_id") != uid]
             candidates += [r["face_id"] for r in svc.catalog.get_faces(cid, face_ids) if r.get("user_id") == uid]
             scores = score(svc.scorer, svc.cohorts.get(cid) if svc.scorer.enabled else None, known,
-                           np.array([r["vector"] for r in new], np.float32).reshape(len(new), -1),
-                           [r["face_id"] for r in existing], [r["face_id"] for r in new])
+                           matrix([r["vector"] for r in new]), [r["face_id"] for r in existing],
+                           [r["face_id"] for r in new])
+            scoring = scores.report
             for i, row in enumerate(new):
                 sim = float(scores.similarity[i])
                 if sim < threshold.applied:
@@ -133,7 +135,8 @@ def associate_faces(svc: Service, call: Call) -> dict:
         associated, unsuccessful = svc.catalog.associate_faces(tx, cid, uid, candidates)
         unsuccessful = list(unsuccessful) + rejected
         svc.record(tx, call, cid, {"user_id": uid, "associated": list(associated),
-                                   "unsuccessful": len(unsuccessful), **_threshold_details(threshold)})
+                                   "unsuccessful": len(unsuccessful), **_threshold_details(threshold),
+                                   **scoring_details(scoring)})
         out: dict = {"AssociatedFaces": [{"FaceId": f} for f in associated],
                      "UserStatus": _status(svc, cid, uid)}
         if unsuccessful:
@@ -162,7 +165,8 @@ def disassociate_faces(svc: Service, call: Call) -> dict:
 
 
 def _user_matches(svc: Service, cid: str, vectors: np.ndarray, threshold: Threshold, max_users: int,
-                  exclude_user: str | None, probe_ids: list[str] | None = None) -> list[dict]:
+                  exclude_user: str | None, probe_ids: list[str] | None = None) -> tuple[list[dict], dict]:
+    """Users ranked by their best face's Similarity, at or above the threshold, and how they were scored."""
     max_d = svc.calibration.distance_for_similarity(threshold.applied)
     # One scan for all probe vectors (ranked by each face's nearest probe), every face within
     # the threshold: unassociated faces cannot crowd a user out of a top-k.
@@ -180,7 +184,7 @@ def _user_matches(svc: Service, cid: str, vectors: np.ndarray, threshold: Thresh
     ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:max_users]
     return [{"Similarity": round(sim, 4), "EstimatedFalseMatchRate": fmr,
              "User": {"UserId": user, "UserStatus": "ACTIVE"}}
-            for user, (sim, fmr) in ranked if round(sim, 4) >= threshold.applied]
+            for user, (sim, fmr) in ranked if sim >= threshold.applied], scores.report
 
 
 def _max_users(call: Call) -> int:
@@ -213,8 +217,8 @@ def search_users(svc: Service, call: Call) -> dict:
         vectors = face_vector(svc, cid, str(fid))[None, :]
         probe_ids = [str(fid)]
         out["SearchedFace"] = {"FaceId": fid}
-    matches = _user_matches(svc, cid, vectors, threshold, min(_max_users(call), rule.max_candidates), uid, probe_ids)
-    scoring = scoring_report(svc, cid)
+    matches, scoring = _user_matches(svc, cid, vectors, threshold, min(_max_users(call), rule.max_candidates), uid,
+                                     probe_ids)
     with svc.catalog.transaction() as tx:
         rec = svc.record(tx, call, cid, {"user_id": uid, "face_id": fid, **_threshold_details(threshold),
                                          **scoring_details(scoring),
@@ -234,15 +238,15 @@ def search_users_by_image(svc: Service, call: Call) -> dict:
     result = svc.engines.analyze(data)
     threshold = svc.search_threshold(p.get("UserMatchThreshold"), svc.index.size(cid), rule)
     out: dict = {"FaceModelVersion": wire_version(svc.model_version), "UserMatches": []}
+    scoring = scoring_report(svc, cid)  # what it would have used: no face, nothing scored
     if result.faces:
         probe = result.faces[0]
         gate_probe(svc, call, cid, probe, rule)
         out["SearchedFace"] = {"FaceDetail": face_detail(probe)}
-        out["UserMatches"] = _user_matches(svc, cid, probe.descriptor[None, :], threshold,  # type: ignore[index]
-                                           min(_max_users(call), rule.max_candidates), None)
+        out["UserMatches"], scoring = _user_matches(svc, cid, probe.descriptor[None, :],  # type: ignore[index]
+                                                    threshold, min(_max_users(call), rule.max_candidates), None)
         out["UnsearchedFaces"] = [{"FaceDetails": face_detail(f), "Reasons": ["FACE_NOT_LARGEST"]}
                                   for f in result.faces[1:]]
-    scoring = scoring_report(svc, cid)
     with svc.catalog.transaction() as tx:
         rec = svc.record(tx, call, cid, {"image_sha256": sha256(data), **_threshold_details(threshold),
                                          **scoring_details(scoring),

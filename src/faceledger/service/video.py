@@ -424,15 +424,17 @@ class VideoJobs:
         gated = {index: [p for p, q in zip(probes, analysis.qualities.get(index, [100.0] * len(probes)), strict=False)
                          if q >= rule.min_probe_quality]
                  for index, probes in analysis.persons.items()}
-        matches = {index: self._search(cid, probes, threshold, limit) if probes else []
-                   for index, probes in gated.items()}
+        scoring = scoring_report(svc, cid)  # replaced by what the searches used, when any ran
+        matches: dict = {}
+        for index, probes in gated.items():
+            matches[index], used = self._search(cid, probes, threshold, limit) if probes else ([], None)
+            scoring = used or scoring
         persons: list[dict[str, Any]] = [{
             "Timestamp": a.ms,
             "Person": {"Index": a.index, "BoundingBox": a.detail["BoundingBox"], "Face": a.detail},
             "FaceMatches": matches.get(-1 if a.index is None else a.index, []),
         } for a in analysis.appearances]
         persons.sort(key=lambda m: (m["Timestamp"], m["Person"]["Index"]))
-        scoring = scoring_report(svc, cid)
         job["threshold"] = {**threshold.report(svc.calibration), **scoring, "Purpose": rule.name}
         summary = {**base, **_threshold_details(threshold), **scoring_details(scoring), "persons": len(analysis.persons),
                    "confirmations_required": 2 if rule.two_person_review else 1,
@@ -443,16 +445,19 @@ class VideoJobs:
                                   for i, ms in sorted(matches.items()) if ms]}
         return {"Persons": persons}, summary
 
-    def _search(self, cid: str, probes: list[np.ndarray], threshold: Threshold, limit: int) -> list[dict]:
+    def _search(self, cid: str, probes: list[np.ndarray], threshold: Threshold,
+                limit: int) -> tuple[list[dict], dict | None]:
         """A person's best faces searched one by one; each candidate kept at its best Similarity."""
         best: dict[str, dict] = {}
+        report = None
         for vector in probes:
-            for m in search_vector(self.svc, cid, vector, threshold, limit):
+            found, report = search_vector(self.svc, cid, vector, threshold, limit)
+            for m in found:
                 fid = m["Face"]["FaceId"]
                 if fid not in best or m["Similarity"] > best[fid]["Similarity"]:
                     best[fid] = m
         ranked = sorted(best.values(), key=lambda m: -m["Similarity"])
-        return ranked[:limit]
+        return ranked[:limit], report
 
     def _deactivate(self, tx: Any, job_id: str) -> None:
         active = [j for j in (self.svc.catalog.get_state(ACTIVE) or []) if j != job_id]

@@ -16,6 +16,7 @@ thresholds, similarity or policy.
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -25,6 +26,7 @@ import numpy as np
 from faceledger.store.rwlock import RWLock
 
 DIM = 128
+_GENERATIONS = itertools.count(1)
 _MIN_CAPACITY = 1024
 _SAMPLE = 16384  # sample size used to bound the k-th best score
 _REL_SLACK = 1e-4  # float32 error allowance, relative to the scores' magnitude
@@ -90,7 +92,9 @@ class _Shard:
         self.mat = np.zeros((0, DIM), dtype=np.float32)
         self.norms = np.zeros(0, dtype=np.float32)
         self.max_norm2 = 0.0
-        self.generation = 0  # bumped by every change, so caches derived from the contents can tell
+        # changed by every change, from one process-wide counter: a collection deleted and re-created
+        # never shows a generation it had before, so caches derived from the contents can tell
+        self.generation = next(_GENERATIONS)
 
     @property
     def n(self) -> int:
@@ -116,7 +120,7 @@ class _Shard:
 
     def add(self, face_ids: Sequence[str], matrix: np.ndarray) -> None:
         """Insert rows; an id already present has its vector replaced (last one wins)."""
-        self.generation += 1
+        self.generation = next(_GENERATIONS)
         norms = np.einsum("ij,ij->i", matrix, matrix)
         if len(set(face_ids)) != len(face_ids):
             keep = sorted({face_id: i for i, face_id in enumerate(face_ids)}.values())
@@ -139,7 +143,7 @@ class _Shard:
             self.max_norm2 = max(self.max_norm2, float(norms.max()))
 
     def remove(self, face_ids: Iterable[str]) -> int:
-        self.generation += 1
+        self.generation = next(_GENERATIONS)
         removed = 0
         for face_id in face_ids:
             row = self.rows.pop(face_id, None)
@@ -219,7 +223,7 @@ class VectorIndex:
         with shard.lock.write():
             shard.ids, shard.rows = fresh.ids, fresh.rows
             shard.mat, shard.norms, shard.max_norm2 = fresh.mat, fresh.norms, fresh.max_norm2
-            shard.generation += 1
+            shard.generation = next(_GENERATIONS)
 
     def add(self, collection_id: str, face_ids: Sequence[str], matrix: np.ndarray) -> None:
         """Add vectors (an existing id is overwritten); all-or-nothing for readers."""
