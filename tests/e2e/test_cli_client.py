@@ -40,6 +40,8 @@ def test_bulk_index_is_resumable_and_search_finds_the_mate(srv, tmp_path) -> Non
     doc = json.loads(found.stdout)
     assert doc["FaceMatches"][0]["Face"]["ExternalImageId"] == "Abel_Pacheco_0001"
     assert doc["Faceledger"]["GallerySize"] == 3
+    # three enrolled faces are too few for cohort normalisation; the response says so (docs/fairness.md)
+    assert doc["Faceledger"]["ScoreNormalization"] == "inactive" and doc["Faceledger"]["CohortSize"] == 3
     text = srv.cli("search", "gallery", str(data_path("lfw_dev", "Abel_Pacheco", "Abel_Pacheco_0003.jpg")))
     assert "Leads for human review" in text.stdout
     listed = json.loads(srv.cli("faces", "list", "gallery", "--json").stdout)["Faces"]
