@@ -85,3 +85,14 @@ def test_small_cohorts_are_inactive(scorer: Scorer) -> None:
     assert not scorer.active(small) and not scorer.active(None)
     assert scorer.report(small) == {"ScoreNormalization": "inactive", "CohortSize": COHORT_MIN - 1,
                                     "CohortMinimum": COHORT_MIN}
+
+
+def test_a_missing_cohort_table_is_a_clear_model_error() -> None:
+    import dataclasses
+
+    from faceledger.errors import ModelFileError
+
+    other = dataclasses.replace(load_table(MODEL_VERSION), model_version="dlib-resnet128-5pt-unknown-9")
+    with pytest.raises(ModelFileError, match="FACELEDGER_SCORE_NORMALIZATION=off"):
+        Scorer.load(other, "cohort")
+    assert Scorer.load(other, "off").version == "off"  # switching it off needs no table

@@ -28,13 +28,12 @@ records say which happened.
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from ..errors import ModelFileError
-from .calibration import CalibrationTable, similarity_from_fmr, table_path
+from .calibration import CalibrationTable, load_table, similarity_from_fmr, table_path
 from .normalization import CohortStats, neighbourhood_stats, snorm_distance
 
 K = 200
@@ -77,19 +76,12 @@ class Cohort:
         return neighbourhood_stats(vectors, mat, K, exclude_rows=rows, cohort_sq=sq)
 
 
-def cohort_table_path(model_version: str):  # type: ignore[no-untyped-def]
+def cohort_table_path(model_version: str) -> Path:
     return table_path(f"{model_version}-cohort")
 
 
 def load_cohort_table(model_version: str) -> CalibrationTable:
-    path = cohort_table_path(model_version)
-    if not path.is_file():
-        raise ModelFileError(
-            f"No cohort-normalisation table for model version {model_version}; build it with "
-            "`faceledger eval calibrate`, or set FACELEDGER_SCORE_NORMALIZATION=off."
-        )
-    with open(path) as fh:
-        return CalibrationTable.from_json(json.load(fh))
+    return load_table(f"{model_version}-cohort", ", or set FACELEDGER_SCORE_NORMALIZATION=off")
 
 
 @dataclass(frozen=True)

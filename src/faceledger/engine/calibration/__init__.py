@@ -108,12 +108,12 @@ def table_path(model_version: str) -> Path:
     return Path(str(resources.files(__package__) / f"{model_version}.json"))
 
 
-def load_table(model_version: str) -> CalibrationTable:
+def load_table(model_version: str, missing: str = "") -> CalibrationTable:
+    """The table named ``model_version`` (``<version>`` or ``<version>-cohort``); ``missing`` adds to the error."""
     path = table_path(model_version)
     if not path.is_file():
         raise ModelFileError(
-            f"No calibration table for model version {model_version}; "
-            "build one with `faceledger eval calibrate`."
+            f"No calibration table {model_version}; build one with `faceledger eval calibrate`{missing}."
         )
     with open(path) as fh:
         return CalibrationTable.from_json(json.load(fh))
