@@ -62,7 +62,7 @@ class Cohorts:
             if n == 0:
                 continue
             share = n if total <= COHORT_MAX else max(1, round(COHORT_MAX * n / total))
-            ids, mat = self.index.sample(c, functools.partial(_rows, share=share))
+            ids, mat = self.index.sample(c, functools.partial(sample_rows, size=share))
             parts_ids += ids
             parts.append(mat)
         mat = np.concatenate(parts) if parts else np.zeros((0, DIM), np.float32)
@@ -73,10 +73,6 @@ class Cohorts:
 def matrix(vectors: list) -> np.ndarray:
     """Descriptors as an (n, 128) float32 matrix, also when there are none."""
     return np.array(vectors, np.float32).reshape(-1, DIM)
-
-
-def _rows(n: int, share: int) -> np.ndarray:
-    return sample_rows(n, share)
 
 
 @dataclass(frozen=True)
@@ -100,7 +96,8 @@ def score(scorer: Scorer, cohort: Cohort | None, probes: np.ndarray, targets: np
     report = scorer.report(cohort)
     if len(t) == 0:
         return Scores(np.zeros(0), np.zeros(0), report)
-    d = np.sqrt(np.maximum(((p[:, None, :] - t[None, :, :]) ** 2).sum(-1), 0.0))  # (P, T)
+    # (P, T) distances without a (P, T, 128) temporary: a user's 100 faces against thousands of hits
+    d = np.sqrt(np.maximum((p * p).sum(1)[:, None] + (t * t).sum(1)[None, :] - 2.0 * p @ t.T, 0.0))
     if scorer.active(cohort):
         assert cohort is not None
         a = cohort.stats(p, probe_ids)
