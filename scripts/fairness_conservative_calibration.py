@@ -14,21 +14,15 @@ import numpy as np
 from fairness_k_choice import (  # scripts/ is on sys.path when run as a script
     CLUSTERS,
     MODEL,
-    kmeans,
+    load,
 )
 
 from faceledger.engine.calibration import load_table
-from faceledger.evaluation import fairness as F
-from faceledger.evaluation.embedding import load_cache
-from faceledger.evaluation.pairs import read_pairs
 
 
 def main() -> None:
-    paths = F.default_paths(".")
-    lfw = F.load_lfw(load_cache(paths["lfw_cache"]))
-    order = np.argsort(np.array(lfw.rel), kind="stable")
-    x, labels, rel = lfw.vectors[order].astype(np.float64), lfw.labels[order], np.array(lfw.rel)[order]
-    cluster = kmeans(x.astype(np.float32), CLUSTERS)
+    x32, labels, cluster, ia, ib, same = load()
+    x = x32.astype(np.float64)
     raw = load_table(MODEL)
     impostors = []
     for c in range(CLUSTERS):
@@ -37,11 +31,6 @@ def main() -> None:
         d = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * x[m] @ x[m].T, 0))
         iu = np.triu_indices(len(m), 1)
         impostors.append(np.sort(d[iu][labels[m][iu[0]] != labels[m][iu[1]]]))
-    where = {r: i for i, r in enumerate(rel)}
-    pairs = read_pairs(paths["pairs"])
-    ia = np.array([where[a] for a, _, _ in pairs])
-    ib = np.array([where[b] for _, b, _ in pairs])
-    same = np.array([s for *_, s in pairs], bool)
     d_pairs = np.linalg.norm(x[ia] - x[ib], axis=1)
     for fmr in (1e-3, 1e-4):
         per_cluster = [float(imp[int(fmr * len(imp))]) for imp in impostors if int(fmr * len(imp)) >= 1]

@@ -46,19 +46,25 @@ def stats_for(x: np.ndarray, members: np.ndarray, k: int) -> CohortStats:
     return norm.stats(x[members], exclude=members)
 
 
-def main() -> None:
+def load() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """lfw_dev's cached descriptors in file order, their identities, their clusters, and the pairs.tsv pairs
+    as (row a, row b, same) arrays. Shared by the fairness scripts."""
     paths = F.default_paths(".")
     lfw = F.load_lfw(load_cache(paths["lfw_cache"]))
     order = np.argsort(np.array(lfw.rel), kind="stable")
     x, labels, rel = lfw.vectors[order], lfw.labels[order], np.array(lfw.rel)[order]
-    raw = load_table(MODEL)
-    cluster = kmeans(x, CLUSTERS)
-    print("cluster sizes", np.bincount(cluster).tolist())
     where = {r: i for i, r in enumerate(rel)}
     pairs = read_pairs(paths["pairs"])
     ia = np.array([where[a] for a, _, _ in pairs])
     ib = np.array([where[b] for _, b, _ in pairs])
     same = np.array([s for *_, s in pairs], bool)
+    return x, labels, kmeans(x, CLUSTERS), ia, ib, same
+
+
+def main() -> None:
+    x, labels, cluster, ia, ib, same = load()
+    raw = load_table(MODEL)
+    print("cluster sizes", np.bincount(cluster).tolist())
     d_pairs = np.linalg.norm(x[ia] - x[ib], axis=1)
     everyone = np.arange(len(x))
     s4, s3 = compare_threshold(1e-4), compare_threshold(1e-3)

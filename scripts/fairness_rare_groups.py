@@ -16,7 +16,7 @@ import numpy as np
 from fairness_k_choice import (  # scripts/ is on sys.path when run as a script
     CLUSTERS,
     MODEL,
-    kmeans,
+    load,
 )
 
 from faceledger.engine.calibration import compare_threshold, load_table, similarity_from_fmr
@@ -29,9 +29,6 @@ from faceledger.engine.normalization import (
     snorm_distance,
 )
 from faceledger.engine.scoring import sample_rows
-from faceledger.evaluation import fairness as F
-from faceledger.evaluation.embedding import load_cache
-from faceledger.evaluation.pairs import read_pairs
 
 CONFIGS = {"raw": [], "K=200 (shipped)": [(200, 0)], "+ K=20 skipping 5": [(200, 0), (20, 5)],
            "+ K=10 skipping 3": [(200, 0), (10, 3)], "+ K=5 skipping 2": [(200, 0), (5, 2)]}
@@ -39,12 +36,8 @@ RARE = 60
 
 
 def main() -> None:
-    paths = F.default_paths(".")
-    lfw = F.load_lfw(load_cache(paths["lfw_cache"]))
-    order = np.argsort(np.array(lfw.rel), kind="stable")
-    x, labels, rel = lfw.vectors[order], lfw.labels[order], np.array(lfw.rel)[order]
+    x, labels, cluster, ia, ib, same = load()
     raw = load_table(MODEL)
-    cluster = kmeans(x, CLUSTERS)
 
     def stats(members: np.ndarray, cohort_rows: np.ndarray, k: int, skip: int) -> CohortStats:
         d = np.sqrt(_sq_dist(x[members], x[cohort_rows]))
@@ -73,11 +66,6 @@ def main() -> None:
             out = np.maximum(out, tables[(k, skip)].fmr(snorm_distance(d, a, b)))
         return out
 
-    where = {r: n for n, r in enumerate(rel)}
-    pairs = read_pairs(paths["pairs"])
-    ia = np.array([where[a] for a, _, _ in pairs])
-    ib = np.array([where[b] for _, b, _ in pairs])
-    same = np.array([s for *_, s in pairs], bool)
     s4 = compare_threshold(1e-4)
     for cfg in CONFIGS:
         in_pairs = np.unique(np.concatenate([ia, ib]))
