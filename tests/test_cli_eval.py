@@ -68,3 +68,39 @@ def test_policy_check(tmp_path: Path) -> None:
     bad.write_text('version = "1"\n[purposes.lead]\nmax_candidates = "many"\n')
     out = run("policy", "check", str(bad))
     assert out.returncode == 3 and "max_candidates must be of type int" in out.stderr
+
+
+def test_eval_commands_score_raw_on_request(tmp_path: Path) -> None:
+    root = small_lfw(tmp_path)
+    cache = tmp_path / "d.npz"
+    ident = run("eval", "identify", "--root", str(root), "--cache", str(cache), "--normalization", "off", "--json",
+                "--quiet", "--procs", "1")
+    assert ident.returncode == 0, ident.stderr
+    assert "score_normalization" not in json.loads(ident.stdout)  # raw: the legacy figures only
+    deployed = json.loads(run("eval", "identify", "--root", str(root), "--cache", str(cache), "--json",
+                              "--quiet").stdout)
+    assert deployed["score_normalization"] == "inactive"  # 3 gallery faces: too few for a cohort
+    utk = data_path("utkface_dev")
+    rows = (utk / "labels.csv").read_text().splitlines()
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join([rows[0], *[r for r in rows[1:] if ",White," in r][:5]]) + "\n")
+    sub = run("eval", "subgroups", "--root", str(utk), "--labels", str(labels), "--group-by", "race",
+              "--normalization", "off", "--keep-duplicates", "--json", "--quiet", "--procs", "1")
+    assert sub.returncode == 0, sub.stderr
+    doc = json.loads(sub.stdout)
+    assert doc["score_normalization"] == "off" and doc["same_photograph_pairs_excluded"] == 0
+    assert doc["groups"]["White"]["impostor_pairs"] == 10 and doc["ratios"] == {}  # ratios need 1,000 pairs
+    bad = run("eval", "subgroups", "--root", str(utk), "--labels", str(labels), "--normalization", "zscore")
+    assert bad.returncode == 2 and "zscore" in bad.stderr
+
+
+def test_serve_refuses_an_unknown_normalisation_cleanly(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    from .test_cli import CLI
+
+    out = subprocess.run([*CLI, "serve", "--data", str(tmp_path / "data"), "--port", "1"], capture_output=True,
+                         text=True, timeout=120, env={**os.environ, "FACELEDGER_SCORE_NORMALIZATION": "zscore"})
+    assert out.returncode == 3 and "FACELEDGER_SCORE_NORMALIZATION" in out.stderr
+    assert "Traceback" not in out.stderr  # no worker processes or half-open state left to complain at exit

@@ -133,6 +133,7 @@ class Service:
         for coll in catalog.list_collections(None, 1_000_000):
             ids, matrix = catalog.iter_vectors(coll["collection_id"])
             index.load(coll["collection_id"], ids, matrix)
+        own_engines = engines is None
         if engines is None:
             es = EngineSettings(detector=settings.detector, landmarks68=settings.landmarks68,
                                 min_face_px=settings.min_face_px)
@@ -140,7 +141,14 @@ class Service:
 
             procs = settings.workers or os.cpu_count() or 1
             engines = EnginePool(es, processes=procs)
-        svc = cls(settings, catalog, index, engines)
+        try:
+            svc = cls(settings, catalog, index, engines)
+        except BaseException:
+            # a bad setting or policy: leave no worker processes or open database behind the error
+            if own_engines:
+                engines.close()
+            catalog.close()
+            raise
         from .retention import Sweeper
 
         svc.sweeper = Sweeper(svc, settings.retention_sweep_s)
