@@ -142,11 +142,10 @@ def build_cohort_table(desc: np.ndarray, labels: np.ndarray, model_version: str,
     else): at run time a person's other enrolled faces are in the cohort too,
     so the table must see them there as well.
     """
-    from .normalization import CohortNormalizer, build_normalised_table
+    from .normalization import build_snorm_table
 
     rows = sample_rows(len(desc))
     own = np.arange(len(desc))
-    norm = CohortNormalizer(cohort=desc[rows], k=K, method="snorm", cohort_labels=own[rows])
-    stats = norm.stats(desc, exclude=own)
-    return build_normalised_table(norm, desc, labels, f"{model_version}-cohort", stats=stats, meta={
+    stats = neighbourhood_stats(desc, desc[rows].astype(np.float32), K, exclude=own, cohort_labels=own[rows])
+    return build_snorm_table(desc, labels, stats, f"{model_version}-cohort", meta={
         **(meta or {}), "method": METHOD, "k": K, "cohort_max": COHORT_MAX, "cohort_size": int(len(rows))})
