@@ -2,6 +2,7 @@
 
     python scripts/bad_input_corpus.py generate --out /tmp/corpus
     python scripts/bad_input_corpus.py measure --corpus /tmp/corpus --timeout 120 --json out.json
+    python scripts/bad_input_corpus.py serve --corpus /tmp/corpus --json served.json
 
 ``generate`` writes blank, flat, gradient, noise and upscaled real photos at
 (or near) the pixel cap, the two blank PNGs from the hardening issue, thin
@@ -10,7 +11,10 @@ image through a fresh engine process (decode + ``Engine.analyze`` with
 descriptors, what IndexFaces does) and reports its seconds and the process's
 peak RSS (VmHWM) and RSS afterwards; a run is killed past ``--timeout`` seconds
 or ``--rss-limit-mb`` resident, and reported as such ("> limit"), so a
-measurement of the old code cannot take the machine down.
+measurement of the old code cannot take the machine down. ``serve`` sends
+each image to a real server with one engine worker (DetectFaces, and
+IndexFaces for the blank ones) and reads the worker's VmHWM after each call:
+peak RSS across the whole corpus, and RSS left behind.
 Run it with PYTHONPATH pointing at the source tree to measure.
 """
 
@@ -150,7 +154,8 @@ def measure_one(path: Path, warm: Path, timeout: float, rss_limit_mb: int) -> di
     out, err = proc.communicate()
     row = {"image": path.name, "bytes": path.stat().st_size}
     if why:
-        return {**row, "killed": why, "polled_peak_rss_mb": peak}
+        return {**row, "killed": why, "polled_peak_rss_mb": peak,
+                "wall_s_until_killed": round(time.monotonic() - started, 1)}
     try:
         return {**row, **json.loads(out.strip().splitlines()[-1])}
     except (ValueError, IndexError):
@@ -169,6 +174,73 @@ def measure(corpus: Path, timeout: float, rss_limit_mb: int, only: list[str] | N
     return rows
 
 
+def _descendants(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            kids = [int(k) for k in fh.read().split()]
+    except OSError:
+        return out
+    for k in kids:
+        out += [k, *_descendants(k)]
+    return out
+
+
+def _status_mb(pid: int, field: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return 0
+
+
+def serve(corpus: Path, timeout: float, only: list[str] | None) -> list[dict]:
+    """Each image through a real server (one engine worker): DetectFaces, and IndexFaces for the blanks."""
+    import tempfile
+
+    from botocore.exceptions import ClientError
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.e2e.conftest import start_server
+
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        srv = start_server(Path(tmp) / "data", workers=1)
+        try:
+            rek = srv.client(retries={"max_attempts": 1}, read_timeout=timeout)
+            rek.create_collection(CollectionId="corpus")
+            for path in sorted(corpus.iterdir()):
+                if only and path.name not in only:
+                    continue
+                data = path.read_bytes()
+                calls = [("DetectFaces", lambda d=data: rek.detect_faces(Image={"Bytes": d}))]
+                if path.name.startswith("blank"):
+                    calls.append(("IndexFaces", lambda d=data: rek.index_faces(CollectionId="corpus",
+                                                                               Image={"Bytes": d})))
+                for op, call in calls:
+                    t0 = time.monotonic()
+                    try:
+                        out = call()
+                        result = f"{len(out.get('FaceDetails', out.get('FaceRecords', [])))} faces"
+                    except ClientError as exc:
+                        result = exc.response["Error"]["Code"]
+                    except Exception as exc:  # a read timeout: the worker is still busy
+                        result = type(exc).__name__
+                    workers = _descendants(srv.proc.pid)
+                    row = {"image": path.name, "op": op, "seconds": round(time.monotonic() - t0, 2),
+                           "result": result,
+                           "worker_peak_rss_mb": max((_status_mb(w, "VmHWM") for w in workers), default=0),
+                           "worker_rss_mb": max((_status_mb(w, "VmRSS") for w in workers), default=0)}
+                    print(json.dumps(row), file=sys.stderr, flush=True)
+                    rows.append(row)
+        finally:
+            srv.stop()
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -180,10 +252,22 @@ def main() -> None:
     m.add_argument("--rss-limit-mb", type=int, default=6000)
     m.add_argument("--only", nargs="*", default=None)
     m.add_argument("--json", type=Path, default=None)
+    v = sub.add_parser("serve", help="the corpus through a real server with one engine worker")
+    v.add_argument("--corpus", type=Path, required=True)
+    v.add_argument("--timeout", type=float, default=120.0)
+    v.add_argument("--only", nargs="*", default=None)
+    v.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     if args.cmd == "generate":
         for p in generate(args.out):
             print(f"{p.stat().st_size:>12,}  {p}")
+        return
+    if args.cmd == "serve":
+        rows = serve(args.corpus, args.timeout, args.only)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1))
+        print(f"p100 {max(r['seconds'] for r in rows):.2f} s, worker peak RSS "
+              f"{max(r['worker_peak_rss_mb'] for r in rows)} MB over {len(rows)} requests")
         return
     rows = measure(args.corpus, args.timeout, args.rss_limit_mb, args.only)
     if args.json:

@@ -77,3 +77,10 @@ def test_work_past_the_cpu_budget_is_image_too_large(budget_server) -> None:  # 
     face = open(data_path("lfw_dev", "Aaron_Peirsol", "Aaron_Peirsol_0001.jpg"), "rb").read()
     assert len(rek.detect_faces(Image={"Bytes": face})["FaceDetails"]) == 1
 
+
+
+@pytest.mark.parametrize("side", [1, 8])
+def test_tiny_images_have_no_faces_not_an_internal_error(budget_server, side: int) -> None:  # type: ignore[no-untyped-def]
+    # Before: the CNN fallback raised dlib's RuntimeError on them (InternalServerError).
+    noise = np.random.default_rng(side).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    assert _client(budget_server).detect_faces(Image={"Bytes": png_bytes(noise)})["FaceDetails"] == []
