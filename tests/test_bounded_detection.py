@@ -21,7 +21,10 @@ from faceledger.engine.detect import (
     detection_scale,
     is_flat,
 )
+from faceledger.engine.engine import DESCRIBE_BATCH
 from faceledger.errors import ALL_ERRORS, AnalysisBudgetError, ImageTooLargeError
+
+from .conftest import data_path
 
 
 def ramp(height: int, width: int) -> np.ndarray:
@@ -128,3 +131,24 @@ def test_no_budget_never_raises_and_a_budget_does_once_spent() -> None:
         pass
     with pytest.raises(AnalysisBudgetError):
         budget.check("spinning")
+
+
+def test_descriptors_are_computed_in_bounded_batches(engine: Engine) -> None:
+    # Before: every chip of the call went through the network at once (~1.5 MB each).
+    face = open(data_path("lfw_dev", "Aaron_Peirsol", "Aaron_Peirsol_0001.jpg"), "rb").read()
+    calls: list[int] = []
+    real = engine.embedder.embed
+
+    def recording(chips: np.ndarray) -> np.ndarray:
+        calls.append(len(chips))
+        return real(chips)
+
+    engine.embedder.embed = recording  # type: ignore[method-assign]
+    try:
+        many = engine.analyze_many([face] * (DESCRIBE_BATCH + 1))
+    finally:
+        del engine.embedder.embed
+    one = engine.analyze(face)[0].descriptor
+    assert len(calls) == 2 and max(calls) <= 2 * DESCRIBE_BATCH
+    for faces in many:
+        assert len(faces) == 1 and np.allclose(faces[0].descriptor, one, atol=1e-5)
