@@ -28,12 +28,13 @@ REKOGNITION_MIN_FACE_FRACTION = 40.0 / 1920.0
 # The most pixels HOG scans: what the scale rule gives a square image at the
 # defaults (a 3840-px longer side), ~3-7 s and ~0.3 GB on one core.
 HOG_PIXEL_BUDGET = 3840 * 3840
-# The most pixels the MMOD CNN scans. Its cost is ~10-25 us and ~1 KB per
-# pixel (a 3000x3000 image at full scale took 90 s and 14 GB did the same at
-# 6300x6300), so as the primary detector (opt-in, accuracy first) it gets a
-# 1920x1080 frame at 1x, and as HOG's fallback 0.5 Mpx: every LFW (250 px) and
-# PASCAL (500x375) image still at its own scale, a larger image scanned
-# for the faces of at least 80 / scale px that HOG is most likely to miss.
+# The most pixels the MMOD CNN scans. It costs ~10-25 us and ~1 KB of memory
+# per scanned pixel (a 3000x3000 blank scanned at 1x: 90 s of CPU; a
+# 6300x6300 one at 0.61x: 396 s and 14.7 GB). As the primary detector (opt-in,
+# accuracy first) it gets a 1920x1080 frame at 1x; as HOG's fallback 0.5 Mpx:
+# every LFW (250 px) and PASCAL (500x375) image still at its own scale, a
+# larger image searched for faces of at least 80 / scale px, the close and
+# turned faces HOG is most likely to miss.
 CNN_PIXEL_BUDGET = 1920 * 1080
 FALLBACK_PIXEL_BUDGET = 500_000
 # dlib's MMOD network fails (RuntimeError in tensor.h) on inputs under about
@@ -75,7 +76,7 @@ def is_flat(image: np.ndarray, tolerance: int = FLAT_TOLERANCE) -> bool:
     """Whether no channel of the (H, W, C) image varies by more than ``tolerance`` levels.
 
     A strided sample rules out almost every real image at once; only an image
-    flat on the sample is checked in full (a min and a max pass, no copies).
+    flat on the sample is checked in full (a min and a max pass, no copy of the image).
     """
     sample = image[:: max(1, image.shape[0] // 64), :: max(1, image.shape[1] // 64)]
     return _spread(sample) <= tolerance and _spread(image) <= tolerance
