@@ -52,6 +52,15 @@ class ImageTooLargeError(FaceledgerError):
     exit_code = 5
 
 
+class AnalysisBudgetError(ImageTooLargeError):
+    """Analysing one image needed more CPU time than the engine's per-image budget.
+
+    Rekognition's ImageTooLargeException ("the image size or resolution exceeds
+    the allowed limit"): not retryable as is, since the same image costs the
+    same again; a smaller or simpler image is the fix.
+    """
+
+
 class ResourceNotFoundError(FaceledgerError):
     code = "ResourceNotFoundException"
     http_status = 400
@@ -163,6 +172,7 @@ ALL_ERRORS: tuple[type[FaceledgerError], ...] = (
     FaceledgerError,
     InvalidParameterError,
     InvalidImageError,
+    AnalysisBudgetError,  # before its base: a code maps back to the last class listed with it
     ImageTooLargeError,
     ResourceNotFoundError,
     ResourceAlreadyExistsError,

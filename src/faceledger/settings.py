@@ -34,6 +34,7 @@ class Settings:
     detector: str = "hog"
     landmarks68: bool = False
     min_face_px: float = 40.0
+    engine_cpu_budget_s: float = 60.0  # CPU seconds one image may cost the engine; 0 = no budget
     compare_fmr: float = 1e-4  # CompareFaces default/floor: the Similarity of this FMR
     max_expected_false: float = 0.001  # 1:N default/floor: N x FMR at or below this
     score_normalization: str = "cohort"  # "cohort": never-looser cohort S-norm (docs/fairness.md); "off": raw only

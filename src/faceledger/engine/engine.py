@@ -12,8 +12,17 @@ import numpy as np
 
 from ..errors import InvalidParameterError
 from ..imaging import DecodedImage, decode_image
+from .budget import CpuBudget
 from .calibration import CalibrationTable, load_table
-from .detect import HogDetector, MmodDetector, clip_box, detection_scale
+from .detect import (
+    FALLBACK_PIXEL_BUDGET,
+    HOG_PIXEL_BUDGET,
+    HogDetector,
+    MmodDetector,
+    clip_box,
+    detection_scale,
+    is_flat,
+)
 from .embed import DlibEmbedder, describe, face_chip
 from .landmarks import ShapeLandmarker, eye_mouth_state, points_to_shape, rekognition_landmarks
 from .quality import estimate_pose, measure_quality, unindexable_reasons
@@ -23,6 +32,10 @@ from .types import Detection, Detector, Embedder, Face
 SMALL_IMAGE_PX = 320
 SMALL_IMAGE_MAX_SCALE = 4.0
 SMALL_IMAGE_SCAN_PX = 1000.0
+# Chips per network call: the CPU budget is checked between calls, and the
+# network's working memory (~1.5 MB per chip, so ~0.8 GB for 512) stays ~100 MB
+# however many faces an image yields (64 chips per call with mirror averaging).
+DESCRIBE_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -36,6 +49,7 @@ class EngineSettings:
     landmarks68: bool = False  # opt-in: iBUG 300-W licence excludes commercial use
     mirror: bool = True  # average the descriptors of the chip and its mirror image
     runtime: str = "fast"  # fast (ONNX Runtime) | dlib (the reference); same weights, same descriptors
+    cpu_budget_s: float = 60.0  # per image; AnalysisBudgetError beyond it; 0 = none
 
     @property
     def model_version(self) -> str:
@@ -96,13 +110,20 @@ class Engine:
         return self.settings.model_version
 
     # -- detection -------------------------------------------------------
-    def find(self, pixels: np.ndarray, *, min_face_px: float | None = None) -> list[Detection]:
+    def find(
+        self, pixels: np.ndarray, *, min_face_px: float | None = None, budget: CpuBudget | None = None,
+    ) -> list[Detection]:
         h, w = pixels.shape[:2]
+        if is_flat(pixels):
+            return []  # no contrast, no face (detect.FLAT_TOLERANCE)
         scale = detection_scale(
             w, h, min_face_px=min_face_px or self.settings.min_face_px,
             max_scale=self.settings.max_detect_scale,
+            pixel_budget=getattr(self.detector, "pixel_budget", HOG_PIXEL_BUDGET),
         )
         hits = self.detector.detect(pixels, scale)
+        if budget is not None:
+            budget.check("after detection")
         if not hits and self.settings.fallback_detector:
             # Thumbnails (longer side <= 320 px) may hold faces under 40 px: look
             # closer, up to 4x, before the slower CNN detector.
@@ -113,8 +134,12 @@ class Engine:
                 # The CNN finds the turned and tilted faces HOG misses; at no more
                 # than the image's own scale it costs ~0.5 s on a 250-px image
                 # instead of ~2 s, and still finds faces down to about 50 px.
+                # It scans at most FALLBACK_PIXEL_BUDGET pixels: a large image
+                # is searched for its larger faces only, never at full size.
                 if self._fallback is None:
-                    self._fallback = MmodDetector()
+                    self._fallback = MmodDetector(pixel_budget=FALLBACK_PIXEL_BUDGET)
+                if budget is not None:
+                    budget.check("before the CNN fallback")
                 hits = self._fallback.detect(pixels, min(scale, 1.0))
         hits = [replace(d, box=clip_box(d.box, w, h)) for d in hits]
         return [d for d in hits if d.box[2] - d.box[0] >= 2 and d.box[3] - d.box[1] >= 2]
@@ -133,26 +158,37 @@ class Engine:
         """``analyze`` for several images, with every face's chips sent through the network in one batch."""
         per_image: list[list[Face]] = []
         chips: list[np.ndarray] = []
+        # One CPU budget for the call, cpu_budget_s per image.
+        budget = CpuBudget(self.settings.cpu_budget_s * len(images))
         for image in images:
             pixels = _as_pixels(image)
-            faces, shapes = self._faces(pixels, max_faces)
+            faces, shapes = self._faces(pixels, max_faces, budget)
             per_image.append(faces)
             if descriptors:
                 chips.extend(face_chip(pixels, s) for s in shapes)
         if descriptors and chips:
-            vectors = iter(describe(self.embedder, np.stack(chips), mirror=self.settings.mirror))
+            parts = []
+            for at in range(0, len(chips), DESCRIBE_BATCH):
+                budget.check("describing faces")
+                batch = np.stack(chips[at:at + DESCRIBE_BATCH])
+                parts.append(describe(self.embedder, batch, mirror=self.settings.mirror))
+            vectors = iter(np.concatenate(parts))
             for faces in per_image:
                 for face in faces:
                     face.descriptor = next(vectors)
         return per_image
 
-    def _faces(self, pixels: np.ndarray, max_faces: int | None) -> tuple[list[Face], list]:
+    def _faces(
+        self, pixels: np.ndarray, max_faces: int | None, budget: CpuBudget,
+    ) -> tuple[list[Face], list]:
         h, w = pixels.shape[:2]
-        dets = sorted(self.find(pixels), key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
+        dets = sorted(self.find(pixels, budget=budget),
+                      key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
         if max_faces is not None:
             dets = dets[:max_faces]
         faces, shapes = [], []
         for det in dets:
+            budget.check("measuring faces")
             pts5 = self.landmarker5.points(pixels, det.box)
             pts = self.landmarker68.points(pixels, det.box) if self.landmarker68 else pts5
             pose = estimate_pose(pts5)
