@@ -41,27 +41,39 @@ class Stage:
     keys: dict[str, tuple[str, str]] = field(default_factory=dict)
     search_id: int = 0
     candidates: list[str] = field(default_factory=list)
+    # the thumbnail collection: one enrolment per consent, searched once
+    consents: dict[str, str] = field(default_factory=dict)  # face id -> consent id
+    member_search_id: int = 0
 
     @property
     def base(self) -> str:
         return self.srv.endpoint + "/console"
 
 
-def searched(srv: Server, searcher: tuple[str, str]) -> tuple[int, list[str]]:
-    """A searcher's 1:N search under the two-person purpose; returns (SearchId, candidate face ids)."""
+def with_headers(client, **values: str):  # type: ignore[no-untyped-def]
+    def add(request, **_):  # type: ignore[no-untyped-def]
+        for k, v in values.items():
+            request.headers[f"X-Faceledger-{k.capitalize()}"] = v
+    client.meta.events.register("before-sign.rekognition.*", add)
+    return client
+
+
+def searched(srv: Server, searcher: tuple[str, str], collection: str = "suspects") -> tuple[int, list[str]]:
+    """A searcher's 1:N search (two-person purpose on suspects); returns (SearchId, candidate face ids)."""
     rek = srv.client(*searcher)
     seen: dict = {}
 
     def add(request, **_):  # type: ignore[no-untyped-def]
-        request.headers["X-Faceledger-Purpose"] = "investigative-lead"
-        request.headers["X-Faceledger-Case"] = "CASE-7"
+        if collection == "suspects":
+            request.headers["X-Faceledger-Purpose"] = "investigative-lead"
+            request.headers["X-Faceledger-Case"] = "CASE-7"
 
     def keep(http_response, **_):  # type: ignore[no-untyped-def]
         seen.update(json.loads(http_response.content or b"{}").get("Faceledger", {}))
 
     rek.meta.events.register("before-sign.rekognition.*", add)
     rek.meta.events.register("after-call.rekognition.*", keep)
-    out = rek.search_faces_by_image(CollectionId="suspects", Image={"Bytes": photo("Abel_Pacheco", 2)})
+    out = rek.search_faces_by_image(CollectionId=collection, Image={"Bytes": photo("Abel_Pacheco", 2)})
     return int(seen["SearchId"]), [m["Face"]["FaceId"] for m in out["FaceMatches"]]
 
 
@@ -83,6 +95,26 @@ def stage(tmp_path_factory):  # type: ignore[no-untyped-def]
             st.keys[label] = make_key(srv, role, label)
         st.search_id, st.candidates = searched(srv, st.keys["searcher"])
         assert len(st.candidates) == 2, st.candidates  # both other photos of Abel Pacheco
+        enrol_members(st, data.parent)
         yield st
     finally:
         srv.stop()
+
+
+def enrol_members(st: Stage, scratch) -> None:  # type: ignore[no-untyped-def]
+    """Collection 'members': consent required, thumbnails kept; two faces of one person, one consent each."""
+    srv = st.srv
+    srv.client().create_collection(CollectionId="members", Tags={
+        "faceledger:consent-required": "true", "faceledger:thumbnails": "true",
+        "faceledger:thumbnail-retention-days": "7"})
+    notice = scratch / "notice.txt"
+    notice.write_text("We keep your face to open the door, and a small picture of it for human review.")
+    for n in (1, 3):
+        made = srv.cli("consent", "create", "--subject", f"member-{n}", "--notice-file", str(notice),
+                       "--notice-version", "2026-01", "--purpose", "access-control", "--json", check=True)
+        consent_id = json.loads(made.stdout)["Consent"]["ConsentId"]
+        out = with_headers(srv.client(), consent=consent_id).index_faces(
+            CollectionId="members", Image={"Bytes": photo("Abel_Pacheco", n)}, ExternalImageId=f"member-{n}")
+        st.consents[out["FaceRecords"][0]["Face"]["FaceId"]] = consent_id
+    st.member_search_id, found = searched(srv, st.keys["searcher"], "members")
+    assert sorted(found) == sorted(st.consents), found

@@ -90,6 +90,65 @@ def test_signout_is_recorded_and_the_old_cookie_is_dead(stage: Stage) -> None:
     assert outs and outs[-1]["details"]["ended"] == "sign-out"
 
 
+def test_thumbnails_are_served_to_reviewers_only_uncached_and_sealed_at_rest(stage: Stage) -> None:
+    face_id = next(iter(stage.consents))
+    seq = stage.member_search_id
+    reviewer = Browserless(stage.srv.endpoint)
+    reviewer.sign_in(stage.keys["reviewer-one"])
+    page = reviewer.request("GET", f"/console/review/{seq}")
+    assert f"/console/review/{seq}/probe.jpg" in page.body and f"/face/{face_id}.jpg" in page.body
+    images = [reviewer.request("GET", f"/console/review/{seq}/probe.jpg"),
+              reviewer.request("GET", f"/console/review/{seq}/face/{face_id}.jpg")]
+    for img in images:
+        assert img.status == 200 and img.header("content-type") == "image/jpeg"
+        assert img.header("cache-control") == "no-store"
+    # a face that is not a candidate of this search is not served through it
+    assert reviewer.request("GET", f"/console/review/{stage.search_id}/face/{face_id}.jpg").status == 404
+    for who in ("auditor", "searcher"):
+        other = Browserless(stage.srv.endpoint)
+        other.sign_in(stage.keys[who])
+        assert other.request("GET", f"/console/review/{seq}/face/{face_id}.jpg").status == 403, who
+    assert Browserless(stage.srv.endpoint).request("GET", f"/console/review/{seq}/probe.jpg").status == 303
+    # sealed under the master key: no run of the JPEG's bytes is in the database files
+    raw = b"".join(p.read_bytes() for p in stage.srv.data_dir.glob("catalog.db*"))
+    body = images[1].raw
+    assert body[:3] == b"\xff\xd8\xff" and len(body) > 1000
+    assert not any(raw.find(body[i:i + 32]) >= 0 for i in range(0, max(1, len(body) - 32), 97))
+
+
+def test_thumbnail_tags_are_validated(stage: Stage) -> None:
+    from botocore.exceptions import ClientError
+
+    rek = stage.srv.client()
+    for tags in ({"faceledger:thumbnails": "yes"}, {"faceledger:thumbnail-retention-days": "forever"}):
+        try:
+            rek.create_collection(CollectionId="bad-tags", Tags=tags)
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "InvalidParameterException"
+        else:
+            raise AssertionError(f"{tags} was accepted")
+
+
+def test_expired_thumbnails_are_swept_with_a_receipt(stage: Stage) -> None:
+    import sqlite3
+
+    face_id = list(stage.consents)[1]
+    conn = sqlite3.connect(stage.srv.data_dir / "catalog.db")
+    conn.execute("UPDATE thumbnails SET expires_at = 0 WHERE face_id = ?", (face_id,))
+    conn.commit()
+    conn.close()
+    swept = json.loads(stage.srv.cli("retention", "sweep", "--json", check=True).stdout)
+    assert swept["ThumbnailsDeleted"] == 1 and swept["RetentionDeleted"] == 0
+    receipt = ledger(stage, "DeletionReceipt")[-1]
+    assert receipt["details"]["reason"] == "thumbnail-expired"
+    assert receipt["details"]["thumbnail_face_ids"] == [face_id] and receipt["collection_id"] == "members"
+    reviewer = Browserless(stage.srv.endpoint)
+    reviewer.sign_in(stage.keys["reviewer-two"])
+    assert reviewer.request("GET", f"/console/review/{stage.member_search_id}/face/{face_id}.jpg").status == 404
+    # the face itself is still enrolled: only its picture expired
+    assert face_id in [f["FaceId"] for f in stage.srv.client().list_faces(CollectionId="members")["Faces"]]
+
+
 def test_failed_signins_are_recorded_and_rate_limited(stage: Stage) -> None:
     """Runs last in this module: it locks sign-in out for this address (limit 4 in the fixture)."""
     key = stage.keys["reviewer-one"]

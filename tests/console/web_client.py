@@ -14,6 +14,7 @@ class Reply:
     status: int
     headers: list[tuple[str, str]]
     body: str
+    raw: bytes = b""
 
     def header(self, name: str) -> str | None:
         return next((v for k, v in self.headers if k.lower() == name.lower()), None)
@@ -44,7 +45,8 @@ class Browserless:
             h["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         conn.request(method, path, body=body, headers=h)
         resp = conn.getresponse()
-        reply = Reply(resp.status, resp.getheaders(), resp.read().decode("utf-8", "replace"))
+        raw = resp.read()
+        reply = Reply(resp.status, resp.getheaders(), raw.decode("utf-8", "replace"), raw)
         conn.close()
         for raw in reply.set_cookies():
             c = SimpleCookie()

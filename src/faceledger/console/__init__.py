@@ -36,6 +36,8 @@ def console_mount(svc: Any) -> Mount:
         Route("/review", c.page(review.queue, "GetReview"), methods=["GET"]),
         Route("/review/{seq:int}", c.page(review.search, "GetReview"), methods=["GET"]),
         Route("/review/{seq:int}", c.page(review.decide, "ReviewCandidate"), methods=["POST"]),
+        Route("/review/{seq:int}/probe.jpg", c.page(review.image, "ReviewCandidate"), methods=["GET"]),
+        Route("/review/{seq:int}/face/{face_id}.jpg", c.page(review.image, "ReviewCandidate"), methods=["GET"]),
         Route("/audit", c.page(audit.browse, "ReadLedger"), methods=["GET"]),
         Route("/audit/verify", c.page(audit.verify, "ReadLedger"), methods=["GET"]),
         Route("/audit/export", c.page(audit.export, "ReadLedger"), methods=["GET"]),

@@ -100,4 +100,5 @@ def line_chart(title: str, series: Sequence[tuple[str, Sequence[tuple[float, flo
 
 
 def _num(v: float) -> str:
+    v = v + 0.0  # no "-0"
     return f"{v:g}" if abs(v) < 1e6 else f"{v:.3g}"

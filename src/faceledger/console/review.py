@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from ..errors import InvalidParameterError
 from ..service.queue import review_queue, search_page
+from ..service.thumbnails import for_review
 from .web import Console, Ctx
 
 
@@ -45,3 +46,10 @@ async def decide(console: Console, ctx: Ctx) -> Response:
         "Reason": form.get("reason") if isinstance(form.get("reason"), str) else None})
     done = urlencode({"done": f"{decision.lower()}ed {form.get('candidate')}"})
     return console.redirect(f"/console/review/{seq}?{done}")
+
+
+async def image(console: Console, ctx: Ctx) -> Response:
+    """A probe or candidate thumbnail: decrypted only for a key that may review this search, never cached."""
+    face_id = ctx.request.path_params.get("face_id")
+    jpeg = await console.call(for_review, console.svc, ctx.principal, _seq(ctx), face_id)
+    return console.secure(Response(jpeg, media_type="image/jpeg"))

@@ -14,7 +14,7 @@ from typing import Any
 from ..engine.calibration import expected_false_candidates, fmr_from_similarity
 from ..errors import AccessDeniedError
 from .audit import LedgerFilter, filtered, one
-from .context import Principal, authorize
+from .context import Principal, authorize, may
 from .core import CANDIDATE_NOTE, Service
 from .review import SEARCH_OPERATIONS, status
 
@@ -64,13 +64,18 @@ def search_page(svc: Service, principal: Principal, review: dict[str, Any]) -> d
     sims = {c.get("FaceId") or c.get("UserId"): c.get("Similarity") for c in d.get("candidates", [])}
     applied = d.get("threshold_applied")
     gallery = d.get("gallery_size")
+    cid = rec["collection_id"]
+    present = {f["face_id"] for f in svc.catalog.get_faces(cid, list(sims))} if cid and sims else set()
+    may_see = may(principal, "ReviewCandidate")  # images go only to keys that may review
     candidates = []
     for c in review["Candidates"]:
         sim = sims.get(c["Candidate"])
         mine = [x for x in c["Decisions"] if x["Reviewer"] == principal.access_key_id]
         candidates.append({**c, "Similarity": sim,
                            "EstimatedFalseMatchRate": fmr_from_similarity(sim) if sim is not None else None,
-                           "DecidedByMe": mine[0]["Decision"] if mine else None})
+                           "DecidedByMe": mine[0]["Decision"] if mine else None,
+                           "FaceDeleted": c["Candidate"] not in present,
+                           "Image": may_see and svc.catalog.get_thumbnail(c["Candidate"]) is not None})
     own = rec["principal"] == principal.access_key_id
     try:
         authorize(principal, "ReviewCandidate")
@@ -87,5 +92,7 @@ def search_page(svc: Service, principal: Principal, review: dict[str, Any]) -> d
         "Scoring": d.get("scoring"), "CohortSize": d.get("cohort_size"), "Calibration": d.get("calibration"),
         "ModelVersion": d.get("model_version"), "PolicyVersion": d.get("policy_version"),
         "InputSha256": d.get("image_sha256") or d.get("source_sha256"), "ProbeFaceId": d.get("face_id"),
-        "MayDecide": may_decide, "OwnSearch": own, "Note": CANDIDATE_NOTE,
+        "MayDecide": may_decide, "OwnSearch": own, "Note": CANDIDATE_NOTE, "MaySeeImages": may_see,
+        "ProbeImage": may_see and (svc.catalog.get_probe_thumbnail(rec["seq"]) is not None if not d.get("face_id")
+                                   else svc.catalog.get_thumbnail(d["face_id"]) is not None),
     }

@@ -140,13 +140,15 @@ def calibration_curves(table: Any) -> dict[str, Any]:
     """
     import numpy as np
 
-    from ..engine.calibration import similarity_from_fmr
+    from ..engine.calibration import FMR_FLOOR, similarity_from_fmr
 
     fmr = 10.0 ** np.asarray(table.log10_fmr, dtype=np.float64)
     sim = similarity_from_fmr(fmr)
     cut = int(table.measured_upto_index)
-    measured = [(float(s), float(f)) for s, f in zip(sim[cut:], fmr[cut:], strict=True)]
-    extrapolated = [(float(s), float(f)) for s, f in zip(sim[:cut + 1], fmr[:cut + 1], strict=True)]
+    # below FMR_FLOOR every distance is Similarity 100: nothing to plot
+    measured = [(float(s), float(f)) for s, f in zip(sim[cut:], fmr[cut:], strict=True) if f >= FMR_FLOOR]
+    extrapolated = [(float(s), float(f)) for s, f in zip(sim[:cut + 1], fmr[:cut + 1], strict=True)
+                    if f >= FMR_FLOOR]
     det = [(float(f), float(n)) for f, n in zip(fmr[cut:], np.asarray(table.fnmr)[cut:], strict=True)
            if 0 < f < 1 and 0 < n < 1]
     return {"measured": measured, "extrapolated": extrapolated, "det": det, "version": table.version,
