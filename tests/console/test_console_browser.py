@@ -218,6 +218,51 @@ def test_halt_shows_a_banner_until_a_second_admin_resumes(browser: Any, stage: S
     assert second.locator("#halt-banner").count() == 0
 
 
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), textarea, select')]
+    .filter(e => !(e.labels && e.labels.length)).map(e => e.name || e.id)"""
+OVERFLOW = "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+
+
+def test_keyboard_only_sign_in_and_every_control_labelled(browser: Any, stage: Stage) -> None:
+    page = browser.new_context().new_page()
+    page.goto(stage.base + "/signin")
+    key = stage.keys["auditor"]
+    for _ in range(6):  # skip link, brand, then the first field
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "access_key_id":
+            break
+    assert page.evaluate("document.activeElement.id") == "access_key_id"
+    page.keyboard.type(key[0])
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "secret_access_key"
+    page.keyboard.type(key[1])
+    page.keyboard.press("Enter")
+    page.wait_for_url(stage.base + "/")
+    for path in ("/", "/review", f"/review/{stage.search_id}", "/audit", "/report"):
+        page.goto(stage.base + path)
+        assert page.evaluate(UNLABELLED) == [], path
+    reviewer = sign_in(browser, stage, "reviewer-one")
+    reviewer.goto(f"{stage.base}/review/{stage.member_search_id}")
+    assert reviewer.evaluate(UNLABELLED) == []
+
+
+def test_pages_reflow_at_200_percent_zoom(browser: Any, stage: Stage) -> None:
+    """1280 CSS pixels at 200% zoom leave a 640-pixel layout viewport: nothing may need sideways scrolling."""
+    page = sign_in(browser, stage, "reviewer-one")
+    page.set_viewport_size({"width": 640, "height": 900})
+    for name, path in (("home", "/"), ("queue", "/review"), ("search", f"/review/{stage.member_search_id}"),
+                       ("report", "/report")):
+        page.goto(stage.base + path)
+        assert page.evaluate(OVERFLOW) <= 0, path
+        shot(page, f"17-zoom200-{name}")
+    auditor = sign_in(browser, stage, "auditor")
+    auditor.set_viewport_size({"width": 640, "height": 900})
+    for path in ("/audit", f"/audit/{stage.search_id}", "/audit/verify"):
+        auditor.goto(stage.base + path)
+        assert auditor.evaluate(OVERFLOW) <= 0, path
+    shot(auditor, "17-zoom200-verify")
+
+
 def test_sign_out_ends_the_session(browser: Any, stage: Stage) -> None:
     page = sign_in(browser, stage, "reviewer-two")
     cookie = next(c for c in page.context.cookies() if c["name"] == "fl_session")
