@@ -116,6 +116,22 @@ def test_thumbnails_are_served_to_reviewers_only_uncached_and_sealed_at_rest(sta
     assert not any(raw.find(body[i:i + 32]) >= 0 for i in range(0, max(1, len(body) - 32), 97))
 
 
+def test_a_searchfaces_probe_shows_the_enrolled_face_thumbnail(stage: Stage) -> None:
+    probe_face = next(iter(stage.consents))
+    rek = stage.srv.client(*stage.keys["searcher"])
+    seen: dict = {}
+    rek.meta.events.register("after-call.rekognition.*", lambda http_response, **_: seen.update(
+        json.loads(http_response.content or b"{}").get("Faceledger", {})))
+    assert rek.search_faces(CollectionId="members", FaceId=probe_face)["FaceMatches"]
+    reviewer = Browserless(stage.srv.endpoint)
+    reviewer.sign_in(stage.keys["reviewer-one"])
+    page = reviewer.request("GET", f"/console/review/{seen['SearchId']}")
+    assert f"/console/review/{seen['SearchId']}/probe.jpg" in page.body
+    probe = reviewer.request("GET", f"/console/review/{seen['SearchId']}/probe.jpg")
+    direct = reviewer.request("GET", f"/console/review/{stage.member_search_id}/face/{probe_face}.jpg")
+    assert probe.status == 200 and probe.raw == direct.raw
+
+
 def test_thumbnail_tags_are_validated(stage: Stage) -> None:
     from botocore.exceptions import ClientError
 

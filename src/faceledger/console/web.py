@@ -85,6 +85,7 @@ class Console:
     # -- pages -------------------------------------------------------------
     def page(self, handler: Handler, operation: str | None = None) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
+            ctx: Ctx | Response | None = None
             try:
                 ctx = await self._signed_in(request)
                 if isinstance(ctx, Response):
@@ -97,10 +98,11 @@ class Console:
                         raise AccessDeniedError("The form's CSRF token is missing or wrong; reload the page and retry.")
                 return await handler(self, ctx)
             except FaceledgerError as exc:
-                return self.error(request, exc)
+                return self.error(request, exc, ctx if isinstance(ctx, Ctx) else None)
             except Exception:
                 log.exception("console %s %s failed", request.method, request.url.path)
-                return self.error(request, FaceledgerError("Something went wrong on the server; it is logged."))
+                return self.error(request, FaceledgerError("Something went wrong on the server; it is logged."),
+                                  ctx if isinstance(ctx, Ctx) else None)
         return endpoint
 
     async def _signed_in(self, request: Request) -> Ctx | Response:
@@ -141,11 +143,11 @@ class Console:
             **values}, status_code=status)
         return self.secure(response)
 
-    def error(self, request: Request, exc: FaceledgerError) -> Response:
+    def error(self, request: Request, exc: FaceledgerError, ctx: Ctx | None = None) -> Response:
         status = 403 if isinstance(exc, AccessDeniedError) else 404 if isinstance(exc, ResourceNotFoundError) \
             else 429 if isinstance(exc, ThrottlingError) else 409 if isinstance(exc, ConflictError) \
             else 400 if exc.http_status < 500 else 500
-        return self.render(request, "error.html", None, status, error=exc, code=exc.code)
+        return self.render(request, "error.html", ctx, status, error=exc, code=exc.code)
 
     @staticmethod
     def secure(response: Response) -> Response:

@@ -112,9 +112,10 @@ def for_review(svc: Service, principal: Principal, search_seq: int, face_id: str
     bound = principal.defaults.get("purpose")
     if bound and record["collection_id"] and not svc.policy.purpose(bound).may_search(record["collection_id"]):
         raise AccessDeniedError(f"This key's purpose {bound!r} does not cover collection {record['collection_id']!r}.")
+    probe_face = record["details"].get("face_id")  # SearchFaces: the probe is an enrolled face
     if face_id is None:
-        jpeg = svc.catalog.get_probe_thumbnail(search_seq)
-    elif face_id not in _candidates(record) and face_id != record["details"].get("face_id"):
+        jpeg = svc.catalog.get_thumbnail(probe_face) if probe_face else svc.catalog.get_probe_thumbnail(search_seq)
+    elif face_id not in _candidates(record):
         raise ResourceNotFoundError(f"{face_id} is not a candidate of search {search_seq}.")
     else:
         jpeg = svc.catalog.get_thumbnail(face_id)
