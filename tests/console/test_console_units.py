@@ -136,3 +136,68 @@ def test_charts_escape_labels_and_handle_no_data() -> None:
     line = str(line_chart("DET", [("d", [(1e-6, 0.1), (1e-3, 0.01), (0.0, 0.5)])], x_label="FMR", y_label="FNMR",
                           x_log=True, y_log=True))
     assert line.count("L") >= 1 and "1e-6" in line and "1e-3" in line  # the zero is dropped on a log axis
+
+
+# -- the console app in-process, over a real service --------------------------------------------
+
+def _app(svc):  # type: ignore[no-untyped-def]
+    from starlette.applications import Starlette
+
+    from faceledger.console import console_mount
+
+    mount = console_mount(svc)
+    return Starlette(routes=[mount]), mount.console
+
+
+def _signed_in(app, key: tuple[str, str], scheme: str = "http") -> dict[str, str]:  # type: ignore[no-untyped-def]
+    import re
+
+    from .asgi import call
+
+    page = call(app, "GET", "/console/signin", scheme=scheme)
+    token = re.search(rb'name="token" value="([^"]+)"', page.body).group(1).decode()  # type: ignore[union-attr]
+    reply = call(app, "POST", "/console/signin", cookies={"fl_signin": token}, scheme=scheme,
+                 form={"token": token, "access_key_id": key[0], "secret_access_key": key[1], "next": "/console/"})
+    assert reply.status == 303, reply.body
+    cookie = next(c for c in reply.headers["set-cookie"] if c.startswith("fl_session="))
+    return {"fl_session": cookie.split(";")[0].split("=", 1)[1], "_raw": cookie}
+
+
+def test_session_cookie_is_secure_over_tls(service) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    with service.catalog.transaction() as tx:
+        key = service.catalog.create_key(tx, "auditor", None, None)
+    app, _ = _app(service)
+    assert "; secure" in _signed_in(app, key, scheme="https")["_raw"].lower()
+    assert "; secure" not in _signed_in(app, key, scheme="http")["_raw"].lower()
+
+
+def test_an_idle_session_ends_and_the_ledger_says_so(service) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    from .asgi import call
+
+    with service.catalog.transaction() as tx:
+        key = service.catalog.create_key(tx, "auditor", None, None)
+    app, console = _app(service)
+    clock = Clock()
+    console.sessions._clock = clock
+    cookies = _signed_in(app, key)
+    cookies.pop("_raw")
+    assert call(app, "GET", "/console/audit", cookies=cookies).status == 200
+    clock.now += service.settings.console_session_idle_s + 1
+    ended = call(app, "GET", "/console/audit", cookies=cookies)
+    assert ended.status == 303 and "ended=1" in (ended.first("location") or "")
+    outs = [r for r in service.ledger.iter_all() if r["operation"] == "ConsoleSignOut"]
+    assert [(r["principal"], r["details"]["ended"]) for r in outs] == [(key[0], "idle")]
+
+
+def test_revoking_a_key_ends_its_console_session(service) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    from .asgi import call
+
+    with service.catalog.transaction() as tx:
+        key = service.catalog.create_key(tx, "auditor", None, None)
+    app, _ = _app(service)
+    cookies = _signed_in(app, key)
+    cookies.pop("_raw")
+    assert call(app, "GET", "/console/", cookies=cookies).status == 200
+    with service.catalog.transaction() as tx:
+        service.catalog.revoke_key(tx, key[0])
+    assert call(app, "GET", "/console/", cookies=cookies).status == 303
