@@ -20,6 +20,8 @@ from typing import Any
 
 from ..errors import AccessDeniedError, InvalidParameterError, ResourceNotFoundError
 from .core import Call, Service
+from .thumbnails import check_tags as check_thumbnail_tags
+from .thumbnails import sweep_expired
 
 log = logging.getLogger("faceledger.retention")
 
@@ -37,9 +39,7 @@ def check_reserved_tags(tags: dict[str, str]) -> None:
             raise InvalidParameterError(f"Tag {RETENTION_TAG} must be a whole number of days, 1-36500.")
     if CONSENT_TAG in tags and tags[CONSENT_TAG] not in ("true", "false"):
         raise InvalidParameterError(f"Tag {CONSENT_TAG} must be 'true' or 'false'.")
-    from .thumbnails import check_tags
-
-    check_tags(tags)
+    check_thumbnail_tags(tags)
 
 
 def consent_required(collection: dict) -> bool:
@@ -172,8 +172,6 @@ def sweep(svc: Service, call: Call) -> dict:
             targets = svc.catalog.faces_with_consent(consent["consent_id"])
             reason = "consent-withdrawn" if consent["withdrawn_at"] is not None else "consent-expired"
             lapsed += delete_with_receipts(svc, call, targets, reason, {"consent_id": consent["consent_id"]})
-    from .thumbnails import sweep_expired
-
     thumbs = sweep_expired(svc, call)
     with svc.catalog.transaction() as tx:
         svc.record(tx, call, None, {"retention_deleted": deleted, "consent_deleted": lapsed,
