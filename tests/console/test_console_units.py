@@ -201,3 +201,23 @@ def test_revoking_a_key_ends_its_console_session(service) -> None:  # type: igno
     with service.catalog.transaction() as tx:
         service.catalog.revoke_key(tx, key[0])
     assert call(app, "GET", "/console/", cookies=cookies).status == 303
+
+
+def test_signing_in_again_replaces_the_old_session(service) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    import re
+
+    from .asgi import call
+
+    with service.catalog.transaction() as tx:
+        key = service.catalog.create_key(tx, "auditor", None, None)
+    app, _ = _app(service)
+    first = _signed_in(app, key)
+    first.pop("_raw")
+    page = call(app, "GET", "/console/signin")
+    token = re.search(rb'name="token" value="([^"]+)"', page.body).group(1).decode()  # type: ignore[union-attr]
+    again = call(app, "POST", "/console/signin", cookies={"fl_signin": token, **first},
+                 form={"token": token, "access_key_id": key[0], "secret_access_key": key[1]})
+    assert again.status == 303
+    assert call(app, "GET", "/console/", cookies=first).status == 303  # the old session id is dead
+    outs = [r["details"]["ended"] for r in service.ledger.iter_all() if r["operation"] == "ConsoleSignOut"]
+    assert outs == ["replaced"]

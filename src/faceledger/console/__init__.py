@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.responses import RedirectResponse
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -22,10 +23,10 @@ from .web import HERE, Console
 def console_mount(svc: Any) -> Mount:
     c = Console(svc)
 
-    async def signin_get(request):  # type: ignore[no-untyped-def]
+    async def signin_get(request: Request) -> Response:
         return await auth.signin_get(c, request)
 
-    async def signin_post(request):  # type: ignore[no-untyped-def]
+    async def signin_post(request: Request) -> Response:
         return await auth.signin_post(c, request)
 
     routes = [

@@ -60,6 +60,9 @@ async def signin_post(console: Console, request: Request) -> Response:
     except FaceledgerError as exc:
         status = 429 if exc.code == "ThrottlingException" else 403 if isinstance(exc, AccessDeniedError) else 400
         return signin_form(console, request, status, exc.message)
+    old = console.sessions.close(request.cookies.get(COOKIE) or "")
+    if old is not None:  # signing in again replaces the browser's old session, and says so
+        await console.call(console.signin.sign_out, old.key_id, client.host if client else None, old.id, "replaced")
     console.sessions.open(session_id, principal.access_key_id)
     target = form.get("next")
     response = console.redirect(_safe_next(target if isinstance(target, str) else None))

@@ -98,7 +98,7 @@ class SignIn:
         return principal
 
     def sign_out(self, principal_id: str, remote: str | None, session_id: str, ended: str) -> None:
-        """``ended``: ``sign-out`` (asked for), ``idle`` or ``expired`` (noticed on the next request)."""
+        """``ended``: ``sign-out`` (asked for), ``replaced`` (signed in again), ``idle`` or ``expired``."""
         self._append("ConsoleSignOut", principal_id, {
             "remote": remote, "session": session_ref(session_id), "ended": ended})
 
