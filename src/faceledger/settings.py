@@ -43,6 +43,10 @@ class Settings:
     retention_sweep_s: int = 3600  # how often the service sweeps expired enrolments
     checkpoint_every: int = 1000  # sign a ledger checkpoint after this many records
     ledger_retention_days: int = 183  # floor: no ledger record younger than this may be archived away
+    console_session_idle_s: int = 900  # a console session unused this long ends
+    console_session_max_s: int = 28800  # a console session ends this long after sign-in, used or not
+    console_signin_failures: int = 5  # failed console sign-ins per key id or address before a lock-out
+    console_signin_window_s: int = 300  # the window those failures are counted in, and the lock-out's length
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -8,15 +8,10 @@ from pathlib import Path
 
 import click
 
-from ..service.checkpoints import (
-    KEY_FILE,
-    load_or_create_key,
-    load_public_key,
-    public_pem,
-    verify_signatures,
-)
+from ..service.audit import data_dir_pem, verification
+from ..service.checkpoints import load_or_create_key, public_pem
 from ..store.catalog import Catalog
-from ..store.ledger import Ledger, read_export, verify_chain
+from ..store.ledger import Ledger, read_export
 from .client import client_options, own_call
 from .output import emit, handle_errors
 from .serve import data_option, settings_for
@@ -39,23 +34,14 @@ def audit_verify(data_dir: str | None, export_file: str | None, public_key: str 
     """Check the hash chain and the signed checkpoints; name the first broken record. Exit 13 if broken."""
     if export_file:
         records = read_export(export_file)
-        chain = verify_chain(records)
         pem = Path(public_key).read_bytes() if public_key else None
     else:
         settings = settings_for(data_dir)
         with Catalog.open(settings.data_dir) as catalog:
             records = list(Ledger(catalog).iter_all())
-        chain = verify_chain(records)
-        key_file = Path(settings.data_dir) / KEY_FILE
-        pem = Path(public_key).read_bytes() if public_key else (
-            public_pem(load_or_create_key(settings.data_dir)).encode() if key_file.exists() else None)
-    sigs = verify_signatures(records, load_public_key(pem)) if pem and chain.ok else None
-    ok = chain.ok and (sigs is None or sigs.ok)
-    out = {"ok": ok, "checked": chain.checked, "first_bad_seq": chain.first_bad_seq if not chain.ok else
-           (sigs.first_bad_seq if sigs else None), "reason": chain.reason if not chain.ok else
-           (sigs.reason if sigs else "chain ok; no public key given, signatures not checked"),
-           "head_hash": chain.head_hash, "checkpoints": sigs.checkpoints if sigs else 0,
-           "last_signed_seq": sigs.last_signed_seq if sigs else None}
+        pem = Path(public_key).read_bytes() if public_key else data_dir_pem(settings.data_dir)
+    out = verification(records, pem)
+    ok = out["ok"]
     emit(out, as_json, lambda o: (f"ledger OK: {o['checked']} record(s), {o['checkpoints']} signed checkpoint(s), "
                                   f"last signed #{o['last_signed_seq']}, head {o['head_hash'][:16]}…" if o["ok"]
                                   else f"ledger BROKEN at record {o['first_bad_seq']}: {o['reason']}"))

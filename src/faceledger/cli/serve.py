@@ -59,6 +59,7 @@ def serve(host: str | None, port: int | None, data_dir: str | None, workers: int
 
     from ..api.app import create_app
     from ..api.server import run
+    from ..console import mount_console
     from ..service import Service
 
     settings = settings_for(data_dir, host=host, port=port, workers=workers)
@@ -77,6 +78,7 @@ def serve(host: str | None, port: int | None, data_dir: str | None, workers: int
     if created:
         click.echo(f"  AWS_SECRET_ACCESS_KEY={prof.secret_access_key}")
     click.echo(f"  profile: {profile_path(settings)}")
+    click.echo(f"  console: {endpoint}/console/ (sign in with an access key id and secret)")
     click.echo("  import boto3")
     click.echo(f"  rek = boto3.client('rekognition', endpoint_url='{endpoint}', region_name='{settings.region}',")
     click.echo("                     aws_access_key_id=KEY, aws_secret_access_key=SECRET)")
@@ -84,6 +86,7 @@ def serve(host: str | None, port: int | None, data_dir: str | None, workers: int
     app = create_app(cast(Any, service), max_body_bytes=settings.max_body_bytes,
                      max_inflight=2 * max(1, service.engines.processes), max_queue=settings.max_queue,
                      clock_skew_s=settings.clock_skew_s)
+    mount_console(app, service)
     # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit
     # lets the finally below close the engine workers instead of orphaning them.
     signal.signal(signal.SIGTERM, _exit_on_signal)

@@ -28,6 +28,9 @@ _allow(("auditor",), "ListConsents", "RetentionSchedule")
 _allow(("reviewer",), "ReviewCandidate")
 _allow(("reviewer", "auditor"), "GetReview")
 _allow(("enroller", "searcher", "reviewer", "auditor"), "GetStatus")
+# Console pages that are not API operations: reading the ledger, and the report.
+_allow(("auditor",), "ReadLedger")
+_allow(("auditor", "reviewer"), "ReadReport")
 _allow(("searcher",), "DetectFaces", "CompareFaces", "SearchFaces", "SearchFacesByImage",
        "SearchUsers", "SearchUsersByImage", "StartFaceDetection", "GetFaceDetection",
        "StartFaceSearch", "GetFaceSearch")
@@ -71,6 +74,11 @@ class RequestContext:
             consent=pick("consent"),
             remote=context.get("remote"),
         )
+
+
+def may(principal: Principal, operation: str) -> bool:
+    """Whether ``principal``'s role may run ``operation`` (what a transport offers; ``authorize`` enforces)."""
+    return principal.role in OPERATION_ROLES.get(operation, frozenset({"admin"}))
 
 
 def authorize(principal: Principal, operation: str) -> None:

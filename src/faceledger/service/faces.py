@@ -17,6 +17,7 @@ from .core import Call, Service
 from .images import image_bytes, sha256
 from .pagination import page
 from .retention import consent_for_enrolment, recheck_consent
+from .thumbnails import keep_faces
 
 EXTERNAL_ID = re.compile(r"^[a-zA-Z0-9_.\-:]{1,255}$")
 MAX_FACES_PER_IMAGE = 100
@@ -110,6 +111,7 @@ def index_faces(svc: Service, call: Call) -> dict:
                 recheck_consent(svc, consent_id, call.at)  # a withdrawal may have landed meanwhile
             if rows:
                 svc.catalog.add_faces(tx, cid, rows)
+                keep_faces(svc, tx, collection, data, [(r["face_id"], r["bbox"]) for r in rows], call.at)
             svc.record(tx, call, cid, {
                 "image_sha256": digest, "external_image_id": external, "quality_filter": quality_filter,
                 "consent_id": consent_id,

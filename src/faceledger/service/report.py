@@ -120,3 +120,36 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [f"- #{h['seq']} {h['operation']} by {h['by']}: {h['reason']}" for h in report["halts"]] or ["- no halts"]
     lines += [f"- #{c['seq']} policy {c['version']} ({c['sha256'][:12]}…)" for c in report["policy_changes"]]
     return "\n".join(lines) + "\n"
+
+
+def searches_over_time(records: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """Searches (not refused) per UTC day, by purpose: {day: {purpose: n}}, days in order."""
+    days: dict[str, Counter[str]] = defaultdict(Counter)
+    for r in records:
+        if r["operation"] in SEARCH_OPERATIONS and "refused" not in r["details"]:
+            day = dt.datetime.fromtimestamp(r["at"], dt.UTC).strftime("%Y-%m-%d")
+            days[day][r["details"].get("purpose", "general")] += 1
+    return {day: dict(c) for day, c in sorted(days.items())}
+
+
+def calibration_curves(table: Any) -> dict[str, Any]:
+    """From a CalibrationTable: (Similarity, FMR) over the measured and extrapolated rows, and the DET curve.
+
+    The DET curve pairs FMR with FNMR at each measured distance (rows with
+    either at 0 or 1 carry no information on log axes and are left out).
+    """
+    import numpy as np
+
+    from ..engine.calibration import FMR_FLOOR, similarity_from_fmr
+
+    fmr = 10.0 ** np.asarray(table.log10_fmr, dtype=np.float64)
+    sim = similarity_from_fmr(fmr)
+    cut = int(table.measured_upto_index)
+    # below FMR_FLOOR every distance is Similarity 100: nothing to plot
+    measured = [(float(s), float(f)) for s, f in zip(sim[cut:], fmr[cut:], strict=True) if f >= FMR_FLOOR]
+    extrapolated = [(float(s), float(f)) for s, f in zip(sim[:cut + 1], fmr[:cut + 1], strict=True)
+                    if f >= FMR_FLOOR]
+    det = [(float(f), float(n)) for f, n in zip(fmr[cut:], np.asarray(table.fnmr)[cut:], strict=True)
+           if 0 < f < 1 and 0 < n < 1]
+    return {"measured": measured, "extrapolated": extrapolated, "det": det, "version": table.version,
+            "meta": {k: v for k, v in table.meta.items() if isinstance(v, (str, int, float))}}

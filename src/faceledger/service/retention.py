@@ -20,6 +20,8 @@ from typing import Any
 
 from ..errors import AccessDeniedError, InvalidParameterError, ResourceNotFoundError
 from .core import Call, Service
+from .thumbnails import check_tags as check_thumbnail_tags
+from .thumbnails import sweep_expired
 
 log = logging.getLogger("faceledger.retention")
 
@@ -37,6 +39,7 @@ def check_reserved_tags(tags: dict[str, str]) -> None:
             raise InvalidParameterError(f"Tag {RETENTION_TAG} must be a whole number of days, 1-36500.")
     if CONSENT_TAG in tags and tags[CONSENT_TAG] not in ("true", "false"):
         raise InvalidParameterError(f"Tag {CONSENT_TAG} must be 'true' or 'false'.")
+    check_thumbnail_tags(tags)
 
 
 def consent_required(collection: dict) -> bool:
@@ -169,9 +172,11 @@ def sweep(svc: Service, call: Call) -> dict:
             targets = svc.catalog.faces_with_consent(consent["consent_id"])
             reason = "consent-withdrawn" if consent["withdrawn_at"] is not None else "consent-expired"
             lapsed += delete_with_receipts(svc, call, targets, reason, {"consent_id": consent["consent_id"]})
+    thumbs = sweep_expired(svc, call)
     with svc.catalog.transaction() as tx:
-        svc.record(tx, call, None, {"retention_deleted": deleted, "consent_deleted": lapsed})
-    return {"RetentionDeleted": deleted, "ConsentDeleted": lapsed}
+        svc.record(tx, call, None, {"retention_deleted": deleted, "consent_deleted": lapsed,
+                                    "thumbnails_deleted": thumbs})
+    return {"RetentionDeleted": deleted, "ConsentDeleted": lapsed, "ThumbnailsDeleted": thumbs}
 
 
 def schedule(svc: Service, call: Call) -> dict:

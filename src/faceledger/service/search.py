@@ -22,6 +22,7 @@ from .faces import check_pinned, quality_reasons, stored_face
 from .images import image_bytes, sha256
 from .policy import Purpose
 from .scores import ALL, matrix, score
+from .thumbnails import keep_probe
 
 MAX_SEARCH_FACES = 4096
 
@@ -144,7 +145,8 @@ def search_vector(svc: Service, cid: str, vector: np.ndarray, threshold: Thresho
 def search_faces_by_image(svc: Service, call: Call) -> dict:
     p = call.params
     cid = check_collection_id(p.get("CollectionId"))
-    check_pinned(svc, svc.catalog.get_collection(cid))
+    collection = svc.catalog.get_collection(cid)
+    check_pinned(svc, collection)
     rule = svc.matching_rule(call, cid)
     k = _max_faces(call, rule)
     data = image_bytes(p.get("Image"), svc.buckets)
@@ -166,6 +168,8 @@ def search_faces_by_image(svc: Service, call: Call) -> dict:
             "image_sha256": sha256(data), **_threshold_details(threshold), **scoring_details(scoring),
             "candidates": [{"FaceId": m["Face"]["FaceId"], "Similarity": m["Similarity"]} for m in matches],
         })
+        if matches:  # the probe is kept only with a review record, and only a search with candidates has one
+            keep_probe(svc, tx, collection, rec["seq"], data, detail["BoundingBox"], call.at)
     return {
         "SearchedFaceBoundingBox": detail["BoundingBox"],
         "SearchedFaceConfidence": detail["Confidence"],

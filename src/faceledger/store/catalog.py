@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from faceledger.store import accountability, collections, faces, keys, state, users
+from faceledger.store import accountability, collections, faces, keys, state, thumbnails, users
 from faceledger.store.db import Database, Transaction
 from faceledger.store.sealing import (
     MASTER_KEY_FILE,
@@ -252,6 +252,30 @@ class Catalog:
 
     def all_reviews(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
         return accountability.all_reviews(self.connection(), since, until)
+
+    # -- thumbnails (sealed) ---------------------------------------------
+
+    def add_thumbnail(self, tx: Transaction, face_id: str, collection_id: str, jpeg: bytes, at: float,
+                      expires_at: float) -> None:
+        thumbnails.add_face(self.write_connection(tx), self._sealer, face_id, collection_id, jpeg, at, expires_at)
+
+    def get_thumbnail(self, face_id: str) -> bytes | None:
+        return thumbnails.get_face(self.connection(), self._sealer, face_id)
+
+    def add_probe_thumbnail(self, tx: Transaction, search_seq: int, collection_id: str, jpeg: bytes, at: float,
+                            expires_at: float) -> None:
+        thumbnails.add_probe(self.write_connection(tx), self._sealer, search_seq, collection_id, jpeg, at,
+                             expires_at)
+
+    def get_probe_thumbnail(self, search_seq: int) -> bytes | None:
+        return thumbnails.get_probe(self.connection(), self._sealer, search_seq)
+
+    def expired_thumbnails(self, now: float) -> tuple[list[tuple[str, str]], list[tuple[int, str]]]:
+        return thumbnails.expired(self.connection(), now)
+
+    def delete_thumbnails(self, tx: Transaction, face_ids: list[str], search_seqs: list[int]) -> int:
+        conn = self.write_connection(tx)
+        return thumbnails.delete_faces(conn, face_ids) + thumbnails.delete_probes(conn, search_seqs)
 
     # -- state -------------------------------------------------------------
 

@@ -139,10 +139,34 @@ CREATE TABLE reviews (
 );
 """
 
+# Face thumbnails for review (a per-collection choice), sealed under the master key.
+# An enrolled face's thumbnail goes with its face row (cascade); a search's probe
+# thumbnail is kept with its review record until expires_at.
+_V3 = """
+CREATE TABLE thumbnails (
+    face_id        TEXT PRIMARY KEY REFERENCES faces(face_id) ON DELETE CASCADE,
+    collection_id  TEXT NOT NULL,
+    sealed         BLOB NOT NULL,
+    created_at     REAL NOT NULL,
+    expires_at     REAL NOT NULL
+);
+CREATE INDEX thumbnails_by_expiry ON thumbnails(expires_at);
+
+CREATE TABLE probe_thumbnails (
+    search_seq     INTEGER PRIMARY KEY,
+    collection_id  TEXT NOT NULL REFERENCES collections(collection_id) ON DELETE CASCADE,
+    sealed         BLOB NOT NULL,
+    created_at     REAL NOT NULL,
+    expires_at     REAL NOT NULL
+);
+CREATE INDEX probe_thumbnails_by_expiry ON probe_thumbnails(expires_at);
+"""
+
 # (version, script). Version numbers start at 1 and have no gaps.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, _V1),
     (2, _V2),
+    (3, _V3),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -46,6 +46,18 @@ class Sealer:
         nonce = os.urandom(_NONCE_BYTES)
         return nonce + self._aead.encrypt(nonce, plaintext.encode(), context.encode())
 
+    def seal_bytes(self, plaintext: bytes, context: str) -> bytes:
+        """Like :meth:`seal`, for binary data (face thumbnails)."""
+        nonce = os.urandom(_NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, plaintext, context.encode())
+
+    def open_bytes(self, sealed: bytes, context: str) -> bytes:
+        try:
+            return self._aead.decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], context.encode())
+        except InvalidTag as exc:
+            raise SealError("a stored thumbnail does not decrypt with master.key: the key file was "
+                            "replaced or the row was altered") from exc
+
     def open(self, sealed: bytes, context: str) -> str:
         nonce, body = sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:]
         try:

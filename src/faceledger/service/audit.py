@@ -1,0 +1,105 @@
+"""Reading the ledger for audit: filtered records, one record, chain and signature verification.
+
+Shared by ``faceledger audit`` (on a data directory) and the web console (on
+the running service), so both report the same verdict in the same words.
+Nothing here writes to the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidParameterError, ResourceNotFoundError
+from ..store.ledger import Ledger, canonical, verify_chain
+from .checkpoints import (
+    KEY_FILE,
+    load_or_create_key,
+    load_public_key,
+    public_pem,
+    verify_signatures,
+)
+
+PAGE = 100
+SCAN_PAGE = 1000
+
+
+def verification(records: list[dict[str, Any]], pem: bytes | None) -> dict[str, Any]:
+    """The chain verdict, then (if a public key is given and the chain holds) the checkpoints'."""
+    chain = verify_chain(records)
+    sigs = verify_signatures(records, load_public_key(pem)) if pem and chain.ok else None
+    ok = chain.ok and (sigs is None or sigs.ok)
+    return {
+        "ok": ok, "checked": chain.checked,
+        "first_bad_seq": chain.first_bad_seq if not chain.ok else (sigs.first_bad_seq if sigs else None),
+        "reason": chain.reason if not chain.ok else
+        (sigs.reason if sigs else "chain ok; no public key given, signatures not checked"),
+        "head_hash": chain.head_hash, "checkpoints": sigs.checkpoints if sigs else 0,
+        "last_signed_seq": sigs.last_signed_seq if sigs else None,
+    }
+
+
+def data_dir_pem(data_dir: Path) -> bytes | None:
+    """The data directory's own public key, or None when it has no signing key yet."""
+    if not (Path(data_dir) / KEY_FILE).exists():
+        return None
+    return public_pem(load_or_create_key(Path(data_dir))).encode()
+
+
+@dataclass(frozen=True)
+class LedgerFilter:
+    """What an auditor narrows the ledger to. Times are epoch seconds, ``until`` exclusive."""
+
+    principal: str | None = None
+    operation: str | None = None
+    purpose: str | None = None
+    case: str | None = None
+    collection_id: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            raise InvalidParameterError("The end of the time range must be after its start.")
+
+    def matches(self, record: dict[str, Any]) -> bool:
+        d = record["details"]
+        return (self.purpose is None or d.get("purpose") == self.purpose) and \
+            (self.case is None or d.get("case") == self.case)
+
+
+def filtered(ledger: Ledger, flt: LedgerFilter, after_seq: int = 0) -> Iterator[dict[str, Any]]:
+    """Every record after ``after_seq`` that passes ``flt``, in seq order (SQL filters first)."""
+    after = after_seq
+    while True:
+        page = ledger.records(after_seq=after, limit=SCAN_PAGE, operation=flt.operation,
+                              principal=flt.principal, collection_id=flt.collection_id,
+                              since=flt.since, until=flt.until)
+        yield from (r for r in page if flt.matches(r))
+        if len(page) < SCAN_PAGE:
+            return
+        after = page[-1]["seq"]
+
+
+def page(ledger: Ledger, flt: LedgerFilter, after_seq: int = 0, limit: int = PAGE) -> list[dict[str, Any]]:
+    out = []
+    for rec in filtered(ledger, flt, after_seq):
+        out.append(rec)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def one(ledger: Ledger, seq: int) -> dict[str, Any]:
+    rows = ledger.records(after_seq=seq - 1, limit=1)
+    if not rows or rows[0]["seq"] != seq:
+        raise ResourceNotFoundError(f"The ledger has no record {seq}.")
+    return rows[0]
+
+
+def export_lines(records: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """JSON Lines in the canonical form ``faceledger audit export`` writes."""
+    for rec in records:
+        yield canonical(rec) + "\n"

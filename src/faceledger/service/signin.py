@@ -1,0 +1,111 @@
+"""Console sign-in: an API key (access key id and secret) checked against the sealed key store.
+
+The console is a transport; whether a key id and secret admit someone, how
+many failures lock sign-in out, and which ledger records that leaves are
+rules, so they live here. Every sign-in, every failure (with why, and the key
+id tried, never the secret) and every sign-out is a ledger record
+(``ConsoleSignIn``, ``ConsoleSignInFailed``, ``ConsoleSignOut``). Failures
+are counted per access key id and per client address in a sliding window;
+past the limit sign-in is refused without looking at the secret.
+Sessions themselves (cookies, expiry) are the console's job, not this module's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+
+from ..errors import AccessDeniedError, InvalidParameterError, ThrottlingError
+from .context import Principal
+from .core import Service
+
+MAX_FIELD = 128
+_DUMMY_SECRET = "x" * 40
+
+
+def session_ref(session_id: str) -> str:
+    """What the ledger says about a session: enough to pair sign-in and sign-out, not the cookie."""
+    return hashlib.sha256(session_id.encode()).hexdigest()[:16]
+
+
+class FailureWindow:
+    """Failed attempts per key id and per address within ``window_s``; thread-safe, in memory."""
+
+    def __init__(self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window_s, self._clock = limit, window_s, clock
+        self._fails: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def _recent(self, name: str, now: float) -> deque[float]:
+        q = self._fails[name]
+        while q and q[0] <= now - self.window_s:
+            q.popleft()
+        return q
+
+    def locked(self, *names: str) -> bool:
+        with self._lock:
+            now = self._clock()
+            return self.limit > 0 and any(len(self._recent(n, now)) >= self.limit for n in names)
+
+    def fail(self, *names: str) -> None:
+        with self._lock:
+            now = self._clock()
+            for n in names:
+                self._recent(n, now).append(now)
+
+    def clear(self, *names: str) -> None:
+        with self._lock:
+            for n in names:
+                self._fails.pop(n, None)
+
+
+class SignIn:
+    """Checks console credentials for one service and writes the ledger records of sessions."""
+
+    def __init__(self, svc: Service, clock: Callable[[], float] = time.monotonic) -> None:
+        self.svc = svc
+        self.failures = FailureWindow(svc.settings.console_signin_failures,
+                                      svc.settings.console_signin_window_s, clock)
+
+    def sign_in(self, access_key_id: str, secret: str, remote: str | None, session_id: str) -> Principal:
+        """The key's principal, or the error to show; every outcome is in the ledger."""
+        key_id = (access_key_id or "").strip()
+        if not key_id or not secret or len(key_id) > MAX_FIELD or len(secret) > MAX_FIELD:
+            self._failed(key_id[:MAX_FIELD], remote, "malformed")
+            raise InvalidParameterError("Enter an access key id and its secret access key.")
+        names = (f"key:{key_id}", f"addr:{remote or '-'}")
+        if self.failures.locked(*names):
+            self._failed(key_id, remote, "rate-limited")
+            raise ThrottlingError(
+                f"Too many failed sign-ins for this key or address; wait "
+                f"{int(self.failures.window_s)} seconds and try again.")
+        principal = self.svc.lookup_key(key_id)
+        expected = principal.secret if principal is not None else _DUMMY_SECRET
+        secret_ok = hmac.compare_digest(expected.encode(), secret.encode())
+        why = "unknown-key" if principal is None else "wrong-secret" if not secret_ok else \
+            "revoked" if principal.revoked else None
+        if why is not None or principal is None:
+            self.failures.fail(*names)
+            self._failed(key_id, remote, why or "unknown-key")
+            raise AccessDeniedError("The access key id or secret is wrong, or the key is revoked.")
+        self.failures.clear(f"key:{key_id}")
+        self._append("ConsoleSignIn", principal.access_key_id, {
+            "role": principal.role, "remote": remote, "session": session_ref(session_id)})
+        return principal
+
+    def sign_out(self, principal_id: str, remote: str | None, session_id: str, ended: str) -> None:
+        """``ended``: ``sign-out`` (asked for), ``replaced`` (signed in again), ``idle`` or ``expired``."""
+        self._append("ConsoleSignOut", principal_id, {
+            "remote": remote, "session": session_ref(session_id), "ended": ended})
+
+    def _failed(self, key_id: str, remote: str | None, reason: str) -> None:
+        self._append("ConsoleSignInFailed", None, {"access_key_id": key_id, "remote": remote, "reason": reason})
+
+    def _append(self, operation: str, principal: str | None, details: dict) -> None:
+        with self.svc.catalog.transaction() as tx:
+            self.svc.ledger.append(tx, operation=operation, principal=principal, collection_id=None,
+                                   details={k: v for k, v in details.items() if v is not None})
