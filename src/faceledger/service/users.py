@@ -137,11 +137,9 @@ def associate_faces(svc: Service, call: Call) -> dict:
         svc.record(tx, call, cid, {"user_id": uid, "associated": list(associated),
                                    "unsuccessful": len(unsuccessful), **_threshold_details(threshold),
                                    **scoring_details(scoring)})
-        out: dict = {"AssociatedFaces": [{"FaceId": f} for f in associated],
-                     "UserStatus": _status(svc, cid, uid)}
-        if unsuccessful:
-            out["UnsuccessfulFaceAssociations"] = unsuccessful
-        return out
+        # AWS returns the list empty rather than leaving it out; its examples index it directly.
+        return {"AssociatedFaces": [{"FaceId": f} for f in associated],
+                "UnsuccessfulFaceAssociations": unsuccessful, "UserStatus": _status(svc, cid, uid)}
 
     return idempotent(svc, call, cid, work)
 
@@ -156,10 +154,8 @@ def disassociate_faces(svc: Service, call: Call) -> dict:
         svc.catalog.get_user(cid, uid)
         done, unsuccessful = svc.catalog.disassociate_faces(tx, cid, uid, face_ids)
         svc.record(tx, call, cid, {"user_id": uid, "disassociated": list(done)})
-        out: dict = {"DisassociatedFaces": [{"FaceId": f} for f in done], "UserStatus": _status(svc, cid, uid)}
-        if unsuccessful:
-            out["UnsuccessfulFaceDisassociations"] = list(unsuccessful)
-        return out
+        return {"DisassociatedFaces": [{"FaceId": f} for f in done],
+                "UnsuccessfulFaceDisassociations": list(unsuccessful), "UserStatus": _status(svc, cid, uid)}
 
     return idempotent(svc, call, cid, work)
 
