@@ -17,7 +17,7 @@ from ..engine.report import face_detail
 from ..engine.types import Face
 from ..errors import InvalidParameterError, ResourceNotFoundError
 from .collections import check_collection_id
-from .core import Call, Service, Threshold
+from .core import Call, Service, Threshold, match_report
 from .faces import check_pinned, quality_reasons, stored_face
 from .images import image_bytes, sha256
 from .policy import Purpose
@@ -86,8 +86,7 @@ def compare_faces(svc: Service, call: Call) -> dict:
         "SourceImageFace": {"BoundingBox": src_detail["BoundingBox"], "Confidence": src_detail["Confidence"]},
         "FaceMatches": matches,
         "UnmatchedFaces": unmatched,
-        "Faceledger": {**threshold.report(svc.calibration), **scores.report, "SearchId": rec["seq"],
-                       "Purpose": rule.name},
+        "Faceledger": match_report(svc.calibration, threshold, scores.report, rec["seq"], rule),
     }
 
 
@@ -171,7 +170,7 @@ def search_faces_by_image(svc: Service, call: Call) -> dict:
         "SearchedFaceConfidence": detail["Confidence"],
         "FaceMatches": matches,
         "FaceModelVersion": wire_version(svc.model_version),
-        "Faceledger": {**threshold.report(svc.calibration), **scoring, "SearchId": rec["seq"], "Purpose": rule.name},
+        "Faceledger": match_report(svc.calibration, threshold, scoring, rec["seq"], rule),
     }
 
 
@@ -201,5 +200,5 @@ def search_faces(svc: Service, call: Call) -> dict:
         "SearchedFaceId": face_id,
         "FaceMatches": matches,
         "FaceModelVersion": wire_version(svc.model_version),
-        "Faceledger": {**threshold.report(svc.calibration), **scoring, "SearchId": rec["seq"], "Purpose": rule.name},
+        "Faceledger": match_report(svc.calibration, threshold, scoring, rec["seq"], rule),
     }

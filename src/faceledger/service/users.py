@@ -19,7 +19,7 @@ from ..engine.report import face_detail
 from ..errors import IdempotentParameterMismatchError, InvalidParameterError, ResourceNotFoundError
 from ..store.db import Transaction
 from .collections import check_collection_id
-from .core import Call, Service, Threshold
+from .core import Call, Service, Threshold, match_report
 from .faces import check_pinned
 from .images import image_bytes, sha256
 from .pagination import page
@@ -221,7 +221,7 @@ def search_users(svc: Service, call: Call) -> dict:
                                    "candidates": [{"UserId": m["User"]["UserId"], "Similarity": m["Similarity"]}
                                                   for m in matches]})
     out["UserMatches"] = matches
-    out["Faceledger"] = {**threshold.report(svc.calibration), **scoring, "SearchId": rec["seq"], "Purpose": rule.name}
+    out["Faceledger"] = match_report(svc.calibration, threshold, scoring, rec["seq"], rule)
     return out
 
 
@@ -248,5 +248,5 @@ def search_users_by_image(svc: Service, call: Call) -> dict:
                                          **scoring_details(scoring),
                                          "candidates": [{"UserId": m["User"]["UserId"], "Similarity": m["Similarity"]}
                                                         for m in out["UserMatches"]]})
-    out["Faceledger"] = {**threshold.report(svc.calibration), **scoring, "SearchId": rec["seq"], "Purpose": rule.name}
+    out["Faceledger"] = match_report(svc.calibration, threshold, scoring, rec["seq"], rule)
     return out

@@ -1,0 +1,120 @@
+"""What a raised threshold did, visible through real SDKs: boto3 and the AWS SDK for JavaScript v3.
+
+Both SDKs drop the ``Faceledger`` response member, so the service repeats what
+a caller needs in ``x-faceledger-*`` headers; an investigative purpose is the
+sanctioned lower floor, and says so.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from faceledger.engine.calibration import compare_threshold, search_threshold
+
+from ..conftest import data_path
+from .conftest import start_server
+
+POLICY = """
+version = "headers-1"
+
+[purposes.general]
+collections = ["*"]
+
+[purposes.recall]
+collections = ["people"]
+investigative = true
+case_required = true
+max_expected_false = 10
+"""
+PEOPLE = ["Anthony_Fauci", "Abel_Pacheco", "Anwar_Ibrahim"]
+
+
+def photo(person: str, n: int) -> bytes:
+    return data_path("lfw_dev", person, f"{person}_{n:04d}.jpg").read_bytes()
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):  # type: ignore[no-untyped-def]
+    data = tmp_path_factory.mktemp("headers") / "data"
+    data.mkdir()
+    (data / "policy.toml").write_text(POLICY)
+    server = start_server(data, workers=1)
+    rek = server.client()
+    rek.create_collection(CollectionId="people")
+    for person in PEOPLE:
+        rek.index_faces(CollectionId="people", Image={"Bytes": photo(person, 1)}, ExternalImageId=person, MaxFaces=1)
+    yield server
+    server.stop()
+
+
+def raw_member(client, op: str) -> dict:  # type: ignore[no-untyped-def]
+    """The ``Faceledger`` member boto3 drops, caught from the raw body by an after-call hook."""
+    seen: dict = {}
+
+    def grab(http_response, **_):  # type: ignore[no-untyped-def]
+        seen.update(json.loads(http_response.content or b"{}").get("Faceledger", {}))
+    client.meta.events.register(f"after-call.rekognition.{op}", grab)
+    return seen
+
+
+def test_boto3_sees_the_raised_threshold_in_headers(srv) -> None:  # type: ignore[no-untyped-def]
+    rek = srv.client()
+    member = raw_member(rek, "SearchFacesByImage")
+    out = rek.search_faces_by_image(CollectionId="people", Image={"Bytes": photo("Anthony_Fauci", 2)},
+                                    FaceMatchThreshold=0)
+    assert "Faceledger" not in out  # why the headers exist
+    h = out["ResponseMetadata"]["HTTPHeaders"]
+    assert h["x-faceledger-threshold-raised"] == "true"
+    assert h["x-faceledger-threshold-requested"] == "0.0"
+    assert float(h["x-faceledger-threshold-applied"]) == pytest.approx(search_threshold(3), abs=1e-4)
+    assert h["x-faceledger-gallery-size"] == "3"
+    assert float(h["x-faceledger-expected-false-candidates"]) == pytest.approx(0.001, rel=1e-3)
+    assert int(h["x-faceledger-search-id"]) == member["SearchId"]
+    assert h["x-faceledger-scoring"] == member["ScoreNormalization"]
+    assert h["x-faceledger-purpose"] == "general" and "x-faceledger-investigative" not in h
+    at_floor = rek.search_faces_by_image(CollectionId="people", Image={"Bytes": photo("Anthony_Fauci", 2)},
+                                         FaceMatchThreshold=99)["ResponseMetadata"]["HTTPHeaders"]
+    assert at_floor["x-faceledger-threshold-raised"] == "false"
+    assert float(at_floor["x-faceledger-threshold-applied"]) == 99.0
+    plain = rek.list_collections()["ResponseMetadata"]["HTTPHeaders"]
+    assert not [k for k in plain if k.startswith("x-faceledger-")]
+
+
+def test_javascript_sdk_sees_the_same_headers(srv, js_sdk) -> None:  # type: ignore[no-untyped-def]
+    out = js_sdk.call(srv.endpoint, srv.key, srv.secret, "CompareFaces", {
+        "SourceImage": {"Bytes": photo("Anthony_Fauci", 1)}, "TargetImage": {"Bytes": photo("Anthony_Fauci", 2)},
+        "SimilarityThreshold": 0})
+    assert out["status"] == 200, out
+    assert len(out["response"]["FaceMatches"]) == 1 and "Faceledger" not in out["response"]
+    h = out["headers"]
+    assert h["x-faceledger-threshold-raised"] == "true"
+    assert float(h["x-faceledger-threshold-applied"]) == pytest.approx(compare_threshold(1e-4), abs=1e-4)
+    assert int(h["x-faceledger-search-id"]) > 0 and "x-faceledger-gallery-size" not in h
+    search = js_sdk.call(srv.endpoint, srv.key, srv.secret, "SearchFacesByImage", {
+        "CollectionId": "people", "Image": {"Bytes": photo("Abel_Pacheco", 2)}, "FaceMatchThreshold": 1})
+    assert search["headers"]["x-faceledger-gallery-size"] == "3"
+    assert search["headers"]["x-faceledger-threshold-raised"] == "true"
+    missing = js_sdk.call(srv.endpoint, srv.key, srv.secret, "DescribeCollection", {"CollectionId": "nobody"})
+    assert missing["error"]["name"] == "ResourceNotFoundException" and missing["status"] == 400
+
+
+def test_investigative_purpose_lowers_the_floor_and_is_recorded(srv, js_sdk) -> None:  # type: ignore[no-untyped-def]
+    probe = {"CollectionId": "people", "Image": {"Bytes": photo("Anwar_Ibrahim", 2)}, "FaceMatchThreshold": 0}
+    general = js_sdk.call(srv.endpoint, srv.key, srv.secret, "SearchFacesByImage", probe)["headers"]
+    lead = js_sdk.call(srv.endpoint, srv.key, srv.secret, "SearchFacesByImage", probe,
+                       headers={"X-Faceledger-Purpose": "recall", "X-Faceledger-Case": "CASE-7"})
+    h = lead["headers"]
+    assert lead["status"] == 200, lead
+    assert h["x-faceledger-investigative"] == "true" and h["x-faceledger-purpose"] == "recall"
+    assert float(h["x-faceledger-threshold-applied"]) == pytest.approx(search_threshold(3, 10), abs=1e-4)
+    assert float(h["x-faceledger-threshold-applied"]) < float(general["x-faceledger-threshold-applied"]) - 20
+    no_case = js_sdk.call(srv.endpoint, srv.key, srv.secret, "SearchFacesByImage", probe,
+                          headers={"X-Faceledger-Purpose": "recall"})
+    assert no_case["error"]["name"] == "AccessDeniedException"
+    shown = json.loads(srv.cli("audit", "show", "--operation", "SearchFacesByImage", "--json",
+                               check=True).stdout)["records"]
+    record = next(r for r in shown if r["seq"] == int(h["x-faceledger-search-id"]))
+    assert record["details"]["investigative"] is True and record["details"]["case"] == "CASE-7"
+    assert not any(r["details"].get("investigative") for r in shown if r["details"].get("purpose") == "general")
