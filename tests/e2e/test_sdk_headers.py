@@ -118,3 +118,36 @@ def test_investigative_purpose_lowers_the_floor_and_is_recorded(srv, js_sdk) -> 
     record = next(r for r in shown if r["seq"] == int(h["x-faceledger-search-id"]))
     assert record["details"]["investigative"] is True and record["details"]["case"] == "CASE-7"
     assert not any(r["details"].get("investigative") for r in shown if r["details"].get("purpose") == "general")
+
+
+def two_of(person: str) -> bytes:
+    """One photo of ``person`` twice, the second slightly smaller: two strong, not identical, matches."""
+    import io
+
+    from PIL import Image
+
+    a = Image.open(io.BytesIO(photo(person, 1))).convert("RGB")
+    canvas = Image.new("RGB", (500, 250))
+    canvas.paste(a, (0, 0))
+    canvas.paste(a.resize((230, 230)), (260, 10))
+    buf = io.BytesIO()
+    canvas.save(buf, "JPEG", quality=95)
+    return buf.getvalue()
+
+
+def test_matches_beyond_the_calibration_say_so_and_keep_their_order(srv) -> None:  # type: ignore[no-untyped-def]
+    rek = srv.client()
+    seen: dict = {}
+
+    def grab(http_response, **_):  # type: ignore[no-untyped-def]
+        seen.update(json.loads(http_response.content))
+    rek.meta.events.register("after-call.rekognition.CompareFaces", grab)
+    out = rek.compare_faces(SourceImage={"Bytes": photo("Anthony_Fauci", 1)},
+                            TargetImage={"Bytes": two_of("Anthony_Fauci")})
+    assert [m["Similarity"] for m in out["FaceMatches"]] == [100.0, 100.0]  # the scale's cap
+    raw = seen["FaceMatches"]
+    assert [m["Calibration"] for m in raw] == ["capped", "capped"]
+    assert raw[0]["Distance"] < raw[1]["Distance"] < 0.32  # the order survives the cap
+    assert raw[0]["EstimatedFalseMatchRate"] < raw[1]["EstimatedFalseMatchRate"] < 1e-7
+    assert seen["Faceledger"]["BeyondCalibration"] == 2
+    assert out["ResponseMetadata"]["HTTPHeaders"]["x-faceledger-beyond-calibration"] == "2"

@@ -9,7 +9,7 @@ from faceledger.testing import png_bytes, striped_image
 
 from .test_operations import run
 
-DOCUMENTED_EXTRAS = ("Faceledger", "EstimatedFalseMatchRate")
+DOCUMENTED_EXTRAS = ("Faceledger", "EstimatedFalseMatchRate", "Distance", "Calibration")
 # List members AWS itself leaves out unless asked for (documented in docs/operations.md).
 OPTIONAL_LISTS: dict[str, tuple[str, ...]] = {}
 

@@ -70,6 +70,7 @@ HEADERS = {
     "CohortSize": "x-faceledger-cohort-size",
     "CalibrationVersion": "x-faceledger-calibration-version",
     "BeyondCalibration": "x-faceledger-beyond-calibration",
+    "Extrapolated": "x-faceledger-extrapolated",
 }
 
 
