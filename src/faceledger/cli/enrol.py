@@ -143,13 +143,19 @@ def search(collection_id: str, image: str, threshold: float | None, max_faces: i
 
     def text(o: dict) -> str:
         f = o.get("Faceledger", {})
-        lines = [f"{len(o['FaceMatches'])} candidate(s) at threshold {f.get('ThresholdApplied', '?')}"
+        note = ("Investigative candidate list: for human review only." if f.get("Investigative")
+                else "Leads for human review, not identifications.")
+        lines = [f"search {f.get('SearchId', '?')} (purpose {f.get('Purpose', '?')}): "
+                 f"{len(o['FaceMatches'])} candidate(s) at threshold {f.get('ThresholdApplied', '?')}"
                  f"{' (raised from ' + str(f.get('ThresholdRequested')) + ')' if f.get('ThresholdRaised') else ''}; "
                  f"gallery {f.get('GallerySize', '?')}, expected false candidates "
-                 f"{f.get('ExpectedFalseCandidates', float('nan')):.2g}. Leads for human review, not identifications."]
+                 f"{f.get('ExpectedFalseCandidates', float('nan')):.2g}. {note}"]
         for m in o["FaceMatches"]:
             face = m["Face"]
             lines.append(f"  {m['Similarity']:6.2f}  {face['FaceId']}  {face.get('ExternalImageId', '')}")
+        if o["FaceMatches"]:
+            lines.append(f"review: faceledger review confirm|reject {f.get('SearchId', 'SEARCH_ID')} FACE_ID "
+                         "--reason ... --key-file REVIEWER_KEY")
         return "\n".join(lines)
 
     emit(out, as_json, text)

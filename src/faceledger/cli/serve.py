@@ -107,18 +107,37 @@ def keys() -> None:
 @click.option("--label", default=None, help="Who or what the key is for.")
 @click.option("--purpose", default=None, help="Default purpose for this key's searches.")
 @click.option("--case", default=None, help="Default case reference for this key's searches.")
+@click.option("--save", "save_to", type=click.Path(dir_okay=False), default=None,
+              help="Also write the key to this file (mode 0600), for client commands' --key-file.")
 @data_option
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def keys_create(role: str, label: str | None, purpose: str | None, case: str | None, data_dir: str | None,
-                as_json: bool) -> None:
-    """Create a key; the secret is shown once."""
+def keys_create(role: str, label: str | None, purpose: str | None, case: str | None, save_to: str | None,
+                data_dir: str | None, as_json: bool) -> None:
+    """Create a key; the secret is shown once (or saved with --save)."""
     settings = settings_for(data_dir)
     defaults = {k: v for k, v in (("purpose", purpose), ("case", case)) if v}
+    save_path = Path(save_to).expanduser() if save_to else None
+    if save_path is not None and save_path.exists():
+        raise InvalidParameterError(f"{save_path} exists; --save never overwrites a key file.")
     with Catalog.open(settings.data_dir) as catalog, catalog.transaction() as tx:
         key_id, secret = catalog.create_key(tx, role, label, defaults or None)
-    emit({"AccessKeyId": key_id, "SecretAccessKey": secret, "Role": role, "Label": label}, as_json,
-         lambda o: f"{o['AccessKeyId']} {o['SecretAccessKey']} ({o['Role']})")
+    out = {"AccessKeyId": key_id, "SecretAccessKey": secret, "Role": role, "Label": label}
+    if save_path is not None:
+        _write_key_file(save_path, out)
+        out["SavedTo"] = str(save_path)
+    emit(out, as_json, lambda o: f"{o['AccessKeyId']} {o['SecretAccessKey']} ({o['Role']})"
+         + (f"; saved to {o['SavedTo']} (use it with --key-file)" if "SavedTo" in o else ""))
+
+
+def _write_key_file(path: Path, key: dict) -> None:
+    import json
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(key, fh, indent=2)
 
 
 @keys.command("list")
