@@ -73,3 +73,19 @@ def test_every_ledger_event_type_is_documented() -> None:
             assert f"`{op}`" in text or op == "CreateCheckpoint", op  # listed as not recorded
             continue
         assert f"`{op}`" in text, op
+
+
+def _leaves(group: click.Group, prefix: str = ""):  # type: ignore[no-untyped-def]
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            yield from _leaves(cmd, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}", cmd
+
+
+def test_every_command_takes_json() -> None:
+    """README and cli.md say every command takes --json; hold them to it."""
+    missing = [name for name, cmd in _leaves(cli)
+               if "--json" not in {o for p in cmd.params for o in getattr(p, "opts", [])}]
+    assert not missing, missing
+    assert "Every command takes `--json`" in read("cli.md")

@@ -111,3 +111,11 @@ def test_search_text_shows_the_search_id_and_a_reviewer_key_file_reviews_it(srv,
     bad.write_text("{}")
     refused = srv.cli("review", "show", search_id, "--key-file", str(bad))
     assert refused.returncode == 3 and "needs AccessKeyId and SecretAccessKey" in refused.stderr
+
+
+def test_index_summary_does_not_call_max_faces_a_quality_refusal(srv) -> None:  # type: ignore[no-untyped-def]
+    assert srv.cli("collections", "create", "groups").returncode == 0
+    photo = str(data_path("group_photos", "face_recognition_two_people.jpg"))
+    out = srv.cli("index", "groups", photo, "--max-faces", "1", "--quality-filter", "NONE", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "0 refused by the quality filter, 1 left out by --max-faces" in out.stdout, out.stdout

@@ -8,6 +8,10 @@ sanctioned lower floor, and says so.
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import time
 
 import pytest
 
@@ -151,3 +155,47 @@ def test_matches_beyond_the_calibration_say_so_and_keep_their_order(srv) -> None
     assert raw[0]["EstimatedFalseMatchRate"] < raw[1]["EstimatedFalseMatchRate"] < 1e-7
     assert seen["Faceledger"]["BeyondCalibration"] == 2
     assert out["ResponseMetadata"]["HTTPHeaders"]["x-faceledger-beyond-calibration"] == "2"
+
+
+def test_local_reports_print_plain_text_and_json(srv, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    md = srv.cli("report", "transparency", check=True).stdout
+    assert "{'" not in md and "Investigative searches (lowered floor, for review only): recall " in md
+    assert re.search(r"Requested thresholds raised to the policy floor: (general \d+|recall \d+)", md)
+    doc = json.loads(srv.cli("report", "transparency", "--json", check=True).stdout)
+    assert doc["investigative_searches"]["recall"] >= 1
+    verify = srv.cli("audit", "verify", check=True).stdout
+    assert "#None" not in verify and verify.startswith("ledger OK")
+    exported = json.loads(srv.cli("audit", "export", str(tmp_path / "l.jsonl"), "--json", check=True).stdout)
+    assert exported["Exported"] == len((tmp_path / "l.jsonl").read_text().splitlines()) > 0
+    pem = json.loads(srv.cli("audit", "public-key", "--json", check=True).stdout)["PublicKeyPem"]
+    assert pem.startswith("-----BEGIN PUBLIC KEY-----")
+
+
+def test_serve_json_prints_one_object_then_serves(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+    import urllib.request
+
+    from .conftest import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "faceledger.cli.main", "serve", "--json", "--port", str(port),
+                             "--data", str(tmp_path / "d"), "--workers", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        assert first["Endpoint"] == f"http://127.0.0.1:{port}" and first["KeyCreated"] is True
+        assert first["SecretAccessKey"] and first["AccessKeyId"].startswith("AKIA")
+        deadline = time.time() + 120
+        while True:  # the details come first, then the port opens
+            try:
+                with urllib.request.urlopen(first["Endpoint"] + "/health", timeout=2) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                assert time.time() < deadline and proc.poll() is None, "serve --json did not start serving"
+                time.sleep(0.3)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)

@@ -11,8 +11,8 @@ from faceledger.errors import (
     IdempotentParameterMismatchError,
     InvalidImageError,
     InvalidPaginationTokenError,
-    InvalidS3ObjectError,
     InvalidParameterError,
+    InvalidS3ObjectError,
     ResourceAlreadyExistsError,
     ResourceNotFoundError,
 )

@@ -42,8 +42,8 @@ def _match_fields(svc: Service, scores: Scores, i: int) -> dict:
     (lower is closer) keeps the order among capped matches.
     """
     fmr = float(scores.fmr[i])
-    out = {"Similarity": round(float(scores.similarity[i]), 4), "EstimatedFalseMatchRate": fmr,
-           "Distance": round(float(scores.distance[i]), 5)}
+    out: dict = {"Similarity": round(float(scores.similarity[i]), 4), "EstimatedFalseMatchRate": fmr,
+                 "Distance": round(float(scores.distance[i]), 5)}
     if fmr < FMR_FLOOR:
         out["Calibration"] = CAPPED
     elif fmr < svc.calibration.smallest_measured_fmr:
