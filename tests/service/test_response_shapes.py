@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
+
 from faceledger.api.model import check_response, operation_shape, shape
 from faceledger.testing import png_bytes, striped_image
 
@@ -55,6 +57,8 @@ def test_all_operations_answer_in_rekognition_shapes(service) -> None:  # type: 
     checked(service, "ListUsers", CollectionId="s")
     checked(service, "SearchUsers", CollectionId="s", UserId="u")
     checked(service, "SearchUsersByImage", CollectionId="s", Image=red)
+    flat = {"Bytes": png_bytes(np.full((64, 64, 3), 128, np.uint8))}  # no face for the fake detector
+    assert checked(service, "SearchUsersByImage", CollectionId="s", Image=flat)["UnsearchedFaces"] == []
     checked(service, "DisassociateFaces", CollectionId="s", UserId="u", FaceIds=[f1["Face"]["FaceId"]])
     checked(service, "DeleteUser", CollectionId="s", UserId="u")
     arn = "arn:aws:rekognition:us-east-1:000000000000:collection/s"

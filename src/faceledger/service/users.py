@@ -233,7 +233,7 @@ def search_users_by_image(svc: Service, call: Call) -> dict:
     data = image_bytes(p.get("Image"), svc.buckets)
     result = svc.engines.analyze(data)
     threshold = svc.search_threshold(p.get("UserMatchThreshold"), svc.index.size(cid), rule)
-    out: dict = {"FaceModelVersion": wire_version(svc.model_version), "UserMatches": []}
+    out: dict = {"FaceModelVersion": wire_version(svc.model_version), "UserMatches": [], "UnsearchedFaces": []}
     scoring = scoring_report(svc, cid)  # what it would have used: no face, nothing scored
     if result.faces:
         probe = result.faces[0]
