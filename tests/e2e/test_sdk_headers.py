@@ -199,3 +199,26 @@ def test_serve_json_prints_one_object_then_serves(tmp_path) -> None:  # type: ig
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_capped_user_matches_are_ordered_by_distance_not_by_name(srv) -> None:  # type: ignore[no-untyped-def]
+    rek = srv.client()
+    rek.create_collection(CollectionId="twins")
+    faces = rek.index_faces(CollectionId="twins", Image={"Bytes": two_of("Anthony_Fauci")}, MaxFaces=2,
+                            QualityFilter="NONE")["FaceRecords"]
+    assert len(faces) == 2
+    left, right = sorted(faces, key=lambda r: r["Face"]["BoundingBox"]["Left"])
+    # "zz" holds the very photo the probe is; "aa" the resized copy: both cap at Similarity 100
+    for user, face in (("zz", left), ("aa", right)):
+        rek.create_user(CollectionId="twins", UserId=user)
+        rek.associate_faces(CollectionId="twins", UserId=user, FaceIds=[face["Face"]["FaceId"]])
+    seen: dict = {}
+
+    def grab(http_response, **_):  # type: ignore[no-untyped-def]
+        seen.update(json.loads(http_response.content))
+    rek.meta.events.register("after-call.rekognition.SearchUsersByImage", grab)
+    out = rek.search_users_by_image(CollectionId="twins", Image={"Bytes": photo("Anthony_Fauci", 1)})
+    assert [m["Similarity"] for m in out["UserMatches"]] == [100.0, 100.0]
+    assert [m["User"]["UserId"] for m in out["UserMatches"]] == ["zz", "aa"]
+    assert seen["UserMatches"][0]["Distance"] < seen["UserMatches"][1]["Distance"]
+    assert seen["Faceledger"]["BeyondCalibration"] == 2

@@ -34,7 +34,7 @@ def _compared_face(detail: dict) -> dict:
     return {k: detail[k] for k in keep if k in detail}
 
 
-def _match_fields(svc: Service, scores: Scores, i: int) -> dict:
+def match_fields(svc: Service, scores: Scores, i: int) -> dict:
     """Similarity and its FMR, the raw distance, and where the calibration ran out for this match.
 
     Similarity is capped at 100 (FMR 1e-7) and rests on extrapolation below
@@ -91,7 +91,7 @@ def compare_faces(svc: Service, call: Call) -> dict:
     scores = score(svc.scorer, cohort, np.asarray(source.descriptor), matrix([f.descriptor for f in targets]))
     matches, unmatched = [], []
     for i, face in enumerate(targets):
-        fields = _match_fields(svc, scores, i)
+        fields = match_fields(svc, scores, i)
         compared = _compared_face(face_detail(face))
         if fields["Similarity"] >= threshold.applied:
             matches.append({**fields, "Face": compared})
@@ -158,7 +158,7 @@ def search_vector(svc: Service, cid: str, vector: np.ndarray, threshold: Thresho
     order = sorted(range(len(ids)), key=lambda i: (-scores.similarity[i], dist[ids[i]], ids[i]))
     out = []
     for i in order:
-        fields = _match_fields(svc, scores, i)
+        fields = match_fields(svc, scores, i)
         if ids[i] in rows and fields["Similarity"] >= threshold.applied:
             out.append({**fields, "Face": stored_face(rows[ids[i]], svc.model_version)})
     return out[:k], scores.report
