@@ -32,3 +32,14 @@ def engine():  # type: ignore[no-untyped-def]
     from faceledger.engine import Engine
 
     return Engine()
+
+
+@pytest.fixture(scope="session")
+def js_sdk():  # type: ignore[no-untyped-def]
+    """The AWS SDK for JavaScript v3 (tests/js, installed by ``npm ci`` on first use); skips without node/npm."""
+    from .js_sdk import install
+
+    sdk, why = install()
+    if sdk is None:
+        pytest.skip(why)
+    return sdk

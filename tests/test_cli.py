@@ -88,3 +88,29 @@ def test_eval_pairs_on_a_small_slice(tmp_path: Path) -> None:
     bad.write_text("image_a\timage_b\tsame\na.jpg\tb.jpg\tmaybe\n")
     out = run("eval", "pairs", "--root", str(root), "--pairs", str(bad))
     assert out.returncode == 3 and "expected image_a" in out.stderr
+
+
+def test_eval_pairs_limit_progress_and_text(tmp_path: Path) -> None:
+    root = data_path("lfw_dev")
+    rows = (root / "pairs.tsv").read_text().splitlines()
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("\n".join([rows[0], *rows[1:201]]) + "\n")  # the list's first blocks: same, then different
+    out = run("eval", "pairs", "--root", str(root), "--pairs", str(pairs), "--limit", "10", "--procs", "1")
+    assert out.returncode == 0, out.stderr
+    assert "eval pairs: 10 of 200 pairs" in out.stderr and "scoring 10 pairs" in out.stderr
+    assert not out.stdout.lstrip().startswith("{")  # text, not indented JSON
+    assert "10 pairs (" in out.stdout and "of 200 listed" in out.stdout and "TAR at FMR 1e-3" in out.stdout
+    doc = json.loads(run("eval", "pairs", "--root", str(root), "--pairs", str(pairs), "--limit", "10", "--json",
+                         "--quiet", "--procs", "1").stdout)
+    assert doc["pairs"] == 10 and doc["pairs_listed"] == 200 and 0 < doc["same"] < 10  # both kinds kept
+    bad = run("eval", "pairs", "--root", str(root), "--pairs", str(pairs), "--limit", "1")
+    assert bad.returncode == 2
+
+
+def test_usage_errors_are_one_line_with_exit_code_2() -> None:
+    for args in (["eval", "pairs", "--bogus"], ["search"], ["keys", "create", "--role", "nobody"]):
+        out = run(*args)
+        assert out.returncode == 2, (args, out.stderr)
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: UsageError: "), out.stderr
+        assert f"see `faceledger {' '.join(a for a in args[:2] if not a.startswith('-'))} --help`" in lines[0]

@@ -74,3 +74,50 @@ def test_every_ledger_event_type_is_documented() -> None:
             assert f"`{op}`" in text or op == "CreateCheckpoint", op  # listed as not recorded
             continue
         assert f"`{op}`" in text, op
+
+
+def _leaves(group: click.Group, prefix: str = ""):  # type: ignore[no-untyped-def]
+    for name, cmd in group.commands.items():
+        if isinstance(cmd, click.Group):
+            yield from _leaves(cmd, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}", cmd
+
+
+def test_every_command_takes_json() -> None:
+    """README and cli.md say every command takes --json; hold them to it."""
+    missing = [name for name, cmd in _leaves(cli)
+               if "--json" not in {o for p in cmd.params for o in getattr(p, "opts", [])}]
+    assert not missing, missing
+    assert "Every command takes `--json`" in read("cli.md")
+
+
+def _figures(doc: str, pattern: str) -> tuple[float, ...]:
+    found = re.search(pattern, read(doc))
+    assert found, f"{doc} no longer states {pattern!r}; update it and this test together"
+    return tuple(float(g) for g in found.groups())
+
+
+def test_measured_figures_agree() -> None:
+    """Measured figures live in benchmarks.md; every copy in another doc must say the same."""
+    tar3_raw, tar4_raw = _figures("benchmarks.md", r"\| TAR at FMR 1e-3 / 1e-4 \| ([\d.]+)% / ([\d.]+)% \|")
+    _, _, tar4_cohort, tar3_cohort = _figures(
+        "benchmarks.md", r"\| lfw_dev TAR at FMR 1e-4 / 1e-3 \| ([\d.]+)% / ([\d.]+)% \| ([\d.]+)% / ([\d.]+)% \|")
+    mated_raw, mated_cohort = _figures(
+        "benchmarks.md", r"open-set mated hit rate, gallery 2,283 / strangers with a candidate \| ([\d.]+)% / "
+        r"\d+ of 600 \| ([\d.]+)% /")
+    assert _figures("benchmarks.md", r"mated probes whose mate is the top candidate \| ([\d.]+)% \|") == (mated_raw,)
+    copies = [
+        ("model-card.md", r"TAR at FMR 1e-3 / 1e-4 \(thresholds[^|]*\| ([\d.]+)% / ([\d.]+)% \|", (tar3_raw, tar4_raw)),
+        ("model-card.md", r"mated hit rate at the default \(3,527 mated probes\) \| ([\d.]+)% \|", (mated_raw,)),
+        ("model-card.md", r"TAR at FMR 1e-4 on lfw_dev is ([\d.]+)% instead of\s+([\d.]+)%", (tar4_cohort, tar4_raw)),
+        ("scores.md", r"TAR at FMR 1e-4 on lfw_dev\s+pairs falls from ([\d.]+)% to ([\d.]+)%", (tar4_raw, tar4_cohort)),
+        ("fairness.md", r"TAR at FMR 1e-4\s+falls from ([\d.]+)% to ([\d.]+)%", (tar4_raw, tar4_cohort)),
+        ("fairness.md", r"\| TAR at FMR 1e-3, pairs\.tsv[^|]*\| ([\d.]+)% \| ([\d.]+)% \|", (tar3_raw, tar3_cohort)),
+        ("fairness.md", r"\| TAR at FMR 1e-4, same \| ([\d.]+)% \| ([\d.]+)% \|", (tar4_raw, tar4_cohort)),
+        ("fairness.md", r"gallery 2,283 \(`eval identify --strangers 600`\): mated hit rate at the default \| "
+                        r"([\d.]+)% \| ([\d.]+)% \|", (mated_raw, mated_cohort)),
+    ]
+    for doc, pattern, want in copies:
+        got = tuple(round(v, 1) for v in _figures(doc, pattern))
+        assert got == want, f"{doc}: {pattern!r} says {got}, benchmarks.md says {want}"

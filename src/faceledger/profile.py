@@ -37,7 +37,8 @@ def write_profile(path: Path, profile: Profile) -> None:
     os.replace(tmp, path)
 
 
-def read_profile(path: Path | None, endpoint: str | None = None) -> Profile:
+def read_profile(path: Path | None, endpoint: str | None = None, *, need_key: bool = True) -> Profile:
+    """The profile at ``path`` with the environment's overrides; ``need_key=False`` when a key comes from elsewhere."""
     data: dict = {}
     if path is not None and path.is_file():
         data = json.loads(path.read_text())
@@ -45,6 +46,8 @@ def read_profile(path: Path | None, endpoint: str | None = None) -> Profile:
     endpoint = endpoint or env.get("FACELEDGER_ENDPOINT") or data.get("endpoint")
     key = env.get("AWS_ACCESS_KEY_ID") or data.get("access_key_id")
     secret = env.get("AWS_SECRET_ACCESS_KEY") or data.get("secret_access_key")
+    if not need_key and endpoint:
+        return Profile(endpoint, key or "", secret or "", data.get("region", "us-east-1"))
     if not endpoint or not key or not secret:
         raise ServiceUnavailableError(
             f"No service profile at {path}; start the service with `faceledger serve` "

@@ -68,19 +68,48 @@ class Settings:
         default = Path(self.data_dir) / "policy.toml"
         return default if default.is_file() else None
 
-    def bucket_map(self) -> dict[str, Path]:
+    def bucket_map(self) -> BucketMap:
+        """Buckets named in FACELEDGER_BUCKETS, and every folder under ``<data_dir>/buckets``, when asked."""
         out: dict[str, Path] = {}
         for item in filter(None, (s.strip() for s in self.buckets.split(","))):
             name, _, path = item.partition("=")
             if not name or not path:
                 raise InvalidParameterError(f"FACELEDGER_BUCKETS entry {item!r} must be name=/path.")
             out[name] = Path(path).expanduser()
-        default = self.data_dir / "buckets"
-        if default.is_dir():
-            for p in default.iterdir():
-                if p.is_dir():
-                    out.setdefault(p.name, p)
-        return out
+        return BucketMap(out, self.data_dir / "buckets")
+
+
+class BucketMap(dict[str, Path]):
+    """Explicitly mapped buckets, plus the folders under ``folder``, looked up at each request.
+
+    A folder added under ``<data_dir>/buckets`` after start-up is a bucket from
+    the next request on, without a restart.
+    """
+
+    def __init__(self, explicit: dict[str, Path], folder: Path) -> None:
+        super().__init__(explicit)
+        self.folder = folder
+
+    def _folder_bucket(self, name: object) -> Path | None:
+        if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name:
+            return None
+        path = self.folder / name
+        return path if path.is_dir() else None
+
+    def get(self, name: str, default: Path | None = None) -> Path | None:  # type: ignore[override]
+        if dict.__contains__(self, name):
+            return dict.__getitem__(self, name)
+        found = self._folder_bucket(name)
+        return default if found is None else found
+
+    def __missing__(self, name: str) -> Path:
+        found = self._folder_bucket(name)
+        if found is None:
+            raise KeyError(name)
+        return found
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or self._folder_bucket(name) is not None
 
 
 def _parse(name: str, raw: str, kind: object) -> object:

@@ -99,7 +99,7 @@ class FakeService:
             self.collections[cid] = {"CreatedAt": time.time()}
             return {
                 "StatusCode": 200,
-                "CollectionArn": f"aws:rekognition:{context['region']}:000000000000:collection/{cid}",
+                "CollectionArn": f"arn:aws:rekognition:{context['region']}:000000000000:collection/{cid}",
                 "FaceModelVersion": "dlib-resnet-v1",
             }
         if operation == "ListCollections":

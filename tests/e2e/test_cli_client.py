@@ -81,3 +81,41 @@ def test_users_commands(srv) -> None:  # type: ignore[no-untyped-def]
     assert srv.cli("users", "delete", "team", "ada").returncode == 0
     assert json.loads(srv.cli("users", "list", "team", "--json").stdout)["Users"] == []
     assert srv.cli("users", "delete", "team", "ada").returncode == 6  # ResourceNotFoundException
+
+
+def test_search_text_shows_the_search_id_and_a_reviewer_key_file_reviews_it(srv, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    assert srv.cli("collections", "create", "two-person").returncode == 0
+    enrol = srv.cli("index", "two-person", str(data_path("lfw_dev", "Abel_Pacheco", "Abel_Pacheco_0001.jpg")),
+                    "--json", "--quiet")
+    assert enrol.returncode == 0, enrol.stderr
+    face_id = json.loads(srv.cli("faces", "list", "two-person", "--json").stdout)["Faces"][0]["FaceId"]
+    text = srv.cli("search", "two-person", str(data_path("lfw_dev", "Abel_Pacheco", "Abel_Pacheco_0003.jpg")))
+    assert text.returncode == 0, text.stderr
+    first = text.stdout.splitlines()[0]
+    assert first.startswith("search ") and "candidate(s)" in first
+    search_id = first.split()[1]
+    assert search_id.isdigit() and f"review confirm|reject {search_id} FACE_ID" in text.stdout
+    own = srv.cli("review", "confirm", search_id, face_id, "--reason", "same mole")
+    assert own.returncode == 8 and "cannot review" in own.stderr.lower(), own.stderr
+    key_file = tmp_path / "reviewer.json"
+    made = srv.cli("keys", "create", "--role", "reviewer", "--label", "second pair of eyes", "--save", str(key_file))
+    assert made.returncode == 0 and str(key_file) in made.stdout
+    assert key_file.stat().st_mode & 0o077 == 0
+    again = srv.cli("keys", "create", "--role", "reviewer", "--save", str(key_file))
+    assert again.returncode == 3 and "never overwrites" in again.stderr
+    done = srv.cli("review", "confirm", search_id, face_id, "--reason", "same mole", "--key-file", str(key_file),
+                   "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["Candidates"][0]["Status"] == "CONFIRMED"
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    refused = srv.cli("review", "show", search_id, "--key-file", str(bad))
+    assert refused.returncode == 3 and "needs AccessKeyId and SecretAccessKey" in refused.stderr
+
+
+def test_index_summary_does_not_call_max_faces_a_quality_refusal(srv) -> None:  # type: ignore[no-untyped-def]
+    assert srv.cli("collections", "create", "groups").returncode == 0
+    photo = str(data_path("group_photos", "face_recognition_two_people.jpg"))
+    out = srv.cli("index", "groups", photo, "--max-faces", "1", "--quality-filter", "NONE", "--quiet")
+    assert out.returncode == 0, out.stderr
+    assert "0 refused by the quality filter, 1 left out by --max-faces" in out.stdout, out.stdout

@@ -47,3 +47,20 @@ def test_sweep_finishes_a_withdrawal_cut_short(service) -> None:  # type: ignore
     assert len(run(service, "ListFaces", CollectionId="m")["Faces"]) == 1
     assert run(service, "RetentionSweep")["ConsentDeleted"] == 1
     assert run(service, "ListFaces", CollectionId="m")["Faces"] == []
+
+
+def test_only_an_investigative_purpose_with_a_case_may_lower_the_floor() -> None:
+    from faceledger.errors import InvalidParameterError
+    from faceledger.service.policy import parse_policy
+
+    def policy(body: str):  # type: ignore[no-untyped-def]
+        return parse_policy(f'version = 1\n[purposes.recall]\n{body}\n', "p.toml")
+
+    with pytest.raises(InvalidParameterError, match="max_expected_false must be in .0, 1.; a purpose that needs"):
+        policy("max_expected_false = 10")
+    with pytest.raises(InvalidParameterError, match="investigative purpose must set case_required"):
+        policy("investigative = true\nmax_expected_false = 10")
+    with pytest.raises(InvalidParameterError, match=r"\(0, 100\]"):
+        policy("investigative = true\ncase_required = true\nmax_expected_false = 1000")
+    ok = policy("investigative = true\ncase_required = true\nmax_expected_false = 10").purpose("recall")
+    assert ok.investigative and ok.max_expected_false == 10.0

@@ -12,6 +12,7 @@ from faceledger.errors import (
     InvalidImageError,
     InvalidPaginationTokenError,
     InvalidParameterError,
+    InvalidS3ObjectError,
     ResourceAlreadyExistsError,
     ResourceNotFoundError,
 )
@@ -170,3 +171,25 @@ def test_pagination_over_the_longest_ids(service) -> None:  # type: ignore[no-un
     assert len(seen) == 3 == len(set(seen))
     with pytest.raises(InvalidPaginationTokenError):
         run(service, "ListFaces", CollectionId=long_id, NextToken="~forged.cursor")
+
+
+def test_describe_collection_arn_has_the_aws_form(service) -> None:  # type: ignore[no-untyped-def]
+    run(service, "CreateCollection", CollectionId="people")
+    arn = run(service, "DescribeCollection", CollectionId="people")["CollectionARN"]
+    assert arn == "arn:aws:rekognition:us-east-1:000000000000:collection/people"
+    assert run(service, "ListTagsForResource", ResourceArn=arn) == {"Tags": {}}
+
+
+def test_a_bucket_folder_added_after_start_is_mapped_when_asked(service) -> None:  # type: ignore[no-untyped-def]
+    run(service, "CreateCollection", CollectionId="c")
+    obj = {"S3Object": {"Bucket": "later", "Name": "red.png"}}
+    with pytest.raises(InvalidS3ObjectError, match="not mapped"):
+        run(service, "IndexFaces", CollectionId="c", Image=obj)
+    folder = service.settings.data_dir / "buckets" / "later"
+    folder.mkdir(parents=True)
+    (folder / "red.png").write_bytes(img(RED)["Bytes"])
+    out = run(service, "IndexFaces", CollectionId="c", Image=obj)
+    assert len(out["FaceRecords"]) == 1
+    for name in ("..", "later/../later"):
+        with pytest.raises(InvalidS3ObjectError):
+            run(service, "IndexFaces", CollectionId="c", Image={"S3Object": {"Bucket": name, "Name": "red.png"}})

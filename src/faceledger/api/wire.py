@@ -6,6 +6,12 @@ Success: HTTP 200, the result as JSON with absent (None) members omitted,
 ``x-amzn-ErrorType`` header (boto3 reads the code from ``__type``). Both carry
 ``x-amzn-RequestId``.
 
+SDKs drop response members their model does not know, so what a caller needs
+from a result's ``Faceledger`` member (the threshold actually applied and
+whether it was raised, gallery size, expected false candidates, search id,
+scoring) is also sent as ``x-faceledger-*`` headers, which every SDK exposes
+(boto3: ``ResponseMetadata.HTTPHeaders``).
+
 This module turns values into bytes; it must not decide which error a
 situation deserves, and it never puts a traceback on the wire.
 """
@@ -48,8 +54,45 @@ def _array_scalar(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+# ``Faceledger`` member -> response header (docs/operations.md, "Response headers").
+HEADERS = {
+    "ThresholdApplied": "x-faceledger-threshold-applied",
+    "ThresholdRequested": "x-faceledger-threshold-requested",
+    "ThresholdFloor": "x-faceledger-threshold-floor",
+    "ThresholdRaised": "x-faceledger-threshold-raised",
+    "ThresholdFalseMatchRate": "x-faceledger-threshold-fmr",
+    "GallerySize": "x-faceledger-gallery-size",
+    "ExpectedFalseCandidates": "x-faceledger-expected-false-candidates",
+    "SearchId": "x-faceledger-search-id",
+    "Purpose": "x-faceledger-purpose",
+    "Investigative": "x-faceledger-investigative",
+    "ScoreNormalization": "x-faceledger-scoring",
+    "CohortSize": "x-faceledger-cohort-size",
+    "CalibrationVersion": "x-faceledger-calibration-version",
+    "BeyondCalibration": "x-faceledger-beyond-calibration",
+    "Extrapolated": "x-faceledger-extrapolated",
+}
+
+
+def _header_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(round(value, 6)) if abs(value) >= 1e-3 or value == 0 else f"{value:.6g}"
+    return str(value)
+
+
+def faceledger_headers(result: dict[str, Any]) -> dict[str, str]:
+    """The ``x-faceledger-*`` headers for ``result``'s ``Faceledger`` member (none without one)."""
+    extra = result.get("Faceledger")
+    if not isinstance(extra, dict):
+        return {}
+    return {header: _header_value(extra[member]) for member, header in HEADERS.items()
+            if extra.get(member) is not None}
+
+
 def success(result: dict[str, Any], request_id: str) -> Response:
-    """HTTP 200 with the JSON-encoded ``result``."""
+    """HTTP 200 with the JSON-encoded ``result`` and its ``x-faceledger-*`` headers."""
     body = json.dumps(
         to_wire(result),
         separators=(",", ":"),
@@ -61,7 +104,7 @@ def success(result: dict[str, Any], request_id: str) -> Response:
         body.encode("utf-8"),
         status_code=200,
         media_type=CONTENT_TYPE,
-        headers={"x-amzn-RequestId": request_id},
+        headers={"x-amzn-RequestId": request_id, **faceledger_headers(result)},
     )
 
 

@@ -191,9 +191,11 @@ def _epoch(value: str | None, default: float) -> float:
 @click.option("--to", "until", default=None, help="ISO date (UTC); default: now.")
 @click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
 @data_option
+@json_option
 @handle_errors
-def report_transparency(since: str | None, until: str | None, fmt: str, data_dir: str | None) -> None:
+def report_transparency(since: str | None, until: str | None, fmt: str, data_dir: str | None, as_json: bool) -> None:
     """Searches by purpose, candidates, reviews, floors, refusals, deletions, model and calibration."""
+    fmt = "json" if as_json else fmt
     now = time.time()
     t0, t1 = _epoch(since, now - 365 * 86400), _epoch(until, now)
     with Catalog.open(settings_for(data_dir).data_dir) as catalog:

@@ -42,19 +42,41 @@ def audit_verify(data_dir: str | None, export_file: str | None, public_key: str 
         pem = Path(public_key).read_bytes() if public_key else data_dir_pem(settings.data_dir)
     out = verification(records, pem)
     ok = out["ok"]
-    emit(out, as_json, lambda o: (f"ledger OK: {o['checked']} record(s), {o['checkpoints']} signed checkpoint(s), "
-                                  f"last signed #{o['last_signed_seq']}, head {o['head_hash'][:16]}…" if o["ok"]
-                                  else f"ledger BROKEN at record {o['first_bad_seq']}: {o['reason']}"))
+    emit(out, as_json, _verify_text if pem else _verify_text_unsigned)
     if not ok:
         sys.exit(13)
 
 
+def _signed(o: dict) -> str:
+    if o["last_signed_seq"] is None:
+        return "no signed checkpoint yet (`audit checkpoint` signs the head)"
+    return f"{o['checkpoints']} signed checkpoint(s), last signed #{o['last_signed_seq']}"
+
+
+def _verify_text(o: dict) -> str:
+    if not o["ok"]:
+        return f"ledger BROKEN at record {o['first_bad_seq']}: {o['reason']}"
+    return f"ledger OK: {o['checked']} record(s), {_signed(o)}, head {(o['head_hash'] or '-')[:16]}…"
+
+
+def _verify_text_unsigned(o: dict) -> str:
+    if not o["ok"]:
+        return _verify_text(o)
+    return (f"ledger OK: {o['checked']} record(s), head {(o['head_hash'] or '-')[:16]}…; "
+            "signatures not checked (no public key)")
+
+
 @audit.command("public-key")
 @data_option
+@click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def audit_public_key(data_dir: str | None) -> None:
+def audit_public_key(data_dir: str | None, as_json: bool) -> None:
     """Print the PEM public key that verifies this service's checkpoints."""
-    click.echo(public_pem(load_or_create_key(settings_for(data_dir).data_dir)), nl=False)
+    pem = public_pem(load_or_create_key(settings_for(data_dir).data_dir))
+    if as_json:
+        emit({"PublicKeyPem": pem}, as_json)
+    else:
+        click.echo(pem, nl=False)
 
 
 @audit.command("checkpoint")
@@ -112,9 +134,10 @@ def audit_show(data_dir: str | None, operation: str | None, principal: str | Non
 @audit.command("export")
 @click.argument("out_file", type=click.Path(dir_okay=False))
 @data_option
+@click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def audit_export(out_file: str, data_dir: str | None) -> None:
+def audit_export(out_file: str, data_dir: str | None, as_json: bool) -> None:
     """Write every record as JSON lines, verifiable elsewhere with `audit verify --file`."""
     with Catalog.open(settings_for(data_dir).data_dir) as catalog:
         n = Ledger(catalog).export(out_file)
-    click.echo(f"exported {n} record(s) to {out_file}")
+    emit({"Exported": n, "File": out_file}, as_json, lambda o: f"exported {o['Exported']} record(s) to {o['File']}")

@@ -12,27 +12,68 @@ from typing import Any
 
 import click
 
-from ..errors import ALL_ERRORS, FaceledgerError, ServiceUnavailableError
-from ..profile import read_profile
+from ..errors import ALL_ERRORS, FaceledgerError, InvalidParameterError, ServiceUnavailableError
+from ..profile import Profile, read_profile
 from ..settings import Settings
 
 BY_CODE = {cls.code: cls for cls in ALL_ERRORS if cls.code != "InternalServerError"}
 
+KEY_FILE = "faceledger.key_file"
 endpoint_option = click.option("--endpoint", default=None, help="Service URL (default: from the profile).")
 profile_option = click.option("--profile", "profile_file", type=click.Path(dir_okay=False), default=None,
                               help="Profile file (default: <data dir>/profile.json).")
 
 
+def _remember_key_file(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.meta[KEY_FILE] = value
+
+
+key_file_option = click.option(
+    "--key-file", type=click.Path(dir_okay=False), default=None, expose_value=False, callback=_remember_key_file,
+    help="Act as another key: a file written by `keys create --save FILE` (the endpoint still comes from the profile).")
+
+
 def client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return endpoint_option(profile_option(fn))
+    return endpoint_option(profile_option(key_file_option(fn)))
+
+
+def read_key_file(path: Path) -> tuple[str, str]:
+    """(access key id, secret) from a key file: ``keys create --save``/``--json`` output, or a profile."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InvalidParameterError(f"Cannot read the key file {path}: {exc.strerror}.") from exc
+    except ValueError as exc:
+        raise InvalidParameterError(f"The key file {path} is not JSON: {exc}.") from exc
+    if not isinstance(data, dict):
+        raise InvalidParameterError(f"The key file {path} must be a JSON object.")
+    key = data.get("AccessKeyId") or data.get("access_key_id")
+    secret = data.get("SecretAccessKey") or data.get("secret_access_key")
+    if not isinstance(key, str) or not isinstance(secret, str) or not key or not secret:
+        raise InvalidParameterError(f"The key file {path} needs AccessKeyId and SecretAccessKey.")
+    return key, secret
+
+
+def client_profile(endpoint: str | None, profile_file: str | None) -> Profile:
+    """The profile a client command uses: the profile file, the environment, then ``--key-file``'s key."""
+    path = Path(profile_file) if profile_file else Settings.from_env().data_dir / "profile.json"
+    ctx = click.get_current_context(silent=True)
+    key_file = ctx.meta.get(KEY_FILE) if ctx is not None else None
+    if key_file is None:
+        return read_profile(path, endpoint)
+    key, secret = read_key_file(Path(key_file))
+    prof = read_profile(path, endpoint, need_key=False)
+    return Profile(prof.endpoint, key, secret, prof.region)
 
 
 def rekognition(endpoint: str | None, profile_file: str | None, headers: dict[str, str] | None = None) -> Any:
     import boto3
     from botocore.config import Config
 
-    path = Path(profile_file) if profile_file else Settings.from_env().data_dir / "profile.json"
-    prof = read_profile(path, endpoint)
+    prof = client_profile(endpoint, profile_file)
     client = boto3.client(
         "rekognition", endpoint_url=prof.endpoint, region_name=prof.region,
         aws_access_key_id=prof.access_key_id, aws_secret_access_key=prof.secret_access_key,
@@ -60,8 +101,6 @@ def call(fn: Callable[..., Any], **kwargs: Any) -> dict:
     except EndpointConnectionError as exc:
         raise ServiceUnavailableError(f"Cannot reach the service: {exc}. Is `faceledger serve` running?") from exc
     except ParamValidationError as exc:
-        from ..errors import InvalidParameterError
-
         raise InvalidParameterError(str(exc)) from exc
     out = dict(out)
     out.pop("ResponseMetadata", None)
@@ -91,8 +130,7 @@ def own_call(endpoint: str | None, profile_file: str | None, operation: str, par
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
-    path = Path(profile_file) if profile_file else Settings.from_env().data_dir / "profile.json"
-    prof = read_profile(path, endpoint)
+    prof = client_profile(endpoint, profile_file)
     body = json.dumps({k: v for k, v in params.items() if v is not None}).encode()
     req = AWSRequest(method="POST", url=prof.endpoint.rstrip("/") + "/", data=body, headers={
         "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"FaceledgerService.{operation}",

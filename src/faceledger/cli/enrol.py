@@ -75,7 +75,7 @@ def index_cmd(collection_id: str, paths: tuple[str, ...], external_id_from_name:
     rek = rekognition(endpoint, profile_file)
     journal = Journal(rek.meta.endpoint_url, collection_id)
     totals: dict[str, Any] = {"images": len(files), "skipped": 0, "indexed_faces": 0, "unindexed_faces": 0,
-                              "no_face": 0, "errors": []}
+                              "over_max_faces": 0, "refused_quality": 0, "no_face": 0, "errors": []}
     lock = threading.Lock()
 
     def one(path: str) -> None:
@@ -99,7 +99,11 @@ def index_cmd(collection_id: str, paths: tuple[str, ...], external_id_from_name:
         journal.add({"sha256": digest, "path": path, "face_ids": ids})
         with lock:
             totals["indexed_faces"] += len(ids)
-            totals["unindexed_faces"] += len(out.get("UnindexedFaces", []))
+            unindexed = out.get("UnindexedFaces", [])
+            over = sum(1 for u in unindexed if "EXCEEDS_MAX_FACES" in u.get("Reasons", []))
+            totals["unindexed_faces"] += len(unindexed)
+            totals["over_max_faces"] += over  # not a quality verdict: --max-faces left them out
+            totals["refused_quality"] += len(unindexed) - over
             totals["no_face"] += int(not ids and not out.get("UnindexedFaces"))
 
     with tqdm(total=len(files), disable=quiet, unit="img") as bar, ThreadPoolExecutor(max(1, parallel)) as pool:
@@ -108,7 +112,8 @@ def index_cmd(collection_id: str, paths: tuple[str, ...], external_id_from_name:
             bar.update(1)
     emit(totals, as_json, lambda o: (
         f"{o['images']} image(s): {o['indexed_faces']} face(s) indexed, {o['skipped']} skipped (already done), "
-        f"{o['unindexed_faces']} refused by the quality filter, {o['no_face']} without a face, "
+        f"{o['refused_quality']} refused by the quality filter, "
+        f"{o['over_max_faces']} left out by --max-faces, {o['no_face']} without a face, "
         f"{len(o['errors'])} error(s)"))
 
 
@@ -143,13 +148,19 @@ def search(collection_id: str, image: str, threshold: float | None, max_faces: i
 
     def text(o: dict) -> str:
         f = o.get("Faceledger", {})
-        lines = [f"{len(o['FaceMatches'])} candidate(s) at threshold {f.get('ThresholdApplied', '?')}"
+        note = ("Investigative candidate list: for human review only." if f.get("Investigative")
+                else "Leads for human review, not identifications.")
+        lines = [f"search {f.get('SearchId', '?')} (purpose {f.get('Purpose', '?')}): "
+                 f"{len(o['FaceMatches'])} candidate(s) at threshold {f.get('ThresholdApplied', '?')}"
                  f"{' (raised from ' + str(f.get('ThresholdRequested')) + ')' if f.get('ThresholdRaised') else ''}; "
                  f"gallery {f.get('GallerySize', '?')}, expected false candidates "
-                 f"{f.get('ExpectedFalseCandidates', float('nan')):.2g}. Leads for human review, not identifications."]
+                 f"{f.get('ExpectedFalseCandidates', float('nan')):.2g}. {note}"]
         for m in o["FaceMatches"]:
             face = m["Face"]
             lines.append(f"  {m['Similarity']:6.2f}  {face['FaceId']}  {face.get('ExternalImageId', '')}")
+        if o["FaceMatches"]:
+            lines.append(f"review: faceledger review confirm|reject {f.get('SearchId', 'SEARCH_ID')} FACE_ID "
+                         "--reason ... --key-file REVIEWER_KEY")
         return "\n".join(lines)
 
     emit(out, as_json, text)

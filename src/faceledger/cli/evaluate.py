@@ -72,27 +72,58 @@ def with_common(fn):  # type: ignore[no-untyped-def]
 @click.option("--root", required=True, type=click.Path(file_okay=False, exists=True))
 @click.option("--pairs", "pairs_file", required=True, type=click.Path(dir_okay=False, exists=True))
 @click.option("--plot", type=click.Path(dir_okay=False), default=None, help="Write ROC and DET plots (PNG).")
+@click.option("--limit", type=click.IntRange(min=2), default=None,
+              help="Only N pairs, evenly spaced through the list (keeps its same/different mix).")
 @normalization_option
 @with_common
 @handle_errors
-def pairs(root: str, pairs_file: str, plot: str | None, normalization: str, procs: int, no_mirror: bool,
-          cache: str | None, as_json: bool, quiet: bool) -> None:
+def pairs(root: str, pairs_file: str, plot: str | None, limit: int | None, normalization: str, procs: int,
+          no_mirror: bool, cache: str | None, as_json: bool, quiet: bool) -> None:
     """Verification on a pair list: 10-fold accuracy, TAR at FMR 1e-3/1e-4, EER.
 
     TAR is scored as the service scores: with normalisation on, the images of
     the pair list are one collection, its own cohort.
     """
-    rows = read_pairs(pairs_file)
+    listed = read_pairs(pairs_file)
+    rows = evenly_spaced(listed, limit)
     rels = sorted({p for a, b, _ in rows for p in (a, b)})
+    say = (lambda msg: None) if quiet else (lambda msg: click.echo(f"eval pairs: {msg}", err=True))
+    say(f"{len(rows)} of {len(listed)} pairs, {len(rels)} images; describing faces "
+        f"({procs} process(es){', cache ' + cache if cache else ''})")
     vectors = _vectors(root, rels, mirror=not no_mirror, procs=procs, cache=cache, progress=not quiet)
     version = EngineSettings(mirror=not no_mirror).model_version
     table = load_table(version)
-    out = {"model_version": version,
+    say(f"scoring {len(rows)} pairs (normalization {normalization})")
+    out = {"model_version": version, "pairs_listed": len(listed),
            **evaluate_pairs(rows, vectors, table, Scorer.load(table, normalization))}
     if plot:
+        say(f"plotting to {plot}")
         plot_roc(rows, vectors, plot)
         out["plot"] = plot
-    emit(out, as_json)
+    emit(out, as_json, pairs_text)
+
+
+def evenly_spaced(rows: list, limit: int | None) -> list:
+    """``limit`` rows spread evenly through ``rows`` (all of them without a limit or when fewer)."""
+    if limit is None or limit >= len(rows):
+        return rows
+    return [rows[i] for i in np.floor(np.arange(limit) * (len(rows) / limit)).astype(int)]
+
+
+def pairs_text(o: dict) -> str:
+    """The eval pairs summary as a few lines of text (--json has every figure)."""
+    def pct(key: str) -> str:
+        return "-" if o.get(key) is None else f"{100 * o[key]:.2f}%"
+    lines = [f"{o['model_version']}: {o['pairs']} pairs ({o['same']} same, {o['different']} different"
+             f"{', of ' + str(o['pairs_listed']) + ' listed' if o.get('pairs_listed', o['pairs']) != o['pairs'] else ''}),"
+             f" {o['pairs_without_face']} without a face",
+             f"  10-fold accuracy {pct('accuracy_10fold')} (+-{pct('accuracy_10fold_std')}), "
+             f"EER {pct('eer')} at distance {o['eer_distance']}",
+             f"  TAR at FMR 1e-3 {pct('tar_at_fmr_0.001')}, at 1e-4 {pct('tar_at_fmr_0.0001')}"
+             f" (scoring {o.get('score_normalization', 'raw')}, calibration {o.get('calibration', '-')})"]
+    if o.get("plot"):
+        lines.append(f"  plots: {o['plot']}")
+    return "\n".join(lines)
 
 
 @eval_group.command()

@@ -28,7 +28,27 @@ cli.add_command(video)
 
 
 def main() -> None:
-    cli()
+    """Run the CLI; a usage error is one line on stderr (docs/cli.md) and exit code 2, not click's block."""
+    import sys
+
+    try:
+        cli(prog_name="faceledger", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare group: its help, as click would
+        click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message(), err=True)
+        sys.exit(2)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "faceledger"
+        message = " ".join(exc.format_message().split()).rstrip(".")
+        click.echo(f"error: UsageError: {message}; see `{where} --help`.", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"error: {' '.join(exc.format_message().split())}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("error: aborted", err=True)
+        sys.exit(1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":

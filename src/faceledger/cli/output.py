@@ -33,11 +33,38 @@ def _finite(o: Any) -> Any:
     return o
 
 
+def plain_text(obj: dict, prefix: str = "") -> str:
+    """Short text for a result without its own formatter: one ``key: value`` line per leaf, nested keys dotted."""
+    lines: list[str] = []
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            lines.append(plain_text(value, f"{name}."))
+        elif isinstance(value, list | tuple) and value and all(isinstance(v, dict) for v in value):
+            lines.append(f"{name}: {len(value)} item(s) (--json shows them)")
+        elif isinstance(value, list | tuple):
+            lines.append(f"{name}: {', '.join(_scalar(v) for v in value) or '-'}")
+        else:
+            lines.append(f"{name}: {_scalar(value)}")
+    return "\n".join(lines)
+
+
+def _scalar(value: Any) -> str:
+    value = _finite(_default(value) if isinstance(value, np.generic | np.ndarray) else value)
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}" if value and (abs(value) < 1e-3 or abs(value) >= 1e6) else f"{round(value, 4):g}"
+    if isinstance(value, dict):
+        return json.dumps(value, default=_default)
+    return str(value)
+
+
 def emit(obj: dict, as_json: bool, text: Callable[[dict], str] | None = None) -> None:
     if as_json:
         click.echo(json.dumps(_finite(obj), default=_default, sort_keys=False))
     else:
-        click.echo(text(obj) if text else json.dumps(_finite(obj), default=_default, indent=2))
+        click.echo(text(obj) if text else plain_text(obj))
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:

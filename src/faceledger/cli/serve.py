@@ -52,8 +52,10 @@ def ensure_admin(settings: Settings, catalog: Catalog, endpoint: str) -> tuple[P
 @click.option("--port", type=int, default=None, help="Port (default 8765; 0 picks a free one).")
 @data_option
 @click.option("--workers", type=int, default=None, help="Engine worker processes (default: one per core).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the start-up details as one JSON object (then serve; logs go to stderr).")
 @handle_errors
-def serve(host: str | None, port: int | None, data_dir: str | None, workers: int | None) -> None:
+def serve(host: str | None, port: int | None, data_dir: str | None, workers: int | None, as_json: bool) -> None:
     """Run the Rekognition-compatible service on the embedded store."""
     import socket
 
@@ -71,18 +73,12 @@ def serve(host: str | None, port: int | None, data_dir: str | None, workers: int
     endpoint = f"http://{settings.host}:{port_}"
     service = Service.open(settings)
     prof, created = ensure_admin(settings, service.catalog, endpoint)
-    click.echo(f"faceledger {service.model_version} serving on {endpoint}  (data: {settings.data_dir})")
-    if created:
-        click.echo("Created the admin key (saved in the profile; shown once here):")
-    click.echo(f"  AWS_ACCESS_KEY_ID={prof.access_key_id}")
-    if created:
-        click.echo(f"  AWS_SECRET_ACCESS_KEY={prof.secret_access_key}")
-    click.echo(f"  profile: {profile_path(settings)}")
-    click.echo(f"  console: {endpoint}/console/ (sign in with an access key id and secret)")
-    click.echo("  import boto3")
-    click.echo(f"  rek = boto3.client('rekognition', endpoint_url='{endpoint}', region_name='{settings.region}',")
-    click.echo("                     aws_access_key_id=KEY, aws_secret_access_key=SECRET)")
-    click.echo("  print(rek.list_collections())", nl=True)
+    started = {"Endpoint": endpoint, "Region": settings.region, "DataDir": str(settings.data_dir),
+               "Profile": str(profile_path(settings)), "ModelVersion": service.model_version,
+               "AccessKeyId": prof.access_key_id, "KeyCreated": created,
+               "SecretAccessKey": prof.secret_access_key if created else None,
+               "Console": f"{endpoint}/console/"}
+    emit(started, as_json, startup_text)
     app = create_app(cast(Any, service), max_body_bytes=settings.max_body_bytes,
                      max_inflight=2 * max(1, service.engines.processes), max_queue=settings.max_queue,
                      clock_skew_s=settings.clock_skew_s)
@@ -94,6 +90,27 @@ def serve(host: str | None, port: int | None, data_dir: str | None, workers: int
         run(app, settings.host, port_)
     finally:
         service.close()
+
+
+def startup_text(o: dict) -> str:
+    """What `serve` prints at start: the endpoint, the key, and the three ways to use it."""
+    region, endpoint = o["Region"], o["Endpoint"]
+    lines = [f"faceledger {o['ModelVersion']} serving on {endpoint}  (data: {o['DataDir']})"]
+    if o["KeyCreated"]:
+        lines.append("Created the admin key (saved in the profile; shown once here):")
+    lines.append(f"  profile: {o['Profile']}")
+    lines.append(f"  console: {o['Console']} (sign in with an access key id and secret)")
+    lines.append("AWS CLI and SDKs: these variables (or `aws configure --profile faceledger` with the same values):")
+    lines.append(f"  export AWS_ACCESS_KEY_ID={o['AccessKeyId']}")
+    lines.append(f"  export AWS_SECRET_ACCESS_KEY={o['SecretAccessKey'] if o['KeyCreated'] else '<secret_access_key in the profile>'}")
+    lines.append(f"  export AWS_DEFAULT_REGION={region}")
+    lines.append(f"  aws rekognition list-collections --endpoint-url {endpoint}")
+    lines.append("boto3:")
+    lines.append("  import boto3")
+    lines.append(f"  rek = boto3.client('rekognition', endpoint_url='{endpoint}', region_name='{region}',")
+    lines.append("                     aws_access_key_id=KEY, aws_secret_access_key=SECRET)")
+    lines.append("  print(rek.list_collections())")
+    return "\n".join(lines)
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
@@ -110,18 +127,37 @@ def keys() -> None:
 @click.option("--label", default=None, help="Who or what the key is for.")
 @click.option("--purpose", default=None, help="Default purpose for this key's searches.")
 @click.option("--case", default=None, help="Default case reference for this key's searches.")
+@click.option("--save", "save_to", type=click.Path(dir_okay=False), default=None,
+              help="Also write the key to this file (mode 0600), for client commands' --key-file.")
 @data_option
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def keys_create(role: str, label: str | None, purpose: str | None, case: str | None, data_dir: str | None,
-                as_json: bool) -> None:
-    """Create a key; the secret is shown once."""
+def keys_create(role: str, label: str | None, purpose: str | None, case: str | None, save_to: str | None,
+                data_dir: str | None, as_json: bool) -> None:
+    """Create a key; the secret is shown once (or saved with --save)."""
     settings = settings_for(data_dir)
     defaults = {k: v for k, v in (("purpose", purpose), ("case", case)) if v}
+    save_path = Path(save_to).expanduser() if save_to else None
+    if save_path is not None and save_path.exists():
+        raise InvalidParameterError(f"{save_path} exists; --save never overwrites a key file.")
     with Catalog.open(settings.data_dir) as catalog, catalog.transaction() as tx:
         key_id, secret = catalog.create_key(tx, role, label, defaults or None)
-    emit({"AccessKeyId": key_id, "SecretAccessKey": secret, "Role": role, "Label": label}, as_json,
-         lambda o: f"{o['AccessKeyId']} {o['SecretAccessKey']} ({o['Role']})")
+    out = {"AccessKeyId": key_id, "SecretAccessKey": secret, "Role": role, "Label": label}
+    if save_path is not None:
+        _write_key_file(save_path, out)
+        out["SavedTo"] = str(save_path)
+    emit(out, as_json, lambda o: f"{o['AccessKeyId']} {o['SecretAccessKey']} ({o['Role']})"
+         + (f"; saved to {o['SavedTo']} (use it with --key-file)" if "SavedTo" in o else ""))
+
+
+def _write_key_file(path: Path, key: dict) -> None:
+    import json
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(key, fh, indent=2)
 
 
 @keys.command("list")

@@ -25,7 +25,7 @@ def check_collection_id(value: object) -> str:
 
 def arn(svc: Service, collection_id: str) -> str:
     s = svc.settings
-    return f"aws:rekognition:{s.region}:{s.account_id}:collection/{collection_id}"
+    return f"arn:aws:rekognition:{s.region}:{s.account_id}:collection/{collection_id}"
 
 
 def collection_from_arn(resource_arn: str) -> str:

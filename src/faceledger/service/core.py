@@ -40,6 +40,8 @@ from .scores import Cohorts
 from .workers import EnginePool
 
 CANDIDATE_NOTE = "Candidates are leads for human review, not identifications."
+INVESTIGATIVE_NOTE = ("Investigative candidate list (purpose with a lowered floor): for human review only; "
+                      "expect false candidates, none of them is an identification.")
 
 
 @dataclass
@@ -77,6 +79,16 @@ class Threshold:
             out["ExpectedFalseCandidates"] = expected_false_candidates(self.gallery_size, self.applied)
             out["Note"] = CANDIDATE_NOTE
         return {k: v for k, v in out.items() if v is not None}
+
+
+def match_report(table: CalibrationTable, threshold: Threshold, scoring: dict, search_id: int,
+                 rule: Purpose) -> dict:
+    """A match response's ``Faceledger`` member (also sent as ``x-faceledger-*`` headers)."""
+    out = {**threshold.report(table), **scoring, "SearchId": search_id, "Purpose": rule.name}
+    if rule.investigative:
+        out["Investigative"] = True
+        out["Note"] = INVESTIGATIVE_NOTE
+    return out
 
 
 Operation = Callable[["Service", Call], dict]
@@ -273,6 +285,8 @@ class Service:
             "ended_at": time.time(),
             # the review rule in force when the search ran, not whatever the policy says later
             "confirmations_required": (2 if call.rule.two_person_review else 1) if call.rule else None,
+            # a search under a lowered, investigative floor says so in its own record
+            "investigative": True if call.rule and call.rule.investigative else None,
         }
         base.update(details)
         rec = self.ledger.append(

@@ -166,7 +166,4 @@ def delete_faces(svc: Service, call: Call) -> dict:
             deleted = svc.catalog.delete_faces(tx, cid, deletable) if deletable else []
             svc.record(tx, call, cid, {"face_ids": deleted, "unsuccessful": len(unsuccessful)})
         svc.index.remove(cid, deleted)
-    out: dict = {"DeletedFaces": deleted}
-    if unsuccessful:
-        out["UnsuccessfulFaceDeletions"] = unsuccessful
-    return out
+    return {"DeletedFaces": deleted, "UnsuccessfulFaceDeletions": unsuccessful}

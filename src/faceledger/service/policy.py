@@ -11,6 +11,12 @@ expected false candidates per 1:N search, the FMR floor for 1:1 comparison,
 the longest candidate list, whether a case reference is required, the
 minimum probe quality (0-100, see engine.quality.quality_score) and whether
 candidates need two-person confirmation.
+
+An ``investigative`` purpose is the sanctioned path to recall: its 1:N
+ceiling may go up to ``INVESTIGATIVE_MAX_EXPECTED_FALSE`` expected false
+candidates per search (other purposes stop at 1), so its floor is lower. It
+must require a case reference; its responses and ledger records are marked
+investigative, and its candidates are for human review only.
 """
 
 from __future__ import annotations
@@ -34,8 +40,11 @@ FIELDS = {
     "case_required": bool,
     "min_probe_quality": float,
     "two_person_review": bool,
+    "investigative": bool,
     "description": str,
 }
+MAX_EXPECTED_FALSE = 1.0
+INVESTIGATIVE_MAX_EXPECTED_FALSE = 100.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ class Purpose:
     case_required: bool = False
     min_probe_quality: float = 20.0
     two_person_review: bool = False
+    investigative: bool = False
     description: str = ""
 
     def may_search(self, collection_id: str) -> bool:
@@ -119,8 +129,15 @@ def _purpose(name: str, body: Any, source: str) -> Purpose:
             raise InvalidParameterError(f"{where}.collections must list collection ids or patterns.")
         values["collections"] = tuple(cols)
     p = Purpose(name, **values)
-    if not 0 < p.max_expected_false <= 1 or not 0 < p.compare_fmr <= 0.1:
-        raise InvalidParameterError(f"{where}: max_expected_false must be in (0, 1] and compare_fmr in (0, 0.1].")
+    ceiling = INVESTIGATIVE_MAX_EXPECTED_FALSE if p.investigative else MAX_EXPECTED_FALSE
+    if not 0 < p.max_expected_false <= ceiling:
+        hint = "" if p.investigative else "; a purpose that needs recall can be declared investigative = true"
+        raise InvalidParameterError(f"{where}.max_expected_false must be in (0, {ceiling:g}]{hint}.")
+    if not 0 < p.compare_fmr <= 0.1:
+        raise InvalidParameterError(f"{where}.compare_fmr must be in (0, 0.1].")
+    if p.investigative and not p.case_required:
+        raise InvalidParameterError(
+            f"{where}: an investigative purpose must set case_required = true (its candidate lists belong to a case).")
     if not 1 <= p.max_candidates <= 4096:
         raise InvalidParameterError(f"{where}.max_candidates must be 1-4096.")
     if not 0 <= p.min_probe_quality <= 100:

@@ -22,6 +22,7 @@ def transparency(records: list[dict[str, Any]], since: float, until: float) -> d
     searches: Counter[str] = Counter()
     candidates: Counter[str] = Counter()
     raised: Counter[str] = Counter()
+    investigative: Counter[str] = Counter()  # searches under a lowered, investigative floor
     refusals: Counter[str] = Counter()
     decisions: Counter[str] = Counter()
     deletions: Counter[str] = Counter()
@@ -50,6 +51,8 @@ def transparency(records: list[dict[str, Any]], since: float, until: float) -> d
             candidates[purpose] += n
             if d.get("threshold_raised"):
                 raised[purpose] += 1
+            if d.get("investigative"):
+                investigative[purpose] += 1
             if d.get("scoring"):
                 scoring["inactive" if d["scoring"] == "inactive" else "off" if d["scoring"] == "off"
                         else "normalised"] += 1
@@ -79,6 +82,7 @@ def transparency(records: list[dict[str, Any]], since: float, until: float) -> d
         "searches_total": sum(searches.values()),
         "candidates_returned": dict(candidates),
         "thresholds_raised_to_floor": dict(raised),
+        "investigative_searches": dict(investigative),
         "refusals": dict(refusals),
         "review_decisions": dict(decisions),
         "faces_enrolled": enrolled,
@@ -98,21 +102,28 @@ def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _counts(counts: dict[str, Any]) -> str:
+    """``{'general': 27, 'lead': 3}`` as ``general 27, lead 3`` (``none`` when empty)."""
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+
+
 def markdown(report: dict[str, Any]) -> str:
     p = report["period"]
     lines = [f"# Transparency report, {p['from']} to {p['to']}", "",
              f"Generated from {report['records']} ledger records. Model versions: "
              f"{', '.join(report['model_versions']) or '-'}; calibration: {', '.join(report['calibrations']) or '-'}; "
              f"score normalisation: {', '.join(report['score_normalizations']) or '-'} "
-             f"(searches {report['searches_by_scoring'] or 'none'}; see docs/fairness.md).",
+             f"(searches: {_counts(report['searches_by_scoring'])}; see docs/fairness.md).",
              "", "## Searches", "", "| purpose/operation | searches |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in report["searches"].items()] or ["| - | 0 |"]
-    lines += ["", f"Candidates returned by purpose: {report['candidates_returned'] or 'none'}.",
-              f"Requested thresholds raised to the policy floor: {report['thresholds_raised_to_floor'] or 'none'}.",
-              f"Refusals (quality, purpose, case, halt): {report['refusals'] or 'none'}.",
-              f"Review decisions: {report['review_decisions'] or 'none'}.", "",
+    lines += ["", f"Candidates returned by purpose: {_counts(report['candidates_returned'])}.",
+              f"Requested thresholds raised to the policy floor: {_counts(report['thresholds_raised_to_floor'])}.",
+              f"Investigative searches (lowered floor, for review only): "
+              f"{_counts(report.get('investigative_searches', {}))}.",
+              f"Refusals (quality, purpose, case, halt): {_counts(report['refusals'])}.",
+              f"Review decisions: {_counts(report['review_decisions'])}.", "",
               "## Enrolment and deletion", "",
-              f"Faces enrolled: {report['faces_enrolled']}. Faces deleted: {report['faces_deleted'] or 'none'}.",
+              f"Faces enrolled: {report['faces_enrolled']}. Faces deleted: {_counts(report['faces_deleted'])}.",
               f"Deletion receipts: {len(report['deletion_receipts'])}.", "", "## Gallery sizes searched", ""]
     lines += [f"- {c}: {g['min']}-{g['max']} faces over {g['searches']} searches"
               for c, g in report["gallery_sizes"].items()] or ["- none"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -77,11 +77,16 @@ def matrix(vectors: list) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Scores:
-    """Similarity and estimated FMR per target, and how they were made (``report``)."""
+    """Similarity and estimated FMR per target, and how they were made (``report``).
+
+    ``distance`` is the raw descriptor distance behind each score (to the best
+    probe): where Similarity is capped at 100 it still orders strong matches.
+    """
 
     similarity: np.ndarray
     fmr: np.ndarray
     report: dict
+    distance: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def score(scorer: Scorer, cohort: Cohort | None, probes: np.ndarray, targets: np.ndarray,
@@ -105,5 +110,8 @@ def score(scorer: Scorer, cohort: Cohort | None, probes: np.ndarray, targets: np
         fmr = scorer.fmr(d, CohortStats(a.mu[:, None], a.sigma[:, None]), CohortStats(b.mu[None, :], b.sigma[None, :]))
     else:
         fmr = scorer.fmr(d)
-    best = np.min(np.asarray(fmr), axis=0)
-    return Scores(np.asarray(similarity_from_fmr(best), dtype=np.float64), best, report)
+    fmr = np.asarray(fmr)
+    pick = np.argmin(fmr, axis=0)
+    cols = np.arange(fmr.shape[1])
+    best = fmr[pick, cols]
+    return Scores(np.asarray(similarity_from_fmr(best), dtype=np.float64), best, report, d[pick, cols])

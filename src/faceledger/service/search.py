@@ -11,20 +11,23 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..engine.calibration import FMR_FLOOR
 from ..engine.quality import quality_score
 from ..engine.registry import wire_version
 from ..engine.report import face_detail
 from ..engine.types import Face
 from ..errors import InvalidParameterError, ResourceNotFoundError
 from .collections import check_collection_id
-from .core import Call, Service, Threshold
+from .core import Call, Service, Threshold, match_report
 from .faces import check_pinned, quality_reasons, stored_face
 from .images import image_bytes, sha256
 from .policy import Purpose
-from .scores import ALL, matrix, score
+from .scores import ALL, Scores, matrix, score
 from .thumbnails import keep_probe
 
 MAX_SEARCH_FACES = 4096
+CAPPED = "capped"  # FMR below 1e-7: Similarity is 100, Distance orders the matches
+EXTRAPOLATED = "extrapolated"  # FMR below the smallest measured: Similarity rests on the tail fit
 
 
 def _compared_face(detail: dict) -> dict:
@@ -32,8 +35,28 @@ def _compared_face(detail: dict) -> dict:
     return {k: detail[k] for k in keep if k in detail}
 
 
-def _match_fields(similarity: float, fmr: float) -> dict:
-    return {"Similarity": round(float(similarity), 4), "EstimatedFalseMatchRate": float(fmr)}
+def match_fields(svc: Service, scores: Scores, i: int) -> dict:
+    """Similarity and its FMR, the raw distance, and where the calibration ran out for this match.
+
+    Similarity is capped at 100 (FMR 1e-7) and rests on extrapolation below
+    the smallest measured FMR; ``Calibration`` says which, and ``Distance``
+    (lower is closer) keeps the order among capped matches.
+    """
+    fmr = float(scores.fmr[i])
+    out: dict = {"Similarity": round(float(scores.similarity[i]), 4), "EstimatedFalseMatchRate": fmr,
+                 "Distance": round(float(scores.distance[i]), 5)}
+    if fmr < FMR_FLOOR:
+        out["Calibration"] = CAPPED
+    elif fmr < svc.calibration.smallest_measured_fmr:
+        out["Calibration"] = EXTRAPOLATED
+    return out
+
+
+def calibration_counts(matches: list[dict]) -> dict:
+    """How many matches rest on extrapolation or are capped (the ``Faceledger`` member's spelling)."""
+    capped = sum(1 for m in matches if m.get("Calibration") == CAPPED)
+    extrapolated = sum(1 for m in matches if m.get("Calibration") == EXTRAPOLATED)
+    return {"BeyondCalibration": capped, "Extrapolated": extrapolated + capped} if matches else {}
 
 
 def scoring_report(svc: Service, cohort_of: str) -> dict:
@@ -69,13 +92,13 @@ def compare_faces(svc: Service, call: Call) -> dict:
     scores = score(svc.scorer, cohort, np.asarray(source.descriptor), matrix([f.descriptor for f in targets]))
     matches, unmatched = [], []
     for i, face in enumerate(targets):
-        fields = _match_fields(scores.similarity[i], scores.fmr[i])
+        fields = match_fields(svc, scores, i)
         compared = _compared_face(face_detail(face))
         if fields["Similarity"] >= threshold.applied:
             matches.append({**fields, "Face": compared})
         else:
             unmatched.append(compared)
-    matches.sort(key=lambda m: -m["Similarity"])
+    matches.sort(key=lambda m: (-m["Similarity"], m["Distance"]))
     src_detail = face_detail(source)
     with svc.catalog.transaction() as tx:
         rec = svc.record(tx, call, None, {
@@ -87,8 +110,8 @@ def compare_faces(svc: Service, call: Call) -> dict:
         "SourceImageFace": {"BoundingBox": src_detail["BoundingBox"], "Confidence": src_detail["Confidence"]},
         "FaceMatches": matches,
         "UnmatchedFaces": unmatched,
-        "Faceledger": {**threshold.report(svc.calibration), **scores.report, "SearchId": rec["seq"],
-                       "Purpose": rule.name},
+        "Faceledger": {**match_report(svc.calibration, threshold, scores.report, rec["seq"], rule),
+                       **calibration_counts(matches)},
     }
 
 
@@ -136,7 +159,7 @@ def search_vector(svc: Service, cid: str, vector: np.ndarray, threshold: Thresho
     order = sorted(range(len(ids)), key=lambda i: (-scores.similarity[i], dist[ids[i]], ids[i]))
     out = []
     for i in order:
-        fields = _match_fields(scores.similarity[i], scores.fmr[i])
+        fields = match_fields(svc, scores, i)
         if ids[i] in rows and fields["Similarity"] >= threshold.applied:
             out.append({**fields, "Face": stored_face(rows[ids[i]], svc.model_version)})
     return out[:k], scores.report
@@ -175,7 +198,8 @@ def search_faces_by_image(svc: Service, call: Call) -> dict:
         "SearchedFaceConfidence": detail["Confidence"],
         "FaceMatches": matches,
         "FaceModelVersion": wire_version(svc.model_version),
-        "Faceledger": {**threshold.report(svc.calibration), **scoring, "SearchId": rec["seq"], "Purpose": rule.name},
+        "Faceledger": {**match_report(svc.calibration, threshold, scoring, rec["seq"], rule),
+                       **calibration_counts(matches)},
     }
 
 
@@ -205,5 +229,6 @@ def search_faces(svc: Service, call: Call) -> dict:
         "SearchedFaceId": face_id,
         "FaceMatches": matches,
         "FaceModelVersion": wire_version(svc.model_version),
-        "Faceledger": {**threshold.report(svc.calibration), **scoring, "SearchId": rec["seq"], "Purpose": rule.name},
+        "Faceledger": {**match_report(svc.calibration, threshold, scoring, rec["seq"], rule),
+                       **calibration_counts(matches)},
     }

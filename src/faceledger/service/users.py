@@ -19,12 +19,20 @@ from ..engine.report import face_detail
 from ..errors import IdempotentParameterMismatchError, InvalidParameterError, ResourceNotFoundError
 from ..store.db import Transaction
 from .collections import check_collection_id
-from .core import Call, Service, Threshold
+from .core import Call, Service, Threshold, match_report
 from .faces import check_pinned
 from .images import image_bytes, sha256
 from .pagination import page
 from .scores import matrix, score
-from .search import _threshold_details, face_vector, gate_probe, scoring_details, scoring_report
+from .search import (
+    _threshold_details,
+    calibration_counts,
+    face_vector,
+    gate_probe,
+    match_fields,
+    scoring_details,
+    scoring_report,
+)
 
 USER_ID = re.compile(r"^[a-zA-Z0-9_.\-:]{1,128}$")
 MAX_FACES_PER_USER = 100
@@ -137,11 +145,9 @@ def associate_faces(svc: Service, call: Call) -> dict:
         svc.record(tx, call, cid, {"user_id": uid, "associated": list(associated),
                                    "unsuccessful": len(unsuccessful), **_threshold_details(threshold),
                                    **scoring_details(scoring)})
-        out: dict = {"AssociatedFaces": [{"FaceId": f} for f in associated],
-                     "UserStatus": _status(svc, cid, uid)}
-        if unsuccessful:
-            out["UnsuccessfulFaceAssociations"] = unsuccessful
-        return out
+        # AWS returns the list empty rather than leaving it out; its examples index it directly.
+        return {"AssociatedFaces": [{"FaceId": f} for f in associated],
+                "UnsuccessfulFaceAssociations": unsuccessful, "UserStatus": _status(svc, cid, uid)}
 
     return idempotent(svc, call, cid, work)
 
@@ -156,10 +162,8 @@ def disassociate_faces(svc: Service, call: Call) -> dict:
         svc.catalog.get_user(cid, uid)
         done, unsuccessful = svc.catalog.disassociate_faces(tx, cid, uid, face_ids)
         svc.record(tx, call, cid, {"user_id": uid, "disassociated": list(done)})
-        out: dict = {"DisassociatedFaces": [{"FaceId": f} for f in done], "UserStatus": _status(svc, cid, uid)}
-        if unsuccessful:
-            out["UnsuccessfulFaceDisassociations"] = list(unsuccessful)
-        return out
+        return {"DisassociatedFaces": [{"FaceId": f} for f in done],
+                "UnsuccessfulFaceDisassociations": list(unsuccessful), "UserStatus": _status(svc, cid, uid)}
 
     return idempotent(svc, call, cid, work)
 
@@ -176,15 +180,16 @@ def _user_matches(svc: Service, cid: str, vectors: np.ndarray, threshold: Thresh
                                           (None, exclude_user)])
     scores = score(svc.scorer, svc.cohorts.get(cid) if svc.scorer.enabled else None, vectors, matrix,
                    probe_ids, ids)
-    best: dict[str, tuple[float, float]] = {}  # user -> (Similarity, FMR) of their best face
+    best: dict[str, dict] = {}  # user -> match fields of their best face (Similarity, then Distance)
     for i, fid in enumerate(ids):
         user = rows[fid]["user_id"]
-        if scores.similarity[i] > best.get(user, (-1.0, 1.0))[0]:
-            best[user] = (float(scores.similarity[i]), float(scores.fmr[i]))
-    ranked = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0]))[:max_users]
-    return [{"Similarity": round(sim, 4), "EstimatedFalseMatchRate": fmr,
-             "User": {"UserId": user, "UserStatus": "ACTIVE"}}
-            for user, (sim, fmr) in ranked if sim >= threshold.applied], scores.report
+        fields = match_fields(svc, scores, i)
+        held = best.get(user)
+        if held is None or (-fields["Similarity"], fields["Distance"]) < (-held["Similarity"], held["Distance"]):
+            best[user] = fields
+    ranked = sorted(best.items(), key=lambda kv: (-kv[1]["Similarity"], kv[1]["Distance"], kv[0]))[:max_users]
+    return [{**fields, "User": {"UserId": user, "UserStatus": "ACTIVE"}}
+            for user, fields in ranked if fields["Similarity"] >= threshold.applied], scores.report
 
 
 def _max_users(call: Call) -> int:
@@ -225,7 +230,8 @@ def search_users(svc: Service, call: Call) -> dict:
                                    "candidates": [{"UserId": m["User"]["UserId"], "Similarity": m["Similarity"]}
                                                   for m in matches]})
     out["UserMatches"] = matches
-    out["Faceledger"] = {**threshold.report(svc.calibration), **scoring, "SearchId": rec["seq"], "Purpose": rule.name}
+    out["Faceledger"] = {**match_report(svc.calibration, threshold, scoring, rec["seq"], rule),
+                         **calibration_counts(matches)}
     return out
 
 
@@ -237,7 +243,7 @@ def search_users_by_image(svc: Service, call: Call) -> dict:
     data = image_bytes(p.get("Image"), svc.buckets)
     result = svc.engines.analyze(data)
     threshold = svc.search_threshold(p.get("UserMatchThreshold"), svc.index.size(cid), rule)
-    out: dict = {"FaceModelVersion": wire_version(svc.model_version), "UserMatches": []}
+    out: dict = {"FaceModelVersion": wire_version(svc.model_version), "UserMatches": [], "UnsearchedFaces": []}
     scoring = scoring_report(svc, cid)  # what it would have used: no face, nothing scored
     if result.faces:
         probe = result.faces[0]
@@ -252,5 +258,6 @@ def search_users_by_image(svc: Service, call: Call) -> dict:
                                          **scoring_details(scoring),
                                          "candidates": [{"UserId": m["User"]["UserId"], "Similarity": m["Similarity"]}
                                                         for m in out["UserMatches"]]})
-    out["Faceledger"] = {**threshold.report(svc.calibration), **scoring, "SearchId": rec["seq"], "Purpose": rule.name}
+    out["Faceledger"] = {**match_report(svc.calibration, threshold, scoring, rec["seq"], rule),
+                         **calibration_counts(out["UserMatches"])}
     return out

@@ -57,6 +57,14 @@ class CalibrationTable:
     def version(self) -> str:
         return f"{self.model_version}/{self.meta.get('table_version', 1)}"
 
+    @property
+    def smallest_measured_fmr(self) -> float:
+        """The lowest FMR counted from impostor pairs; estimates below it are extrapolated."""
+        measured = self.meta.get("smallest_measured_fmr")
+        if measured is not None:
+            return float(measured)
+        return float(10.0 ** self.log10_fmr[min(self.measured_upto_index, len(self.log10_fmr) - 1)])
+
     def fmr(self, distance: float | np.ndarray) -> np.ndarray:
         lf = np.interp(np.asarray(distance, dtype=np.float64), self.distances, self.log10_fmr)
         return np.power(10.0, lf)
