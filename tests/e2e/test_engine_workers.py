@@ -257,3 +257,11 @@ def gone(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_a_bad_engine_budget_stops_serve_with_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "FACELEDGER_ENGINE_TIMEOUT_S": "0"}
+    out = subprocess.run([*FACELEDGER, "serve", "--port", "0", "--data", str(tmp_path / "data"), "--workers", "1"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 3 and "FACELEDGER_ENGINE_TIMEOUT_S" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr

@@ -140,8 +140,12 @@ class Service:
             import os
 
             procs = settings.workers or os.cpu_count() or 1
-            engines = EnginePool(es, processes=procs, timeout_s=settings.engine_timeout_s,
-                                 max_rss_mb=settings.engine_max_rss_mb)
+            try:
+                engines = EnginePool(es, processes=procs, timeout_s=settings.engine_timeout_s,
+                                     max_rss_mb=settings.engine_max_rss_mb)
+            except BaseException:  # a bad budget or a corrupt model file: the database is closed too
+                catalog.close()
+                raise
         try:
             svc = cls(settings, catalog, index, engines)
         except BaseException:
