@@ -206,18 +206,29 @@ def test_worker_over_its_memory_bound_is_recycled(tmp_path) -> None:  # type: ig
         s.stop()
 
 
-def test_corrupt_model_file_exits_10_with_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def model_copy(folder: Path) -> Path:
+    """The model files in ``folder`` (links), the small landmark model a real copy to corrupt."""
     from faceledger.engine.registry import models_dir
 
-    models = tmp_path / "models"
-    models.mkdir()
+    folder.mkdir()
     for f in models_dir().glob("*.dat"):
-        (models / f.name).symlink_to(f)
-    bad = models / "shape_predictor_5_face_landmarks.dat"
-    data = bytearray(bad.read_bytes())
+        (folder / f.name).symlink_to(f)
+    landmarks = folder / "shape_predictor_5_face_landmarks.dat"
+    good = landmarks.read_bytes()
+    landmarks.unlink()
+    landmarks.write_bytes(good)
+    return landmarks
+
+
+def flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
     data[1000] ^= 0xFF
-    bad.unlink()
-    bad.write_bytes(bytes(data))
+    path.write_bytes(bytes(data))
+
+
+def test_corrupt_model_file_exits_10_with_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    models = tmp_path / "models"
+    flip_byte(model_copy(models))
     env = {**os.environ, "FACELEDGER_MODELS_DIR": str(models)}
     out = subprocess.run([*FACELEDGER, "serve", "--port", "0", "--data", str(tmp_path / "data"), "--workers", "1"],
                          capture_output=True, text=True, env=env, timeout=300)
@@ -265,3 +276,24 @@ def test_a_bad_engine_budget_stops_serve_with_one_line(tmp_path) -> None:  # typ
                          capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 3 and "FACELEDGER_ENGINE_TIMEOUT_S" in out.stderr, out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_workers_that_cannot_restart_fail_health_then_recover(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    landmarks = model_copy(tmp_path / "models")
+    s = start_server(tmp_path / "data", workers=1, extra_env={"FACELEDGER_MODELS_DIR": str(tmp_path / "models")})
+    try:
+        flip_byte(landmarks)  # changed on disk after start: a new worker cannot load it
+        os.kill(engine_pids(s)[0], signal.SIGKILL)
+        status, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(get(s, "/health")), timeout=60)
+        assert body["status"] == "failing" and body["engine"]["failed"] == 1
+        assert get(s, "/ready")[0] == 503
+        rek = s.client(retries={"total_max_attempts": 1})
+        with pytest.raises(ClientError) as err:
+            rek.detect_faces(Image={"Bytes": photos(1)[0]})
+        assert error_code(err.value) == "ThrottlingException"  # retryable, at once: nothing hangs
+        assert "SHA-256" in s.log.read_text()  # the log says why
+        flip_byte(landmarks)  # repaired: the next restart attempt succeeds
+        wait_for(lambda: all_alive(s, 1), timeout=120)
+        assert len(rek.detect_faces(Image={"Bytes": photos(1)[0]})["FaceDetails"]) == 1
+    finally:
+        s.stop()
