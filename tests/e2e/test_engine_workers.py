@@ -139,8 +139,8 @@ def test_ready_is_503_while_every_worker_is_dead(srv: Server) -> None:
     assert wait_for(lambda: get(srv, "/ready")[0] == 200)
 
 
-def _big_image(tiles: int = 16) -> bytes:
-    """A 4000x4000 mosaic of 256 faces: over a second of HOG work, under the 5 MB limit."""
+def _big_image(tiles: int = 16, quality: int = 80) -> bytes:
+    """A mosaic of tiles x tiles faces; 16: 4000x4000, over a second of HOG work, under the 5 MB limit."""
     from PIL import Image
 
     face = Image.open(io.BytesIO(photos(1)[0])).convert("RGB")
@@ -149,7 +149,7 @@ def _big_image(tiles: int = 16) -> bytes:
         for j in range(tiles):
             big.paste(face, (250 * i, 250 * j))
     out = io.BytesIO()
-    big.save(out, "JPEG", quality=80)
+    big.save(out, "JPEG", quality=quality)
     return out.getvalue()
 
 
@@ -192,18 +192,40 @@ def test_hung_worker_is_replaced_and_runaway_image_is_stopped(tmp_path) -> None:
         s.stop()
 
 
-def test_worker_over_its_memory_bound_is_recycled(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_worker_memory_is_capped_and_a_grown_worker_recycled(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    s = start_server(tmp_path / "data", workers=1, extra_env={"FACELEDGER_ENGINE_MAX_MEMORY_MB": "600"})
+    try:
+        rek = s.client(retries={"total_max_attempts": 1})
+        worker = engine_pids(s)
+        # 6000 x 6000 pixels (under the 40 MP decode guard) needs about 800 MiB of address space
+        with pytest.raises(ClientError) as err:
+            rek.detect_faces(Image={"Bytes": _big_image(24, quality=60)})
+        assert error_code(err.value) == "ImageTooLargeException"
+        assert "FACELEDGER_ENGINE_MAX_MEMORY_MB" in err.value.response["Error"]["Message"]
+        assert len(rek.detect_faces(Image={"Bytes": photos(1)[0]})["FaceDetails"]) == 1
+        engine = get(s, "/health")[1]["engine"]
+        assert (engine["lost"], engine["restarts"]) == (0, 0) and engine_pids(s) == worker  # it lived on
+    finally:
+        s.stop()
     s = start_server(tmp_path / "data", workers=1, extra_env={"FACELEDGER_ENGINE_MAX_RSS_MB": "50"})
     try:
         rek = s.client(retries={"total_max_attempts": 1})
         first = engine_pids(s)
-        for img in photos(2):
+        for img in photos(2):  # a fresh worker is ~250 MiB: each job recycles it
             assert len(rek.detect_faces(Image={"Bytes": img})["FaceDetails"]) == 1
         engine = wait_for(lambda: all_alive(s, 2), timeout=180)
         assert engine["recycled"] == 2 and engine["lost"] == 0
         assert not set(first) & set(engine_pids(s))
     finally:
         s.stop()
+
+
+def test_a_memory_cap_too_small_for_the_models_stops_serve_with_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "FACELEDGER_ENGINE_MAX_MEMORY_MB": "200"}
+    out = subprocess.run([*FACELEDGER, "serve", "--port", "0", "--data", str(tmp_path / "data"), "--workers", "1"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 3 and "FACELEDGER_ENGINE_MAX_MEMORY_MB" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
 
 
 def model_copy(folder: Path) -> Path:

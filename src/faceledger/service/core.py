@@ -142,7 +142,8 @@ class Service:
             procs = settings.workers or os.cpu_count() or 1
             try:
                 engines = EnginePool(es, processes=procs, timeout_s=settings.engine_timeout_s,
-                                     max_rss_mb=settings.engine_max_rss_mb)
+                                     max_rss_mb=settings.engine_max_rss_mb,
+                                     max_memory_mb=settings.engine_max_memory_mb)
             except BaseException:  # a bad budget or a corrupt model file: the database is closed too
                 catalog.close()
                 raise

@@ -5,7 +5,9 @@ The worker opens its own :class:`Engine` once, says ``("ready", pid)`` (or
 file), then answers one job at a time: ``(kind, args)`` in, ``("ok", result,
 rss)`` or ``("error", exc, rss)`` out, where ``rss`` is the worker's resident
 memory after the job so the supervisor can recycle a worker that grew too big.
-``None`` (or the pipe closing) ends it. The supervisor is
+``None`` (or the pipe closing) ends it. Its address space is capped
+(FACELEDGER_ENGINE_MAX_MEMORY_MB): a job that needs more fails with
+:class:`EngineBudgetError` and the worker lives on. The supervisor is
 :mod:`faceledger.service.workers`.
 """
 
@@ -25,6 +27,7 @@ import numpy as np
 
 from ..engine import Engine, EngineSettings
 from ..engine.types import Face
+from ..errors import EngineBudgetError, InvalidParameterError
 from ..imaging import REKOGNITION_FORMATS, decode_image
 from .deathsig import die_with_parent
 
@@ -90,13 +93,34 @@ def portable(exc: BaseException) -> BaseException:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
-def main(conn: Connection, settings: EngineSettings) -> None:
+def cap_memory(max_bytes: int) -> None:
+    """Cap this process's address space (RLIMIT_AS): past it allocations raise MemoryError."""
+    if max_bytes > 0 and hasattr(resource, "RLIMIT_AS"):
+        resource.setrlimit(resource.RLIMIT_AS, (max_bytes, max_bytes))
+
+
+def over_memory(max_bytes: int) -> EngineBudgetError:
+    return EngineBudgetError(
+        f"Analysing this image needed more than the {max_bytes >> 20} MiB engine memory bound "
+        "(FACELEDGER_ENGINE_MAX_MEMORY_MB) and was stopped; send a smaller image.")
+
+
+def main(conn: Connection, settings: EngineSettings, max_memory_bytes: int = 0) -> None:
     """The worker process's whole life. Never raises: every failure goes back over ``conn``."""
     die_with_parent()  # a SIGKILLed server leaves no worker behind
     # Ctrl-C at a terminal reaches the whole process group; the supervisor ends workers itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
+        cap_memory(max_memory_bytes)
         engine = Engine(settings)
+    except (MemoryError, ImportError) as exc:
+        if not max_memory_bytes:
+            conn.send(("init_error", portable(exc)))
+            return
+        conn.send(("init_error", InvalidParameterError(
+            f"FACELEDGER_ENGINE_MAX_MEMORY_MB={max_memory_bytes >> 20} is too small for an engine worker "
+            f"to load its models ({type(exc).__name__}); raise it (a worker needs about 450 MiB).")))
+        return
     except BaseException as exc:  # noqa: BLE001 - reported to the supervisor, which raises it
         conn.send(("init_error", portable(exc)))
         return
@@ -111,6 +135,8 @@ def main(conn: Connection, settings: EngineSettings) -> None:
         kind, args = msg
         try:
             result = JOBS[kind](engine, *args)
+        except MemoryError:
+            conn.send(("error", over_memory(max_memory_bytes), resident_bytes()))
         except Exception as exc:  # noqa: BLE001 - the caller's error, raised in the caller
             conn.send(("error", portable(exc), resident_bytes()))
         else:

@@ -11,8 +11,9 @@ A worker that dies or hangs is killed and replaced; only the job it held
 fails: :class:`EngineWorkerLostError` (InternalServerError, retried by every
 AWS SDK), or :class:`EngineBudgetError` (ImageTooLargeException, not retried)
 when the worker was busy computing for the whole budget, i.e. the image itself
-runs away. A worker whose resident memory passes ``max_rss_mb`` after a job
-is recycled. With ``processes=0`` the engine runs in the calling thread (unit
+runs away. A worker's address space is capped at ``max_memory_mb`` (a job
+that needs more fails with EngineBudgetError; the worker lives on), and a
+worker whose resident memory passes ``max_rss_mb`` after a job is recycled. With ``processes=0`` the engine runs in the calling thread (unit
 tests, fakes), without a time budget.
 """
 
@@ -36,6 +37,7 @@ from ..errors import (
     EngineBudgetError,
     EngineUnavailableError,
     EngineWorkerLostError,
+    FaceledgerError,
     InvalidParameterError,
 )
 from . import engine_worker
@@ -105,14 +107,16 @@ class EnginePool:
     """``analyze(bytes)`` on the engine, in-process or in supervised worker processes."""
 
     def __init__(self, settings: EngineSettings, processes: int = 0, engine: Engine | None = None, *,
-                 timeout_s: float = 60.0, max_rss_mb: int = 0) -> None:
-        if not timeout_s > 0 or max_rss_mb < 0:
-            raise InvalidParameterError("FACELEDGER_ENGINE_TIMEOUT_S must be above 0 and "
-                                        "FACELEDGER_ENGINE_MAX_RSS_MB at least 0.")
+                 timeout_s: float = 60.0, max_rss_mb: int = 0, max_memory_mb: int = 0) -> None:
+        if not timeout_s > 0 or max_rss_mb < 0 or max_memory_mb < 0:
+            raise InvalidParameterError("FACELEDGER_ENGINE_TIMEOUT_S must be above 0, "
+                                        "FACELEDGER_ENGINE_MAX_RSS_MB and FACELEDGER_ENGINE_MAX_MEMORY_MB "
+                                        "at least 0.")
         self.settings = settings
         self.processes = max(1, processes)
         self.timeout_s = float(timeout_s)
         self.max_rss_bytes = int(max_rss_mb) * 1024 * 1024
+        self.max_memory_bytes = int(max_memory_mb) * 1024 * 1024
         self._local = engine
         self._slots: list[_Slot] = []
         self._threads: list[threading.Thread] = []
@@ -336,8 +340,8 @@ class EnginePool:
 
     def _spawn(self, slot: _Slot) -> None:
         parent, child = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(target=engine_worker.main, args=(child, self.settings), daemon=True,
-                                 name=f"faceledger-engine-{slot.index}")
+        proc = self._ctx.Process(target=engine_worker.main, name=f"faceledger-engine-{slot.index}",
+                                 args=(child, self.settings, self.max_memory_bytes), daemon=True)
         proc.start()
         child.close()
         slot.proc, slot.conn, slot.pid = proc, parent, proc.pid
@@ -357,7 +361,9 @@ class EnginePool:
             return
         self._reap(slot)
         if msg is not None and msg[0] == "init_error":
-            raise msg[1]
+            if isinstance(msg[1], FaceledgerError):
+                raise msg[1]  # e.g. ModelFileError: serve says it in one line, exit 10
+            raise EngineUnavailableError(f"An engine worker could not load the engine: {msg[1]}")
         raise EngineUnavailableError(f"Engine worker {slot.index} did not start within {START_TIMEOUT_S:g} s "
                                      "or exited while loading the models.")
 
