@@ -170,6 +170,10 @@ class EnginePool:
                 "ready": alive > 0 and not self._stop.is_set(),
                 "live": not self._stop.is_set() and states.count("failed") < len(states)}
 
+    def pids(self) -> list[int | None]:
+        """The worker processes' ids, by slot (None while one is being replaced)."""
+        return [s.pid if s.state in ("idle", "busy") else None for s in self._slots]
+
     def close(self) -> None:
         """Finish the jobs already queued, then end every worker."""
         with self._lock:
