@@ -158,35 +158,58 @@ def test_hung_worker_is_replaced_and_runaway_image_is_stopped(tmp_path) -> None:
     try:
         images = photos(6)
         assert get(s, "/health")[1]["engine"]["timeout_s"] == 1.0
-        stopped = engine_pids(s)[0]
-        os.kill(stopped, signal.SIGSTOP)  # hung: alive, holding its job, never answering
-        answers: list[str] = []
-
-        def call(img: bytes) -> None:
-            rek = s.client(retries={"total_max_attempts": 1})
-            try:
-                rek.detect_faces(Image={"Bytes": img})
-                answers.append("ok")
-            except ClientError as exc:
-                answers.append(error_code(exc))
-
-        threads = [threading.Thread(target=call, args=(img,)) for img in images]
+        # a worker stopped while idle never takes its next job: that job runs on the other one
+        idle = engine_pids(s)[0]
+        os.kill(idle, signal.SIGSTOP)
+        rek = s.client(retries={"total_max_attempts": 1})
+        answers = []
+        threads = [threading.Thread(target=lambda img: answers.append(len(rek.detect_faces(
+            Image={"Bytes": img})["FaceDetails"])), args=(img,)) for img in images]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        assert answers.count("InternalServerError") == 1 and answers.count("ok") == 5, answers
+        assert answers == [1] * 6
         engine = wait_for(lambda: all_alive(s, 1), timeout=180)
-        assert engine["timeouts"] == 1 and stopped not in engine_pids(s)
-        rek = s.client(retries={"total_max_attempts": 1})
-        assert all(len(rek.detect_faces(Image={"Bytes": img})["FaceDetails"]) == 1 for img in images)
+        assert engine["timeouts"] == 1 and idle not in engine_pids(s)
+
+        # hung mid-request (alive, holding its job, never answering): only that request fails
+        failures: list[str] = []
+        done = {"n": 0}
+        stop = threading.Event()
+
+        def load(i: int) -> None:
+            c = s.client(retries={"total_max_attempts": 1})
+            while not stop.is_set():
+                try:
+                    c.detect_faces(Image={"Bytes": images[i % len(images)]})
+                    done["n"] += 1
+                except ClientError as exc:
+                    failures.append(error_code(exc))
+
+        threads = [threading.Thread(target=load, args=(i,)) for i in range(3)]
+        for t in threads:
+            t.start()
+        try:
+            wait_for(lambda: get(s, "/health")[1]["engine"]["busy"] == 2)
+            hung = engine_pids(s)[0]
+            os.kill(hung, signal.SIGSTOP)
+            engine = wait_for(lambda: all_alive(s, 2), timeout=180)
+            assert engine["timeouts"] == 2 and hung not in engine_pids(s)
+            failed_then, served = len(failures), done["n"]
+            wait_for(lambda: done["n"] >= served + 12, timeout=180)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        assert failed_then <= 1 and failures == ["InternalServerError"] * failed_then, failures
 
         # runaway work: the image itself takes longer than the budget; not retryable, says why
         with pytest.raises(ClientError) as err:
             rek.detect_faces(Image={"Bytes": _big_image()})
         assert error_code(err.value) == "ImageTooLargeException"
         assert "FACELEDGER_ENGINE_TIMEOUT_S" in err.value.response["Error"]["Message"]
-        assert wait_for(lambda: all_alive(s, 2), timeout=180)["runaway"] == 1
+        assert wait_for(lambda: all_alive(s, 3), timeout=180)["runaway"] == 1
         assert len(rek.detect_faces(Image={"Bytes": images[0]})["FaceDetails"]) == 1
     finally:
         s.stop()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 import pytest
 
@@ -34,3 +37,19 @@ def test_in_process_pool_reports_ready(engine) -> None:  # type: ignore[no-untyp
 def test_a_bad_engine_budget_is_refused_before_any_worker_starts(kw) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidParameterError, match="FACELEDGER_ENGINE"):
         EnginePool(EngineSettings(), processes=1, **kw)
+
+
+def test_a_worker_killed_while_idle_costs_no_request(grace_hopper_bytes) -> None:  # type: ignore[no-untyped-def]
+    """Killed just before a job reached it: the job never ran, so it runs on the replacement."""
+    pool = EnginePool(EngineSettings(), processes=1, timeout_s=120)
+    try:
+        for _ in range(3):
+            pid = pool.pids()[0]
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            assert len(pool.analyze(grace_hopper_bytes).faces) == 1  # at once: no request is lost
+            assert pool.pids()[0] not in (None, pid)
+        state = pool.state()
+        assert state["restarts"] == 3 and state["alive"] == 1
+    finally:
+        pool.close()

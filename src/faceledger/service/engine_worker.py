@@ -2,8 +2,9 @@
 
 The worker opens its own :class:`Engine` once, says ``("ready", pid)`` (or
 ``("init_error", exc)`` when the models cannot be loaded, e.g. a corrupt model
-file), then answers one job at a time: ``(kind, args)`` in, ``("ok", result,
-rss)`` or ``("error", exc, rss)`` out, where ``rss`` is the worker's resident
+file), then answers one job at a time: ``(kind, args)`` in, ``("taken",)`` at
+once (a job not taken never ran, so the supervisor may run it elsewhere), then
+``("ok", result, rss)`` or ``("error", exc, rss)``, where ``rss`` is the worker's resident
 memory after the job so the supervisor can recycle a worker that grew too big.
 ``None`` (or the pipe closing) ends it. Its address space is capped
 (FACELEDGER_ENGINE_MAX_MEMORY_MB): a job that needs more fails with
@@ -132,6 +133,7 @@ def main(conn: Connection, settings: EngineSettings, max_memory_bytes: int = 0) 
             return
         if msg is None:
             return
+        conn.send(("taken",))  # from here on the job counts as run: a death now fails it
         kind, args = msg
         try:
             result = JOBS[kind](engine, *args)

@@ -7,8 +7,8 @@ from one shared FIFO queue (so requests and video frames are served in arrival
 order), sends it, and waits for the answer, the worker's death, or the job's
 deadline (``timeout_s``, FACELEDGER_ENGINE_TIMEOUT_S).
 
-A worker that dies or hangs is killed and replaced; only the job it held
-fails: :class:`EngineWorkerLostError` (InternalServerError, retried by every
+A worker that dies or hangs is killed and replaced. A job it had not yet
+acknowledged ("taken") never ran and is queued again; only a job it held fails: :class:`EngineWorkerLostError` (InternalServerError, retried by every
 AWS SDK), or :class:`EngineBudgetError` (ImageTooLargeException, not retried)
 when the worker was busy computing for the whole budget, i.e. the image itself
 runs away. A worker's address space is capped at ``max_memory_mb`` (a job
@@ -243,21 +243,22 @@ class EnginePool:
                                    args=(slot, proc, _cpu_seconds(slot.pid), time.monotonic()))
         watchdog.daemon = True
         watchdog.start()
-        msg, sent = None, False
+        msg, taken = None, False
         try:
             if not proc.is_alive():
                 raise BrokenPipeError  # died while idle, not yet noticed
             slot.conn.send((job.kind, job.args))
-            sent = True
-            wait([slot.conn, proc.sentinel])
-            if slot.conn.poll():
-                msg = slot.conn.recv()
+            while msg is None:
+                wait([slot.conn, proc.sentinel])
+                if not slot.conn.poll():
+                    break  # died without a word
+                answer = slot.conn.recv()
+                if answer[0] == "taken":
+                    taken = True
+                else:
+                    msg = answer
         except (EOFError, OSError):
-            if not sent and not slot.expired:  # it died while idle: the job never reached it
-                watchdog.cancel()
-                self._queue.put(job)
-                slot.state = "restarting"
-                return
+            msg = None
         except BaseException as exc:  # noqa: BLE001 - e.g. unpicklable arguments: the caller's error
             watchdog.cancel()
             slot.state = "idle"
@@ -277,6 +278,18 @@ class EnginePool:
                          slot.index, rss >> 20)
                 self._count("recycled")
                 self._stop_worker(slot)
+            return
+        if not taken:
+            # dead or stopped before it took the job: the job never ran, so it runs elsewhere
+            log.warning("engine worker %d (pid %s) %s before taking a job; replacing it", slot.index, slot.pid,
+                        "did not answer" if slot.expired else "died")
+            self._count("timeouts" if slot.expired else "lost")
+            slot.state = "restarting"
+            self._reap(slot)
+            if not self._stop.is_set():
+                self._queue.put(job)
+            else:
+                job.future.set_exception(EngineUnavailableError("The engine shut down before this request ran."))
             return
         self._lost(slot, job)
 
@@ -394,16 +407,20 @@ class EnginePool:
             proc.join(5)
 
     def _fail_queued(self, message: str) -> None:
+        """Fail every queued job; stop marks stay queued for the threads still to read them."""
+        stops = 0
         while True:
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
-                return
-            if job is None:  # a closing thread's stop mark: leave it for the thread
-                self._queue.put(None)
-                return
-            if job.claim():
+                break
+            if job is None:
+                stops += 1
+            elif job.claim():
                 job.future.set_exception(EngineUnavailableError(message))
+        if any(t.is_alive() for t in self._threads):
+            for _ in range(stops):
+                self._queue.put(None)
 
     def _count(self, name: str) -> None:
         with self._lock:
