@@ -32,14 +32,14 @@ def fetch(url: str) -> tuple[int, dict]:
 def test_health_and_ready_follow_the_engine_state() -> None:
     svc = EngineFake()
     with serve(create_app(svc, max_inflight=2, max_queue=2)) as url:
-        svc.engine = {"workers": 2, "alive": 2, "restarts": 0, "ready": True, "live": True}
+        svc.engine = {"status": "ok", "workers": 2, "alive": 2, "restarts": 0, "ready": True, "live": True}
         assert fetch(url + "/health") == (200, {"status": "ok", "engine": svc.engine})
         assert fetch(url + "/ready")[0] == 200
-        svc.engine = {"workers": 2, "alive": 0, "restarts": 2, "ready": False, "live": True}
+        svc.engine = {"status": "degraded", "workers": 2, "alive": 0, "restarts": 2, "ready": False, "live": True}
         status, body = fetch(url + "/health")
         assert (status, body["status"], body["engine"]["restarts"]) == (200, "degraded", 2)
         assert fetch(url + "/ready") == (503, {"ready": False, "engine": svc.engine})
-        svc.engine = {"workers": 2, "alive": 0, "restarts": 9, "ready": False, "live": False}
+        svc.engine = {"status": "failing", "workers": 2, "alive": 0, "restarts": 9, "ready": False, "live": False}
         assert fetch(url + "/health")[0] == 503 and fetch(url + "/health")[1]["status"] == "failing"
 
 

@@ -126,8 +126,8 @@ def create_app(
         if engine is None:
             return JSONResponse({"status": "ok"})
         live = bool(engine.get("live", True))
-        status = "ok" if engine.get("alive") == engine.get("workers") else ("degraded" if live else "failing")
-        return JSONResponse({"status": status, "engine": engine}, status_code=200 if live else 503)
+        return JSONResponse({"status": engine.get("status", "ok"), "engine": engine},
+                            status_code=200 if live else 503)
 
     async def ready(request: Request) -> Response:
         """Readiness: 503 while no engine worker can take work (all dead or restarting)."""

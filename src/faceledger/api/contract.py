@@ -32,9 +32,10 @@ class Service(Protocol):
 
     A service may also offer ``own_operations`` (a frozenset of names), which the
     transport routes from ``X-Amz-Target: FaceledgerService.<Op>``, and
-    ``engine_state() -> dict`` (workers ``alive`` of ``workers``, ``restarts``, ...,
-    ``ready``: one worker can take work, ``live``: not every worker has failed),
-    which ``GET /health`` and ``GET /ready`` report.
+    ``engine_state() -> dict`` (``status``: ok | degraded | failing, workers
+    ``alive`` of ``workers``, ``restarts``, ..., ``ready``: one worker can take
+    work, ``live``: not every worker has failed), which ``GET /health`` and
+    ``GET /ready`` report as they are.
     """
 
     def lookup_key(self, access_key_id: str) -> Principal | None: ...

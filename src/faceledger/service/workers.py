@@ -157,18 +157,18 @@ class EnginePool:
     def state(self) -> dict[str, Any]:
         """The engine's real state, for /health and /ready: workers alive, restarts, queue."""
         if not self._slots:
-            return {"mode": "in-process", "workers": 1, "alive": 1, "busy": 0, "restarts": 0,
+            return {"mode": "in-process", "status": "ok", "workers": 1, "alive": 1, "busy": 0, "restarts": 0,
                     "ready": self._local is not None, "live": self._local is not None}
         states = [s.state for s in self._slots]
         alive = sum(st in ("idle", "busy") for st in states)
+        live = not self._stop.is_set() and states.count("failed") < len(states)
         with self._lock:
             counts = dict(self._counts)
-        return {"mode": "processes", "workers": len(states), "alive": alive, "busy": states.count("busy"),
+        return {"mode": "processes", "status": "ok" if alive == len(states) else "degraded" if live else "failing",
+                "workers": len(states), "alive": alive, "busy": states.count("busy"),
                 "restarting": sum(st in ("starting", "restarting") for st in states),
                 "failed": states.count("failed"), "queued": self._queue.qsize(), **counts,
-                "timeout_s": self.timeout_s,
-                "ready": alive > 0 and not self._stop.is_set(),
-                "live": not self._stop.is_set() and states.count("failed") < len(states)}
+                "timeout_s": self.timeout_s, "ready": alive > 0 and not self._stop.is_set(), "live": live}
 
     def pids(self) -> list[int | None]:
         """The worker processes' ids, by slot (None while one is being replaced)."""
