@@ -89,6 +89,30 @@ class ThrottlingError(FaceledgerError):
     exit_code = 9
 
 
+class EngineUnavailableError(ThrottlingError):
+    """No engine worker can take work (all are restarting, or cannot be restarted)."""
+
+
+class EngineWorkerLostError(FaceledgerError):
+    """The engine worker running this request died or hung and was replaced: retry.
+
+    ``InternalServerError`` (HTTP 500) is in Rekognition's model and every AWS SDK
+    retries it, so a client with default retries usually never sees this.
+    """
+
+    code = "InternalServerError"
+    http_status = 500
+    exit_code = 9
+
+
+class EngineBudgetError(ImageTooLargeError):
+    """Analysing one image (or video frame) ran past FACELEDGER_ENGINE_TIMEOUT_S of busy work.
+
+    Not retryable: the same image would run away again. Rekognition's closest
+    code is ``ImageTooLargeException`` (the image is too costly to analyse).
+    """
+
+
 class ConflictError(FaceledgerError):
     code = "ConflictException"
     http_status = 400

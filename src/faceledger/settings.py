@@ -29,6 +29,9 @@ class Settings:
     account_id: str = "000000000000"
     workers: int = 0  # engine worker processes; 0 = one per core
     max_queue: int = 16  # requests waiting for a worker before ThrottlingException
+    engine_timeout_s: float = 120.0  # one image's (or video frame's) time in a worker before it is killed
+    engine_max_rss_mb: int = 2048  # a worker resident above this after a job is replaced (0: never)
+    engine_max_memory_mb: int = 4096  # a worker's address-space cap; a job needing more fails (0: none)
     max_body_bytes: int = 7_500_000  # a 5 MB image, base64-encoded, plus JSON
     clock_skew_s: int = 900
     detector: str = "hog"

@@ -4,8 +4,9 @@ Every ``POST`` (on any path; the operation comes from ``X-Amz-Target``) goes
 through the same steps: cap and read the body, verify SigV4, resolve the
 operation, check the content type, parse and validate the JSON against
 botocore's model, run ``service.dispatch`` in a bounded thread pool, and
-encode the result or the error. ``GET /health`` answers without
-authentication.
+encode the result or the error. ``GET /health`` (liveness and the engine's
+state) and ``GET /ready`` (503 while no engine worker can take work) answer
+without authentication.
 
 This module holds no business rules: it never decides what a principal may
 do, what a default is, or what an operation returns. Everything blocking
@@ -115,8 +116,25 @@ def create_app(
         )
         return response
 
+    def engine_state() -> dict[str, Any] | None:
+        state = getattr(service, "engine_state", None)
+        return state() if callable(state) else None
+
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+        """Liveness, with the engine's state; 503 only when no engine worker can be restarted."""
+        engine = engine_state()
+        if engine is None:
+            return JSONResponse({"status": "ok"})
+        live = bool(engine.get("live", True))
+        return JSONResponse({"status": engine.get("status", "ok"), "engine": engine},
+                            status_code=200 if live else 503)
+
+    async def ready(request: Request) -> Response:
+        """Readiness: 503 while no engine worker can take work (all dead or restarting)."""
+        engine = engine_state()
+        ok = engine is None or bool(engine.get("ready", True))
+        body: dict[str, Any] = {"ready": ok} if engine is None else {"ready": ok, "engine": engine}
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -131,6 +149,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/health", health, methods=["GET"]),
+            Route("/ready", ready, methods=["GET"]),
             Route("/{path:path}", rekognition, methods=["POST"]),
         ],
         lifespan=lifespan,

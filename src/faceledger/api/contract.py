@@ -31,7 +31,11 @@ class Service(Protocol):
     """The one entry point of the service layer (blocking; run off the event loop).
 
     A service may also offer ``own_operations`` (a frozenset of names), which the
-    transport routes from ``X-Amz-Target: FaceledgerService.<Op>``.
+    transport routes from ``X-Amz-Target: FaceledgerService.<Op>``, and
+    ``engine_state() -> dict`` (``status``: ok | degraded | failing, workers
+    ``alive`` of ``workers``, ``restarts``, ..., ``ready``: one worker can take
+    work, ``live``: not every worker has failed), which ``GET /health`` and
+    ``GET /ready`` report as they are.
     """
 
     def lookup_key(self, access_key_id: str) -> Principal | None: ...

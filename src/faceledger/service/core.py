@@ -152,7 +152,13 @@ class Service:
             import os
 
             procs = settings.workers or os.cpu_count() or 1
-            engines = EnginePool(es, processes=procs)
+            try:
+                engines = EnginePool(es, processes=procs, timeout_s=settings.engine_timeout_s,
+                                     max_rss_mb=settings.engine_max_rss_mb,
+                                     max_memory_mb=settings.engine_max_memory_mb)
+            except BaseException:  # a bad budget or a corrupt model file: the database is closed too
+                catalog.close()
+                raise
         try:
             svc = cls(settings, catalog, index, engines)
         except BaseException:
@@ -166,6 +172,10 @@ class Service:
         svc.sweeper = Sweeper(svc, settings.retention_sweep_s)
         svc.sweeper.start()
         return svc
+
+    def engine_state(self) -> dict[str, Any]:
+        """The engine workers' state for ``/health`` and ``/ready`` ("ready": one can take work)."""
+        return self.engines.state()
 
     def close(self) -> None:
         if self.sweeper is not None:

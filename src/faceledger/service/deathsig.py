@@ -1,9 +1,12 @@
 """Die with the parent: engine worker processes must not outlive a killed server.
 
-Importing this module (the forkserver preloads it) and calling
-``die_with_parent()`` (each engine worker does) asks Linux to SIGKILL the
-process when its parent dies, so a crashed or SIGKILLed ``faceledger serve``
-leaves no orphaned workers holding memory. Elsewhere it does nothing.
+``die_with_parent()`` asks Linux to SIGKILL the calling process when its
+parent dies, so a crashed or SIGKILLed ``faceledger serve`` leaves no orphaned
+workers holding memory. Each engine worker calls it first thing, and the
+forkserver that forks them does (:mod:`faceledger.service.forkserver_init`).
+Importing this module does nothing: ``serve`` imports it too, and ``serve``
+itself must outlive whatever started it (``nohup bash -c '... &'``).
+Elsewhere than Linux it does nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +27,3 @@ def die_with_parent() -> bool:
         return bool(libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
-
-
-die_with_parent()  # the forkserver imports this module at start

@@ -1,0 +1,55 @@
+"""EnginePool's own contract: errors cross the worker pipe as themselves; bad budgets are refused."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+
+from faceledger.engine import EngineSettings
+from faceledger.errors import InvalidImageError, InvalidParameterError
+from faceledger.service.workers import EnginePool
+
+
+def test_an_image_error_in_a_worker_is_the_callers_error_and_the_worker_stays(grace_hopper_bytes) -> None:  # type: ignore[no-untyped-def]
+    pool = EnginePool(EngineSettings(), processes=1, timeout_s=120)
+    try:
+        with pytest.raises(InvalidImageError):
+            pool.analyze(b"not an image")
+        assert len(pool.analyze(grace_hopper_bytes).faces) == 1
+        frame = pool.submit_pixels(np.zeros((64, 64, 3), dtype=np.uint8)).result(timeout=120)
+        assert frame.faces == [] and (frame.width, frame.height) == (64, 64)
+        state = pool.state()
+        assert (state["alive"], state["restarts"], state["lost"], state["ready"]) == (1, 0, 0, True)
+    finally:
+        pool.close()
+    assert pool.state()["ready"] is False  # closed: takes no more work
+
+
+def test_in_process_pool_reports_ready(engine) -> None:  # type: ignore[no-untyped-def]
+    state = EnginePool(EngineSettings(), engine=engine).state()
+    assert state["mode"] == "in-process" and state["ready"] and state["live"]
+
+
+@pytest.mark.parametrize("kw", [{"timeout_s": 0}, {"timeout_s": -1}, {"max_rss_mb": -5}])
+def test_a_bad_engine_budget_is_refused_before_any_worker_starts(kw) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidParameterError, match="FACELEDGER_ENGINE"):
+        EnginePool(EngineSettings(), processes=1, **kw)
+
+
+def test_a_worker_killed_while_idle_costs_no_request(grace_hopper_bytes) -> None:  # type: ignore[no-untyped-def]
+    """Killed just before a job reached it: the job never ran, so it runs on the replacement."""
+    pool = EnginePool(EngineSettings(), processes=1, timeout_s=120)
+    try:
+        for _ in range(3):
+            pid = pool.pids()[0]
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            assert len(pool.analyze(grace_hopper_bytes).faces) == 1  # at once: no request is lost
+            assert pool.pids()[0] not in (None, pid)
+        state = pool.state()
+        assert state["restarts"] == 3 and state["alive"] == 1
+    finally:
+        pool.close()
