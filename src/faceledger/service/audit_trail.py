@@ -8,7 +8,6 @@ transport holds none. Verification itself is :mod:`.verification`.
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -107,7 +106,7 @@ def open_verify(settings: Settings, keys: list[Ed25519PublicKey], every: int, he
     try:
         for record in read_catalog_file(db):
             verifier.add(record)
-    except sqlite3.Error as exc:
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged file makes the reader raise is evidence
         error = f"{type(exc).__name__}: {exc}"
     return verifier.finish(read_error=error, database=damage)
 

@@ -285,7 +285,7 @@ class LedgerVerifier:
                 reason += (f"; records #{last_signed + 1}..#{n} await the next checkpoint (allowed: up to "
                            f"{self._every} unsigned)" if self._every else "")
         if problems:
-            reason = f"the catalog database fails its integrity check ({problems[0]}); " + reason
+            reason = f"the catalog database fails its integrity check ({problems[0][:200]}); " + reason
         return Verdict(
             ok=first is None and not problems, records=n, checked=checked,
             first_bad_seq=first[0] if first else None, reason=reason,

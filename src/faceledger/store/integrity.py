@@ -36,7 +36,7 @@ def problems(path: Path, mode: str = "full") -> list[str]:
         return [str(exc)]
     finally:
         conn.close()
-    found = [str(r[0]) for r in rows]
+    found = [" ".join(str(r[0]).split()) for r in rows]  # SQLite's messages span lines
     return [] if found == ["ok"] else found
 
 

@@ -56,8 +56,8 @@ def _details(text: str) -> Any:
     # An unparseable details column is evidence, not a crash: it fails the hash check.
     try:
         return loads(text)
-    except ValueError:
-        return {"unparseable_details": text}
+    except (ValueError, TypeError):  # TypeError: a damaged page turned the text into NULL or a number
+        return {"unparseable_details": str(text)}
 
 
 def _row_record(row: sqlite3.Row) -> dict[str, Any]:
@@ -208,15 +208,9 @@ def read_catalog_file(db_path: str | Path) -> Iterator[dict[str, Any]]:
     conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
     conn.row_factory = sqlite3.Row
     try:
-        after = 0
-        while True:
-            rows = conn.execute("SELECT * FROM ledger WHERE seq > ? ORDER BY seq LIMIT ?",
-                                (after, _PAGE)).fetchall()
-            for row in rows:
-                yield _row_record(row)
-            if len(rows) < _PAGE:
-                return
-            after = rows[-1]["seq"]
+        # Row by row, not fetchall: a record SQLite cannot decode stops the walk at that record.
+        for row in conn.execute("SELECT * FROM ledger ORDER BY seq"):
+            yield _row_record(row)
     finally:
         conn.close()
 
