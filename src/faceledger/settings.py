@@ -47,7 +47,7 @@ class Settings:
     retention_sweep_s: int = 3600  # how often the service sweeps expired enrolments
     checkpoint_every: int = 1000  # sign a ledger checkpoint after this many records
     ledger_key_file: str = ""  # Ed25519 signing key; default ~/.config/faceledger/ledger_signing.key
-    startup_check: str = "quick"  # catalog integrity check before serving: quick | full | off
+    startup_check: str = "full"  # catalog integrity check before serving: full | quick | off
     ledger_retention_days: int = 183  # floor: no ledger record younger than this may be archived away
 
     @classmethod

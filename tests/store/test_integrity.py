@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from faceledger.engine import Engine, EngineSettings
+from faceledger.errors import IntegrityFailedError
 from faceledger.service import Service
 from faceledger.service.workers import EnginePool
 from faceledger.settings import Settings
@@ -110,21 +111,29 @@ def test_pristine_catalog_is_sound_and_has_every_page_type(pristine: Settings) -
     assert out.returncode == 0 and json.loads(out.stdout)["ok"], out.stdout
 
 
-# (page kind, byte within the page, whether SQLite's quick_check at start-up sees it)
+# (page kind, which page of that kind, byte within the page)
 STRUCTURAL = [
-    ("header", None, 0, True),                            # the magic string
-    ("ledger:internal", None, 3, True),                   # cell count of a table interior page
-    ("ledger:leaf", "last", 3, True),                     # cell count of a table leaf page
-    ("ledger:overflow", None, 0, True),                   # the next-overflow-page pointer
-    ("ledger_by_operation:internal", None, 3, True),      # cell count of an index interior page
-    ("ledger_by_operation:leaf", None, 3, True),          # cell count of an index leaf page
-    ("freelist:trunk", None, 0, True),                    # the next-trunk pointer
+    ("header", None, 0),                            # the magic string
+    ("ledger:internal", None, 3),                   # cell count of a table interior page
+    ("ledger:leaf", "last", 3),                     # cell count of a table leaf page
+    ("ledger:overflow", None, 0),                   # the next-overflow-page pointer
+    ("ledger_by_operation:internal", None, 3),      # cell count of an index interior page
+    ("ledger_by_operation:leaf", None, 3),          # cell count of an index leaf page
+    ("freelist:trunk", None, 0),                    # the next-trunk pointer
 ]
 
 
-@pytest.mark.parametrize(("kind", "which", "offset", "_quick"), STRUCTURAL, ids=[s[0] for s in STRUCTURAL])
+def assert_serve_refuses(settings: Settings) -> None:
+    """One line on stderr, exit 13, before any model or worker is loaded."""
+    served = cli(settings, "serve", "--port", "0", "--workers", "1", timeout=60)
+    assert served.returncode == 13, (served.returncode, served.stderr[-2000:])
+    lines = served.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "integrity check" in lines[0], lines
+
+
+@pytest.mark.parametrize(("kind", "which", "offset"), STRUCTURAL, ids=[s[0] for s in STRUCTURAL])
 def test_structural_flip_fails_verify_and_serve(pristine: Settings, tmp_path: Path, kind: str, which: str | None,
-                                                offset: int, _quick: bool) -> None:
+                                                offset: int) -> None:
     settings = copy(pristine, tmp_path)
     db = settings.data_dir / "catalog.db"
     if kind == "header":
@@ -133,14 +142,12 @@ def test_structural_flip_fails_verify_and_serve(pristine: Settings, tmp_path: Pa
         numbers = pages(db)[kind]
         page = numbers[-1] if which == "last" else numbers[0]
         flip(db, (page - 1) * PAGE + offset)
+    assert problems(db, "quick"), "the cheaper start-up check sees structural damage too"
     doc = verdict(settings)
-    assert doc["reason"]
+    assert doc["reason"] and doc["database_problems"]
     if doc["last_intact"] is not None:
         assert doc["first_bad_seq"] is None or doc["last_intact"]["seq"] == doc["first_bad_seq"] - 1
-    served = cli(settings, "serve", "--port", "0", "--workers", "1", timeout=60)
-    assert served.returncode == 13, (served.returncode, served.stderr[-2000:])
-    lines = served.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "integrity check" in lines[0], lines
+    assert_serve_refuses(settings)
 
 
 @pytest.mark.parametrize(("mask", "seen_as"), [(0x01, "edited"), (0xFF, "stopped after record")],
@@ -174,5 +181,7 @@ def test_flip_inside_an_index_entry_is_caught_by_the_full_check(pristine: Settin
     doc = verdict(settings)
     assert doc["database_problems"], doc
     assert doc["last_intact"]["seq"] == doc["records"]  # the ledger table itself reads intact
-    with pytest.raises(Exception, match="integrity check"):
+    assert problems(db, "quick") == []  # why the start-up default is the full check
+    with pytest.raises(IntegrityFailedError, match="integrity check"):
         refuse_damaged(db, "full")
+    assert_serve_refuses(settings)

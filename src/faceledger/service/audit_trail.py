@@ -36,11 +36,9 @@ from .verification import Head, LedgerVerifier, Verdict
 
 
 def last_signed_seq(ledger: Ledger) -> int:
-    last = ledger.latest(CHECKPOINT)
-    try:
-        return int(last["details"]["signed_seq"]) if last else 0
-    except (KeyError, TypeError, ValueError):
-        return 0
+    """The record the latest checkpoint signs: the one just before it (a checkpoint signs the head
+    inside the transaction that appends it). Read from the index: this runs on every append."""
+    return max(0, ledger.latest_seq(CHECKPOINT) - 1)
 
 
 def append_checkpoint(ledger: Ledger, tx: Transaction, key: Ed25519PrivateKey) -> dict[str, Any]:

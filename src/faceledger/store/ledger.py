@@ -126,6 +126,11 @@ class Ledger:
                                    (operation,)).fetchone()
         return None if row is None else _row_record(row)
 
+    def latest_seq(self, operation: str) -> int:
+        """The seq of the most recent record of ``operation`` (0: none); read from the index alone."""
+        row = self._conn().execute("SELECT MAX(seq) FROM ledger WHERE operation = ?", (operation,)).fetchone()
+        return int(row[0] or 0)
+
     def hashes_after(self, seq: int) -> list[tuple[int, str]]:
         """``(seq, hash)`` of every record after ``seq``, in order."""
         rows = self._conn().execute("SELECT seq, hash FROM ledger WHERE seq > ? ORDER BY seq", (seq,))
