@@ -61,7 +61,7 @@ def audit_verify(data_dir: str | None, export_file: str | None, public_keys: tup
     settings = settings_for(data_dir)
     every = settings.checkpoint_every if checkpoint_every is None else checkpoint_every
     heads = load_heads(expect_heads, heads_file)
-    keys = trusted_keys([Path(p) for p in public_keys], None if export_file else settings)
+    keys = trusted_keys([Path(p) for p in public_keys], settings)
     verdict = verify_export(Path(export_file), keys, every, heads) if export_file else \
         open_verify(settings, keys, every, heads)
     out = verdict.to_json()
