@@ -32,8 +32,9 @@ def audit() -> None:
 
 def _verdict_text(o: dict) -> str:
     if o["ok"]:
-        return (f"ledger OK: {o['checked']} record(s), {o['checkpoints']} signed checkpoint(s), last signed "
-                f"#{o['last_signed_seq']}, {o['heads_checked']} published head(s), head {o['head_hash'][:16]}…")
+        signed = f"last signed #{o['last_signed_seq']}" if o["last_signed_seq"] else "none signed yet"
+        return (f"ledger OK: {o['checked']} record(s), {o['checkpoints']} signed checkpoint(s) ({signed}), "
+                f"{o['heads_checked']} published head(s), head {o['head_hash'][:16]}…")
     last = o["last_intact"]
     intact = f"last intact record #{last['seq']} ({str(last['hash'])[:16]}…)" if last else "no intact record"
     return f"ledger BROKEN at record {o['first_bad_seq']}: {o['reason']}\n{intact}"

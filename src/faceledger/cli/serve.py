@@ -77,6 +77,7 @@ def serve(host: str | None, port: int | None, data_dir: str | None, workers: int
     if created:
         click.echo(f"  AWS_SECRET_ACCESS_KEY={prof.secret_access_key}")
     click.echo(f"  profile: {profile_path(settings)}")
+    click.echo(f"  ledger signing key: {settings.ledger_key_path()} (publish `faceledger audit public-key`)")
     click.echo("  import boto3")
     click.echo(f"  rek = boto3.client('rekognition', endpoint_url='{endpoint}', region_name='{settings.region}',")
     click.echo("                     aws_access_key_id=KEY, aws_secret_access_key=SECRET)")
