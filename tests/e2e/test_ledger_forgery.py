@@ -275,11 +275,58 @@ def test_rotation_is_recorded_and_endorsed(site: Settings, tmp_path: Path) -> No
     # an auditor holding only the first published key follows the endorsed rotation
     rc, out = verify(rotated, "--file", str(export), "--public-key", str(old_pub))
     assert rc == 0 and len(out["trusted_keys"]) == 2, out
-    # and the new key alone cannot vouch for what the old one signed before the rotation
+    # the new key alone vouches for the prefix its checkpoints sign, and with it the old key's record
     new_pub = tmp_path / "new.pem"
     new_pub.write_text(cli(rotated, "audit", "public-key").stdout)
-    rc, out = verify(rotated, "--file", str(export), "--public-key", str(new_pub))
-    assert rc == 13 and "not trusted" in out["reason"]
+    assert verify(rotated, "--file", str(export), "--public-key", str(new_pub))[0] == 0
+    assert verify(rotated)[0] == 0  # on the host, with the configured (new) key
     both = tmp_path / "history.pem"
     both.write_text(old_pub.read_text() + new_pub.read_text())
     assert verify(rotated, "--file", str(export), "--public-key", str(both))[0] == 0
+    assert cli(rotated, "audit", "anchor").returncode == 0
+
+
+@pytest.mark.parametrize("rename", [False, True], ids=["old-key-signs-on", "old-key-named-again"])
+def test_a_retired_key_cannot_extend_the_ledger(site: Settings, tmp_path: Path, rename: bool) -> None:
+    """After a rotation, whoever kept (or leaked) the old key signs forged records at the tail: refused,
+    even when the forger names the old key again in a SigningKey record of their own."""
+    from faceledger.service.signing_key import read_key
+
+    old_key = read_key(Path(site.ledger_key_file))
+    old_pub = tmp_path / "old.pem"
+    old_pub.write_text(cli(site, "audit", "public-key").stdout)
+    new_key = tmp_path / "operator" / "ledger-2.key"
+    assert cli(site, "audit", "rotate-key", "--new-key-file", str(new_key)).returncode == 0
+    rotated = Settings(data_dir=site.data_dir, checkpoint_every=EVERY, ledger_key_file=str(new_key))
+    write_ledger(rotated, 6, prefix="after")
+    new_pub = tmp_path / "new.pem"
+    new_pub.write_text(cli(rotated, "audit", "public-key").stdout)
+    records = rows(rotated)
+    honest = len(records)
+    if rename:
+        records.append({**records[0], "seq": len(records) + 1,
+                        "details": signing_key_details(old_key, None, None, None)})
+    last_signed = max(r["seq"] for r in records if r["operation"] == "Checkpoint") - 1
+    for _ in range(2 * EVERY):
+        records.append({**records[-1], "seq": len(records) + 1, "operation": "CreateCollection",
+                        "details": {"request_id": "forged"}})
+        if records[-1]["seq"] - last_signed >= EVERY:
+            prev_hash = records[-2]["hash"]
+            records[-1] = {**records[-1], "prev_hash": prev_hash}
+            records[-1]["hash"] = record_hash(records[-1])
+            hashes = [r["hash"] for r in records[last_signed:]]
+            records.append({**records[-1], "seq": len(records) + 1, "operation": "Checkpoint",
+                            "details": checkpoint_details(old_key, records[-1]["seq"], records[-1]["hash"],
+                                                          last_signed + 1, hashes)})
+            last_signed = records[-2]["seq"]
+        prev = records[-2]["hash"]
+        records[-1] = {**records[-1], "prev_hash": prev}
+        records[-1]["hash"] = record_hash(records[-1])
+    rewrite(rotated, records, rehash_from=len(records) + 1)
+    history = tmp_path / "history.pem"
+    history.write_text(old_pub.read_text() + new_pub.read_text())
+    for args in ((), ("--public-key", str(history))):
+        rc, out = verify(rotated, *args)
+        # the honest tail after the last genuine checkpoint is unsigned, so the report starts there
+        assert rc == 13 and honest - EVERY < out["first_bad_seq"] <= honest + 1, out["reason"]
+        assert "outside the period" in out["reason"] or "not trusted" in out["reason"]

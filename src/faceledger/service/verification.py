@@ -120,7 +120,8 @@ class LedgerVerifier:
     def __init__(self, trusted: Iterable[Ed25519PublicKey], checkpoint_every: int,
                  heads: Iterable[Head] = ()) -> None:
         self._trusted = {fingerprint(k): k for k in trusted}
-        self._given = list(self._trusted)
+        self._given = set(self._trusted)
+        self._endorsed: set[int] = set()
         self._every = max(0, int(checkpoint_every))
         self._heads = list(heads)
         self._entries: list[_Entry] = []
@@ -157,18 +158,57 @@ class LedgerVerifier:
             prev = e.stored
         return None
 
-    def _evidence(self) -> tuple[list[_Claim], list[tuple[int, str]]]:
-        """Valid signed claims from checkpoints (trust grows by endorsed rotations), and bad checkpoints."""
+    def _key_windows(self, vouched: int) -> dict[str, list[tuple[int, int]]]:
+        """Where each key named by a SigningKey record was in force: from its record (the first one: from
+        seq 1, so checkpoints older than the first SigningKey count) to the next SigningKey record.
+
+        Any record closes a window, but only a record a forger cannot have made opens one: the first
+        naming of a key the auditor gave, an endorsed rotation, or a record inside the vouched prefix.
+        Otherwise a forger could name a leaked old key again at the tail and sign with it.
+        """
+        named = [(j, e.details) for j, e in enumerate(self._entries, start=1)
+                 if e.operation == SIGNING_KEY and isinstance(e.details, dict)]
+        windows: dict[str, list[tuple[int, int]]] = {}
+        for i, (j, d) in enumerate(named):
+            fp = d.get("key_fingerprint")
+            end = named[i + 1][0] if i + 1 < len(named) else len(self._entries) + 1
+            if isinstance(fp, str):
+                # a given key opens its first window itself; naming it again needs the same proof as any
+                first_given = fp in self._given and fp not in windows
+                opens = first_given or j <= vouched or j in self._endorsed
+                windows.setdefault(fp, []).append((1 if i == 0 else j, end) if opens else (0, 0))
+        return windows
+
+    def _evidence(self, chain_ok: int) -> tuple[list[_Claim], list[tuple[int, str]]]:
+        """Valid signed claims from checkpoints, and the checkpoints that are not valid.
+
+        Trust starts from the auditor's keys and grows two ways, both rooted in them: a rotation
+        endorsed by a trusted key, and a SigningKey record inside the prefix a trusted checkpoint
+        vouches for (it is then the service's own record of its earlier key).
+        """
+        vouched = 0
+        while True:  # each round trusts more keys or vouches for more records, so it ends
+            for j, e in enumerate(self._entries, start=1):
+                if e.operation == SIGNING_KEY and isinstance(e.details, dict) and self._endorse(e.details):
+                    self._endorsed.add(j)
+            claims, bad = self._checkpoints(self._key_windows(vouched))
+            now = min(chain_ok, max((c.seq for c in claims if self._computed(c.seq) == c.hash), default=0))
+            learned = [self._learn(e.details) for e in self._entries[:now]
+                       if e.operation == SIGNING_KEY and isinstance(e.details, dict)
+                       and e.details.get("key_fingerprint") not in self._trusted]
+            if not any(learned) and now == vouched:
+                return claims, bad
+            vouched = now
+
+    def _checkpoints(self, windows: dict[str, list[tuple[int, int]]]) -> tuple[list[_Claim], list[tuple[int, str]]]:
         claims: list[_Claim] = []
         bad: list[tuple[int, str]] = []
         for j, e in enumerate(self._entries, start=1):
+            if e.operation != CHECKPOINT:
+                continue
             d = e.details
             if not isinstance(d, dict):
-                if e.operation == CHECKPOINT:
-                    bad.append((j, "holds no signature details"))
-                continue
-            if e.operation == SIGNING_KEY:
-                self._endorse(d)
+                bad.append((j, "holds no signature details"))
                 continue
             fp = d.get("key_fingerprint")
             key = self._trusted.get(fp) if isinstance(fp, str) else None
@@ -179,22 +219,39 @@ class LedgerVerifier:
             if not checkpoint_verifies(d, key):
                 bad.append((j, "has a signature that does not verify"))
                 continue
+            if fp in windows and not any(start <= j < end for start, end in windows[fp]):
+                bad.append((j, f"is signed by key {fp} outside the period the ledger says it was in force"))
+                continue
             hashes = d.get("record_hashes")
             claims.append(_Claim(f"checkpoint #{j}", int(d["signed_seq"]), str(d["signed_hash"]), j,
                                  int(d.get("covers_from", 0) or 0),
                                  [str(h) for h in hashes] if isinstance(hashes, list) else []))
         return claims, bad
 
-    def _endorse(self, d: dict[str, Any]) -> None:
+    def _learn(self, d: dict[str, Any]) -> bool:
+        fp, pem = d.get("key_fingerprint"), d.get("public_key")
+        try:
+            key = load_public_key(pem) if isinstance(pem, str) else None
+        except Exception:  # noqa: BLE001 - a malformed key simply earns no trust
+            key = None
+        if key is None or fingerprint(key) != fp:
+            return False
+        self._trusted[str(fp)] = key
+        return True
+
+    def _endorse(self, d: dict[str, Any]) -> bool:
+        """Trust the key a trusted key endorsed; True when this record is such an endorsement."""
         by, fp, pem = d.get("endorsed_by"), d.get("key_fingerprint"), d.get("public_key")
         if not (isinstance(by, str) and by in self._trusted and isinstance(pem, str)):
-            return
+            return False
         try:
             new = load_public_key(pem)
         except Exception:  # noqa: BLE001 - a malformed key simply earns no trust
-            return
-        if fingerprint(new) == fp and endorsement_verifies(d, self._trusted[by]):
-            self._trusted[fp] = new
+            return False
+        if fingerprint(new) != fp or not endorsement_verifies(d, self._trusted[by]):
+            return False
+        self._trusted.setdefault(fp, new)
+        return True
 
     def _computed(self, seq: int) -> str | None:
         return self._entries[seq - 1].computed if 1 <= seq <= len(self._entries) else None
@@ -222,7 +279,8 @@ class LedgerVerifier:
         n = len(self._entries)
         cands: list[tuple[int, str]] = []
         doubtful = self._chain(cands)
-        claims, bad = self._evidence()
+        chain_ok = min((seq for seq, _ in cands), default=n + 1) - 1
+        claims, bad = self._evidence(chain_ok)
         signing = list(claims)  # checkpoints with a trusted, valid signature (matching or not)
         signed = {c.start + i: h for c in claims for i, h in enumerate(c.hashes)}
         claims += [_Claim(f"published head #{h.seq}", h.seq, h.hash) for h in self._heads]
