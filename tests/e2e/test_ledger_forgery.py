@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from faceledger.engine import Engine, EngineSettings
 from faceledger.service import Principal, Service
@@ -155,7 +154,9 @@ def test_resigned_with_a_key_in_the_data_directory_fails(site: Settings, tmp_pat
     """The old attack: re-sign every checkpoint with <data>/ledger_signing.key; the published key now refuses it."""
     pub = tmp_path / "published.pem"
     pub.write_text(cli(site, "audit", "public-key").stdout)
-    forger = Ed25519PrivateKey.generate()
+    from faceledger.service.signing_key import write_new_key
+
+    forger = write_new_key(site.data_dir / "ledger_signing.key")  # where the key used to be: now ignored
     records = rows(site)
     records[9] = edit(records[9])
     prev, last_signed = GENESIS_HASH, 0

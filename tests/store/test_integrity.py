@@ -185,3 +185,12 @@ def test_flip_inside_an_index_entry_is_caught_by_the_full_check(pristine: Settin
     with pytest.raises(IntegrityFailedError, match="integrity check"):
         refuse_damaged(db, "full")
     assert_serve_refuses(settings)
+
+
+def test_other_commands_on_a_damaged_catalog_say_so_in_one_line(pristine: Settings, tmp_path: Path) -> None:
+    settings = copy(pristine, tmp_path)
+    flip(settings.data_dir / "catalog.db", 0)
+    for args in (("audit", "show"), ("audit", "export", str(tmp_path / "out.jsonl")), ("keys", "list")):
+        out = cli(settings, *args)
+        assert out.returncode == 13 and "Traceback" not in out.stderr, (args, out.stderr[-1500:])
+        assert out.stderr.count("\n") == 1 and "damaged" in out.stderr
