@@ -331,3 +331,17 @@ def test_a_retired_key_cannot_extend_the_ledger(site: Settings, tmp_path: Path, 
         # the honest tail after the last genuine checkpoint is unsigned, so the report starts there
         assert rc == 13 and honest - EVERY < out["first_bad_seq"] <= honest + 1, out["reason"]
         assert "outside the period" in out["reason"] or "not trusted" in out["reason"]
+
+
+def test_a_record_replaced_by_a_self_consistent_one_is_settled_by_the_checkpoint(site: Settings) -> None:
+    """Record 13 swapped for a self-consistent one from elsewhere (its prev_hash is not 12's hash): the
+    chain alone cannot tell whether 12 or 13 changed (it names 12); the checkpoint listing 12's hash can."""
+    records = rows(site)
+    records[12] = {**edit(records[12]), "prev_hash": "f" * 64}
+    records[12]["hash"] = record_hash(records[12])
+    from faceledger.store.ledger import verify_chain
+
+    assert verify_chain(records).first_bad_seq == 12
+    rewrite(site, records, rehash_from=len(records) + 1)
+    rc, out = verify(site, "--checkpoint-every", "0")
+    assert rc == 13 and (out["first_bad_seq"], out["checked"]) == (13, 12), out["reason"]

@@ -295,10 +295,13 @@ class LedgerVerifier:
                 k = self._locate(c, matched, signed)
                 cands.append((k, f"seq {k}: not the record {c.source} signed for #{c.seq} (it signed a "
                                  "different hash): it was edited, removed or replaced and the chain re-hashed"))
-        if doubtful is not None:
+        if doubtful is not None:  # a signature that vouches for the first of the two settles it
             actual = self._computed(doubtful)
-            if actual is not None and signed.get(doubtful) == actual[:SHORT_HASH]:
-                cands = [(doubtful + 1 if s == doubtful else s, r) for s, r in cands]
+            if actual is not None and (signed.get(doubtful) == actual[:SHORT_HASH]
+                                       or any(c.seq == doubtful for c in matched)):
+                settled = (doubtful + 1, f"seq {doubtful + 1}: it does not follow record {doubtful}, which a "
+                                         "checkpoint vouches for: it was altered or put in place of another")
+                cands = [settled if s == doubtful else (s, r) for s, r in cands]
         for j, why in bad:
             v = self._vouched_after(max((c.seq for c in matched if c.pos is not None and c.pos < j), default=0),
                                     signed, j)
