@@ -113,9 +113,10 @@ def anchor_head(settings: Settings) -> str:
     """The verified head, signed, as one JSON line; refused when the ledger does not verify."""
     key = load_signing_key(settings, create=False)
     verdict = open_verify(settings, [key.public_key()], settings.checkpoint_every, [])
-    if not verdict.ok or verdict.last_intact is None:
-        raise IntegrityFailedError(f"Not anchoring a ledger that does not verify: {verdict.reason}"
-                                   if not verdict.ok else "The ledger is empty: nothing to anchor.")
+    if not verdict.ok:
+        raise IntegrityFailedError(f"Not anchoring a ledger that does not verify: {verdict.reason}")
+    if verdict.last_intact is None:
+        raise InvalidParameterError("The ledger is empty: nothing to anchor.")
     head = {"seq": verdict.last_intact["seq"], "hash": verdict.last_intact["hash"]}
     return json.dumps(anchor(key, head, time.time()), sort_keys=True, separators=(",", ":"))
 
@@ -126,10 +127,14 @@ def rotate_key(settings: Settings, new_path: Path) -> tuple[dict[str, Any], str]
     probe = Settings(data_dir=settings.data_dir, ledger_key_file=str(new_path))
     key_path(probe)  # refuses a path inside the data directory
     new = write_new_key(new_path)
-    with Catalog.open(settings.data_dir) as catalog, catalog.transaction() as tx:
-        ledger = Ledger(catalog)
-        if ledger.head() is not None:
-            append_checkpoint(ledger, tx, old)
-        rec = ledger.append(tx, operation=SIGNING_KEY, principal=None, collection_id=None,
-                            details=signing_key_details(new, old, fingerprint(old), ledger.head()))
+    try:
+        with Catalog.open(settings.data_dir) as catalog, catalog.transaction() as tx:
+            ledger = Ledger(catalog)
+            if ledger.head() is not None:
+                append_checkpoint(ledger, tx, old)
+            rec = ledger.append(tx, operation=SIGNING_KEY, principal=None, collection_id=None,
+                                details=signing_key_details(new, old, fingerprint(old), ledger.head()))
+    except BaseException:
+        new_path.unlink(missing_ok=True)  # no key the ledger does not name
+        raise
     return rec, public_pem(new)
