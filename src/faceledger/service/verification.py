@@ -22,21 +22,14 @@ last intact record. See docs/ledger.md.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..store.ledger import GENESIS_HASH, HASHED_FIELDS, Unreadable, record_hash
-from .checkpoints import (
-    CHECKPOINT,
-    SHORT_HASH,
-    SIGNING_KEY,
-    checkpoint_verifies,
-    endorsement_verifies,
-    fingerprint,
-    load_public_key,
-)
+from .checkpoints import CHECKPOINT, SHORT_HASH, SIGNING_KEY
+from .key_trust import Claim, KeyTrust, Record
 
 
 @dataclass(frozen=True)
@@ -57,18 +50,6 @@ class _Entry:
     at: Any
     problem: str | None = None
     details: Any = None
-
-
-@dataclass
-class _Claim:
-    """Signed (or published) evidence: record ``seq`` has ``hash``; optionally the short hashes from ``start``."""
-
-    source: str
-    seq: int
-    hash: str
-    pos: int | None = None  # position of the checkpoint record that made it (None: a published head)
-    start: int = 0
-    hashes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -119,9 +100,7 @@ class LedgerVerifier:
 
     def __init__(self, trusted: Iterable[Ed25519PublicKey], checkpoint_every: int,
                  heads: Iterable[Head] = ()) -> None:
-        self._trusted = {fingerprint(k): k for k in trusted}
-        self._given = set(self._trusted)
-        self._endorsed: set[int] = set()
+        self._trust = KeyTrust(trusted)
         self._every = max(0, int(checkpoint_every))
         self._heads = list(heads)
         self._entries: list[_Entry] = []
@@ -158,105 +137,10 @@ class LedgerVerifier:
             prev = e.stored
         return None
 
-    def _key_windows(self, vouched: int) -> dict[str, list[tuple[int, int]]]:
-        """Where each key named by a SigningKey record was in force: from its record (the first one: from
-        seq 1, so checkpoints older than the first SigningKey count) to the next SigningKey record.
-
-        Any record closes a window, but only a record a forger cannot have made opens one: the first
-        naming of a key the auditor gave, an endorsed rotation, or a record inside the vouched prefix.
-        Otherwise a forger could name a leaked old key again at the tail and sign with it.
-        """
-        named = [(j, e.details) for j, e in enumerate(self._entries, start=1)
-                 if e.operation == SIGNING_KEY and isinstance(e.details, dict)]
-        windows: dict[str, list[tuple[int, int]]] = {}
-        for i, (j, d) in enumerate(named):
-            fp = d.get("key_fingerprint")
-            end = named[i + 1][0] if i + 1 < len(named) else len(self._entries) + 1
-            if isinstance(fp, str):
-                # a given key opens its first window itself; naming it again needs the same proof as any
-                first_given = fp in self._given and fp not in windows
-                opens = first_given or j <= vouched or j in self._endorsed
-                windows.setdefault(fp, []).append((1 if i == 0 else j, end) if opens else (0, 0))
-        return windows
-
-    def _evidence(self, chain_ok: int) -> tuple[list[_Claim], list[tuple[int, str]]]:
-        """Valid signed claims from checkpoints, and the checkpoints that are not valid.
-
-        Trust starts from the auditor's keys and grows two ways, both rooted in them: a rotation
-        endorsed by a trusted key, and a SigningKey record inside the prefix a trusted checkpoint
-        vouches for (it is then the service's own record of its earlier key).
-        """
-        vouched = 0
-        while True:  # each round trusts more keys or vouches for more records, so it ends
-            for j, e in enumerate(self._entries, start=1):
-                if e.operation == SIGNING_KEY and isinstance(e.details, dict) and self._endorse(e.details):
-                    self._endorsed.add(j)
-            claims, bad = self._checkpoints(self._key_windows(vouched))
-            now = min(chain_ok, max((c.seq for c in claims if self._computed(c.seq) == c.hash), default=0))
-            learned = [self._learn(e.details) for e in self._entries[:now]
-                       if e.operation == SIGNING_KEY and isinstance(e.details, dict)
-                       and e.details.get("key_fingerprint") not in self._trusted]
-            if not any(learned) and now == vouched:
-                return claims, bad
-            vouched = now
-
-    def _checkpoints(self, windows: dict[str, list[tuple[int, int]]]) -> tuple[list[_Claim], list[tuple[int, str]]]:
-        claims: list[_Claim] = []
-        bad: list[tuple[int, str]] = []
-        for j, e in enumerate(self._entries, start=1):
-            if e.operation != CHECKPOINT:
-                continue
-            d = e.details
-            if not isinstance(d, dict):
-                bad.append((j, "holds no signature details"))
-                continue
-            fp = d.get("key_fingerprint")
-            key = self._trusted.get(fp) if isinstance(fp, str) else None
-            if key is None:
-                bad.append((j, f"is signed by key {fp} which is not trusted (pass the published key history "
-                               "with --public-key)"))
-                continue
-            if not checkpoint_verifies(d, key):
-                bad.append((j, "has a signature that does not verify"))
-                continue
-            if fp in windows and not any(start <= j < end for start, end in windows[fp]):
-                bad.append((j, f"is signed by key {fp} outside the period the ledger says it was in force"))
-                continue
-            hashes = d.get("record_hashes")
-            claims.append(_Claim(f"checkpoint #{j}", int(d["signed_seq"]), str(d["signed_hash"]), j,
-                                 int(d.get("covers_from", 0) or 0),
-                                 [str(h) for h in hashes] if isinstance(hashes, list) else []))
-        return claims, bad
-
-    def _learn(self, d: dict[str, Any]) -> bool:
-        fp, pem = d.get("key_fingerprint"), d.get("public_key")
-        try:
-            key = load_public_key(pem) if isinstance(pem, str) else None
-        except Exception:  # noqa: BLE001 - a malformed key simply earns no trust
-            key = None
-        if key is None or fingerprint(key) != fp:
-            return False
-        self._trusted[str(fp)] = key
-        return True
-
-    def _endorse(self, d: dict[str, Any]) -> bool:
-        """Trust the key a trusted key endorsed; True when this record is such an endorsement."""
-        by, fp, pem = d.get("endorsed_by"), d.get("key_fingerprint"), d.get("public_key")
-        if not (isinstance(by, str) and by in self._trusted and isinstance(pem, str)):
-            return False
-        try:
-            new = load_public_key(pem)
-        except Exception:  # noqa: BLE001 - a malformed key simply earns no trust
-            return False
-        if fingerprint(new) != fp or not endorsement_verifies(d, self._trusted[by]):
-            return False
-        self._trusted.setdefault(fp, new)
-        return True
-
     def _computed(self, seq: int) -> str | None:
         return self._entries[seq - 1].computed if 1 <= seq <= len(self._entries) else None
 
-    def _locate(self, claim: _Claim, matched: list[_Claim], signed: dict[int, str]) -> int:
+    def _locate(self, claim: Claim, matched: list[Claim], signed: dict[int, str]) -> int:
         """The first record a failed claim's short-hash list does not recognise."""
         for offset, short in enumerate(claim.hashes):
             seq = claim.start + offset
@@ -280,10 +164,11 @@ class LedgerVerifier:
         cands: list[tuple[int, str]] = []
         doubtful = self._chain(cands)
         chain_ok = min((seq for seq, _ in cands), default=n + 1) - 1
-        claims, bad = self._evidence(chain_ok)
+        claims, bad = self._trust.evidence([Record(e.operation, e.details) for e in self._entries], chain_ok,
+                                           self._computed)
         signing = list(claims)  # checkpoints with a trusted, valid signature (matching or not)
         signed = {c.start + i: h for c in claims for i, h in enumerate(c.hashes)}
-        claims += [_Claim(f"published head #{h.seq}", h.seq, h.hash) for h in self._heads]
+        claims += [Claim(f"published head #{h.seq}", h.seq, h.hash) for h in self._heads]
         matched = [c for c in claims if 1 <= c.seq <= n and self._computed(c.seq) == c.hash]
         for c in claims:
             if c in matched:
@@ -313,7 +198,7 @@ class LedgerVerifier:
         problems = list(database)
         return self._verdict(cands, matched, last_signed, problems)
 
-    def _interval(self, signing: list[_Claim], matched: list[_Claim], cands: list[tuple[int, str]]) -> int:
+    def _interval(self, signing: list[Claim], matched: list[Claim], cands: list[tuple[int, str]]) -> int:
         """Every interval holds a validly signed checkpoint (whether what it signs matches is checked apart)."""
         by_pos = {c.pos: c.seq for c in signing if c.pos is not None}
         last = 0
@@ -328,7 +213,7 @@ class LedgerVerifier:
                 break
         return max((c.seq for c in matched if c.pos is not None), default=0)
 
-    def _verdict(self, cands: list[tuple[int, str]], matched: list[_Claim], last_signed: int,
+    def _verdict(self, cands: list[tuple[int, str]], matched: list[Claim], last_signed: int,
                  problems: list[str]) -> Verdict:
         n = len(self._entries)
         first = min(cands, key=lambda c: c[0]) if cands else None
@@ -354,4 +239,4 @@ class LedgerVerifier:
             last_intact=None if last is None else {"seq": last.seq, "hash": last.stored,
                                                    "operation": last.operation, "at": last.at},
             checkpoints=checkpoints, last_signed_seq=last_signed or None,
-            trusted_keys=sorted(self._trusted), heads_checked=len(self._heads), database=problems)
+            trusted_keys=self._trust.fingerprints(), heads_checked=len(self._heads), database=problems)
