@@ -37,6 +37,8 @@ def _verdict_text(o: dict) -> str:
                 f"{o['heads_checked']} published head(s), head {o['head_hash'][:16]}…")
     last = o["last_intact"]
     intact = f"last intact record #{last['seq']} ({str(last['hash'])[:16]}…)" if last else "no intact record"
+    if o["first_bad_seq"] is None:  # the ledger reads intact, the file around it does not
+        return f"catalog DAMAGED: {o['reason']}\n{intact}"
     return f"ledger BROKEN at record {o['first_bad_seq']}: {o['reason']}\n{intact}"
 
 
