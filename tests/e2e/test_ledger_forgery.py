@@ -244,19 +244,29 @@ def test_key_file_inside_the_data_directory_is_refused(site: Settings) -> None:
     assert out.returncode == 3 and "inside the data directory" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_a_key_left_in_the_data_directory_is_moved_out(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", ledger_key_file=str(tmp_path / "operator" / "ledger.key"))
+def test_a_key_left_in_the_data_directory_is_retired(tmp_path: Path) -> None:
+    """An older faceledger kept the key in the data directory, so whoever held the data may have a copy:
+    the service rotates away from it on start and deletes it; the published old key still verifies."""
+    from faceledger.service.checkpoints import public_pem
+    from faceledger.service.signing_key import read_key, write_new_key
+
+    settings = Settings(data_dir=tmp_path / "data", checkpoint_every=EVERY,
+                        ledger_key_file=str(tmp_path / "operator" / "ledger.key"))
     settings.data_dir.mkdir(parents=True)
     legacy = settings.data_dir / "ledger_signing.key"
-    from faceledger.service.signing_key import write_new_key
-
     old = write_new_key(legacy)
-    write_ledger(settings, 1)
-    assert not legacy.exists() and Path(settings.ledger_key_file).is_file()
+    old_pub = tmp_path / "old.pem"
+    old_pub.write_text(public_pem(old))
+    write_ledger(settings, 3)
+    assert not legacy.exists()
+    new = read_key(Path(settings.ledger_key_file))
     assert oct(Path(settings.ledger_key_file).stat().st_mode & 0o777) == "0o600"
-    from faceledger.service.signing_key import read_key
-
-    assert read_key(Path(settings.ledger_key_file)).private_bytes_raw() == old.private_bytes_raw()
+    assert new.private_bytes_raw() != old.private_bytes_raw()
+    ops = [r["operation"] for r in rows(settings)]
+    assert ops[:5] == ["SigningKey", "Checkpoint", "SigningKey", "Checkpoint", "PolicyLoaded"], ops
+    assert verify(settings)[0] == 0
+    rc, out = verify(settings, "--public-key", str(old_pub))  # an auditor who was given the old key
+    assert rc == 0 and len(out["trusted_keys"]) == 2, out["reason"]
 
 
 def test_rotation_is_recorded_and_endorsed(site: Settings, tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from .checkpoints import (
     public_pem,
     signing_key_details,
 )
-from .signing_key import key_path, load_signing_key, read_key, write_new_key
+from .signing_key import LEGACY_KEY_FILE, key_path, load_signing_key, log, read_key, write_new_key
 from .verification import Head, LedgerVerifier, Verdict
 
 
@@ -121,20 +121,43 @@ def anchor_head(settings: Settings) -> str:
     return json.dumps(anchor(key, head, time.time()), sort_keys=True, separators=(",", ":"))
 
 
-def rotate_key(settings: Settings, new_path: Path) -> tuple[dict[str, Any], str]:
-    """Create the key at ``new_path`` and record it, endorsed by the current key, after a checkpoint by it."""
-    old = load_signing_key(settings, create=False)
-    probe = Settings(data_dir=settings.data_dir, ledger_key_file=str(new_path))
-    key_path(probe)  # refuses a path inside the data directory
+def record_rotation(ledger: Ledger, tx: Transaction, old: Ed25519PrivateKey,
+                    new: Ed25519PrivateKey) -> dict[str, Any]:
+    """In ``tx``: a checkpoint by the old key, the new key's SigningKey record endorsed by it, and a
+    checkpoint by the new key (so the new key vouches for everything at once, whatever the interval)."""
+    if ledger.head() is not None:
+        append_checkpoint(ledger, tx, old)
+    rec = ledger.append(tx, operation=SIGNING_KEY, principal=None, collection_id=None,
+                        details=signing_key_details(new, old, fingerprint(old), ledger.head()))
+    append_checkpoint(ledger, tx, new)
+    return rec
+
+
+def _rotate(catalog: Catalog, old: Ed25519PrivateKey, new_path: Path) -> tuple[Ed25519PrivateKey, dict[str, Any]]:
     new = write_new_key(new_path)
     try:
-        with Catalog.open(settings.data_dir) as catalog, catalog.transaction() as tx:
-            ledger = Ledger(catalog)
-            if ledger.head() is not None:
-                append_checkpoint(ledger, tx, old)
-            rec = ledger.append(tx, operation=SIGNING_KEY, principal=None, collection_id=None,
-                                details=signing_key_details(new, old, fingerprint(old), ledger.head()))
+        with catalog.transaction() as tx:
+            rec = record_rotation(Ledger(catalog), tx, old, new)
     except BaseException:
         new_path.unlink(missing_ok=True)  # no key the ledger does not name
         raise
+    return new, rec
+
+
+def rotate_key(settings: Settings, new_path: Path) -> tuple[dict[str, Any], str]:
+    """Create the key at ``new_path`` and record the rotation (``faceledger audit rotate-key``)."""
+    old = load_signing_key(settings, create=False)
+    key_path(Settings(data_dir=settings.data_dir, ledger_key_file=str(new_path)))  # refuses the data dir
+    with Catalog.open(settings.data_dir) as catalog:
+        new, rec = _rotate(catalog, old, new_path)
     return rec, public_pem(new)
+
+
+def retire_legacy_key(settings: Settings, catalog: Catalog, legacy: Ed25519PrivateKey) -> Ed25519PrivateKey:
+    """Rotate from a key found in the data directory to a fresh one at the configured path, delete the old."""
+    new, _ = _rotate(catalog, legacy, key_path(settings))
+    (Path(settings.data_dir) / LEGACY_KEY_FILE).unlink(missing_ok=True)
+    log.warning("retired the ledger signing key found in the data directory (%s): whoever held the data "
+                "could read it. The ledger records the rotation; the new key is %s. Publish its public key "
+                "(faceledger audit public-key) to the auditors.", fingerprint(new), key_path(settings))
+    return new

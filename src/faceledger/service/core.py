@@ -33,13 +33,13 @@ from ..store.db import Transaction
 from ..store.integrity import refuse_damaged
 from ..store.ledger import Ledger
 from ..store.vectors import VectorIndex, limit_blas_threads
-from .audit_trail import append_checkpoint, last_signed_seq
+from .audit_trail import append_checkpoint, last_signed_seq, retire_legacy_key
 from .checkpoints import CHECKPOINT, SIGNING_KEY, fingerprint, signing_key_details
 from .context import Principal, RequestContext, authorize
 from .pagination import Paginator
 from .policy import DEFAULT_PURPOSE, Purpose, load_policy
 from .scores import Cohorts
-from .signing_key import load_signing_key
+from .signing_key import load_signing_key, take_legacy_key
 from .workers import EnginePool
 
 CANDIDATE_NOTE = "Candidates are leads for human review, not identifications."
@@ -111,8 +111,11 @@ class Service:
         # Writers that change faces hold this from BEGIN until the index matches the commit.
         self.write_lock = threading.RLock()
         self.pages = Paginator(self._page_secret(), save=self._save_cursor, load=self.catalog.get_state)
-        self.signing_key = load_signing_key(settings, create=True)
+        legacy = take_legacy_key(settings)
+        self.signing_key = legacy or load_signing_key(settings, create=True)
         self._note_signing_key()
+        if legacy is not None:
+            self.signing_key = retire_legacy_key(settings, catalog, legacy)
         self.policy = load_policy(settings.policy_path(), max_expected_false=settings.max_expected_false,
                                   compare_fmr=settings.compare_fmr)
         self._note_policy()

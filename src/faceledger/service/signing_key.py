@@ -6,7 +6,8 @@ never lives in the data directory: the default is
 0700 folder, created on first start so that ``make serve`` stays one command;
 ``FACELEDGER_LEDGER_KEY_FILE`` points elsewhere (a secret mount, another
 user's file). A path inside the data directory is refused. A key left in the
-data directory by an older faceledger is moved out once, with a warning.
+data directory by an older faceledger is found here and retired by the
+service (a rotation to a fresh key outside, then the old file is deleted).
 This module only handles files; which records name the key is decided in
 :mod:`faceledger.service.checkpoints`.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -77,29 +77,31 @@ def read_key(path: Path) -> Ed25519PrivateKey:
     return loaded
 
 
-def _move_legacy(settings: Settings, path: Path) -> None:
+def take_legacy_key(settings: Settings) -> Ed25519PrivateKey | None:
+    """A key an older faceledger left in the data directory, when no key exists at the configured path.
+
+    The caller retires it (``audit_trail.retire_legacy_key``): whoever held the data could read it.
+    """
     legacy = Path(settings.data_dir) / LEGACY_KEY_FILE
     if not legacy.is_file():
-        return
+        return None
+    path = key_path(settings)
     if path.exists():
         log.warning("%s is a signing key inside the data directory; faceledger ignores it (it uses %s). "
                     "Delete it: whoever reads it can forge checkpoints it signed.", legacy, path)
-        return
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    shutil.move(str(legacy), str(path))
-    os.chmod(path, 0o600)
-    log.warning("moved the ledger signing key out of the data directory to %s; it was readable by whoever "
-                "held the data, so rotate it (faceledger audit rotate-key) and publish the new public key.", path)
+        return None
+    return read_key(legacy)
 
 
 def load_signing_key(settings: Settings, *, create: bool) -> Ed25519PrivateKey:
     """The configured signing key; created when ``create`` and absent, else a clear error."""
     path = key_path(settings)
-    _move_legacy(settings, path)
     if not path.exists():
         if not create:
+            hint = (" Start the service once: it retires the old key it finds in the data directory."
+                    if (Path(settings.data_dir) / LEGACY_KEY_FILE).is_file() else "")
             raise InvalidParameterError(
-                f"No ledger signing key at {path}: set FACELEDGER_LEDGER_KEY_FILE to the service's key.")
+                f"No ledger signing key at {path}: set FACELEDGER_LEDGER_KEY_FILE to the service's key.{hint}")
         try:
             return write_new_key(path)
         except InvalidParameterError:
