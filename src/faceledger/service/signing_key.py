@@ -1,4 +1,4 @@
-"""Custody of the ledger signing key: where it lives, how it is created, moved out of the data directory.
+"""Custody of the ledger signing key: where it lives, how it is created, the one an old version left behind.
 
 The key signs checkpoints, so whoever can read it can forge them. It therefore
 never lives in the data directory: the default is
