@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# The ledger signing key defaults to $XDG_CONFIG_HOME/faceledger/: keep the tests' keys (in-process
+# services and every server they spawn) out of the real home directory.
+os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="faceledger-test-config-")
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FACELEDGER_DATA", REPO.parent / "shared" / "data"))

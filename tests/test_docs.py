@@ -13,8 +13,8 @@ from faceledger.service.operations import OPERATIONS
 from faceledger.settings import Settings
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-EXTRA_EVENTS = ("DeletionReceipt", "PolicyLoaded", "Checkpoint", "FaceDetectionCompleted", "FaceSearchCompleted",
-                "ConsoleSignIn", "ConsoleSignInFailed", "ConsoleSignOut")
+EXTRA_EVENTS = ("DeletionReceipt", "PolicyLoaded", "Checkpoint", "SigningKey", "FaceDetectionCompleted",
+                "FaceSearchCompleted", "ConsoleSignIn", "ConsoleSignInFailed", "ConsoleSignOut")
 UNRECORDED = ("DescribeCollection", "ListCollections", "ListTagsForResource", "GetStatus",
               "ListConsents", "RetentionSchedule", "GetReview", "CreateCheckpoint", "GetFaceDetection",
               "GetFaceSearch")

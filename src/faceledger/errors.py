@@ -9,7 +9,8 @@ CLI exit codes (documented in docs/cli.md):
   0 success, 1 unexpected internal error, 2 usage error (click),
   3 invalid parameter, 4 unreadable or unsupported image, 5 image too large,
   6 not found, 7 already exists, 8 access denied / halted, 9 service busy,
-  10 model file problem, 11 service unreachable, 12 conflict.
+  10 model file problem, 11 service unreachable, 12 conflict,
+  13 integrity failure (a broken ledger or a damaged catalog).
 """
 
 from __future__ import annotations
@@ -192,6 +193,14 @@ class ServiceUnavailableError(FaceledgerError):
     exit_code = 11
 
 
+class IntegrityFailedError(FaceledgerError):
+    """The ledger does not verify or the catalog database is damaged: evidence, not a bug."""
+
+    code = "InternalServerError"
+    http_status = 500
+    exit_code = 13
+
+
 ALL_ERRORS: tuple[type[FaceledgerError], ...] = (
     FaceledgerError,
     InvalidParameterError,
@@ -215,4 +224,5 @@ ALL_ERRORS: tuple[type[FaceledgerError], ...] = (
     UnrecognizedClientError,
     InvalidSignatureError,
     ServiceUnavailableError,
+    IntegrityFailedError,
 )

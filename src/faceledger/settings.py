@@ -18,6 +18,11 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "faceledger"
 
 
+def default_ledger_key_file() -> Path:
+    """Outside the data directory on purpose: whoever holds the data must not hold the signing key."""
+    return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "faceledger" / "ledger_signing.key"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting the service reads. Documented in docs/settings.md."""
@@ -45,6 +50,8 @@ class Settings:
     policy_file: str = ""  # default: <data_dir>/policy.toml when it exists
     retention_sweep_s: int = 3600  # how often the service sweeps expired enrolments
     checkpoint_every: int = 1000  # sign a ledger checkpoint after this many records
+    ledger_key_file: str = ""  # Ed25519 signing key; default ~/.config/faceledger/ledger_signing.key
+    startup_check: str = "full"  # catalog integrity check before serving: full | quick | off
     ledger_retention_days: int = 183  # floor: no ledger record younger than this may be archived away
     console_session_idle_s: int = 900  # a console session unused this long ends
     console_session_max_s: int = 28800  # a console session ends this long after sign-in, used or not
@@ -70,6 +77,9 @@ class Settings:
             return Path(self.policy_file).expanduser()
         default = Path(self.data_dir) / "policy.toml"
         return default if default.is_file() else None
+
+    def ledger_key_path(self) -> Path:
+        return Path(self.ledger_key_file).expanduser() if self.ledger_key_file else default_ledger_key_file()
 
     def bucket_map(self) -> BucketMap:
         """Buckets named in FACELEDGER_BUCKETS, and every folder under ``<data_dir>/buckets``, when asked."""

@@ -193,7 +193,8 @@ def test_ledger_tampering_is_detected(acct, tmp_path) -> None:  # type: ignore[n
     caught = verdict(write(forged, "forged.jsonl"))
     assert "signed a different hash" in caught["reason"] or "signature" in caught["reason"]
     # and the live database: an edited record is named
+    abel = next(r["seq"] for r in records if "Abel" in json.dumps(r["details"]))
     _tamper(str(acct.data_dir / "catalog.db"), "UPDATE ledger SET details = replace(details, 'Abel', 'Abe') "
-            "WHERE seq = 3")
+            f"WHERE seq = {abel}")
     live = acct.cli("audit", "verify", "--json")
-    assert live.returncode == 13 and json.loads(live.stdout)["first_bad_seq"] == 3
+    assert live.returncode == 13 and json.loads(live.stdout)["first_bad_seq"] == abel

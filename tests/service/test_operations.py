@@ -149,7 +149,7 @@ def test_every_effect_has_a_ledger_record_and_chain_verifies(service) -> None:  
     run(service, "SearchFacesByImage", CollectionId="l", Image=img(RED))
     ledger = Ledger(service.catalog)
     ops = [r["operation"] for r in ledger.records(limit=100)]
-    assert ops == ["PolicyLoaded", "CreateCollection", "IndexFaces", "SearchFacesByImage"]
+    assert ops == ["SigningKey", "PolicyLoaded", "CreateCollection", "IndexFaces", "SearchFacesByImage"]
     assert ledger.verify().ok
     idx = ledger.records(operation="IndexFaces")[0]["details"]
     assert len(idx["image_sha256"]) == 64 and len(idx["face_ids"]) == 1

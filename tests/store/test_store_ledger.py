@@ -97,7 +97,8 @@ def test_edit_is_detected(catalog: Catalog, ledger: Ledger, column: str, value: 
     assert "edited" in result.reason
 
 
-def test_edit_with_recomputed_hash_breaks_the_next_link(catalog: Catalog, ledger: Ledger) -> None:
+def test_edit_with_recomputed_hash_is_named_at_the_edited_record(catalog: Catalog, ledger: Ledger) -> None:
+    """Issue 6: the report names record 4 (it was 5), and every record before it is intact."""
     _fill(catalog, ledger, 6)
     record = ledger.records(after_seq=3, limit=1)[0]
     record["details"] = {"forged": True}
@@ -108,8 +109,9 @@ def test_edit_with_recomputed_hash_breaks_the_next_link(catalog: Catalog, ledger
                 (canonical(record["details"]), record["hash"]))
     raw.commit()
     result = ledger.verify()
-    assert (result.ok, result.first_bad_seq) == (False, 5)
-    assert "prev_hash" in result.reason
+    assert (result.ok, result.first_bad_seq, result.checked) == (False, 4, 3)
+    assert "prev_hash" in result.reason and "record 4 was edited" in result.reason
+    assert ledger.verify(ledger.records(limit=3)).ok
 
 
 def test_deletion_is_detected(catalog: Catalog, ledger: Ledger) -> None:
@@ -137,8 +139,8 @@ def test_deletion_and_renumbering_is_detected(catalog: Catalog, ledger: Ledger) 
     raw.execute("UPDATE ledger SET seq = seq - 1 WHERE seq > 3")
     raw.commit()
     result = ledger.verify()
-    assert (result.ok, result.first_bad_seq) == (False, 3)
-    assert "prev_hash" in result.reason
+    assert (result.ok, result.first_bad_seq, result.checked) == (False, 3, 2)
+    assert "edited" in result.reason  # the renumbered record's own hash no longer fits
 
 
 def test_reorder_in_database_is_detected(catalog: Catalog, ledger: Ledger) -> None:

@@ -8,10 +8,18 @@ from pathlib import Path
 
 import click
 
-from ..service.audit import data_dir_pem, verification
-from ..service.checkpoints import load_or_create_key, public_pem
+from ..service.audit_trail import (
+    anchor_head,
+    load_heads,
+    open_verify,
+    rotate_key,
+    trusted_keys,
+    verify_export,
+)
+from ..service.checkpoints import public_pem
+from ..service.signing_key import load_signing_key
 from ..store.catalog import Catalog
-from ..store.ledger import Ledger, read_export
+from ..store.ledger import Ledger
 from .client import client_options, own_call
 from .output import emit, handle_errors
 from .serve import data_option, settings_for
@@ -22,48 +30,83 @@ def audit() -> None:
     """The tamper-evident ledger: every operation on biometric data, who, when, why, what came back."""
 
 
+def _verdict_text(o: dict) -> str:
+    if o["ok"]:
+        signed = f"last signed #{o['last_signed_seq']}" if o["last_signed_seq"] else "none signed yet"
+        return (f"ledger OK: {o['checked']} record(s), {o['checkpoints']} signed checkpoint(s) ({signed}), "
+                f"{o['heads_checked']} published head(s), head {o['head_hash'][:16]}…")
+    last = o["last_intact"]
+    intact = f"last intact record #{last['seq']} ({str(last['hash'])[:16]}…)" if last else "no intact record"
+    if o["first_bad_seq"] is None:  # the ledger reads intact, the file around it does not
+        return f"catalog DAMAGED: {o['reason']}\n{intact}"
+    return f"ledger BROKEN at record {o['first_bad_seq']}: {o['reason']}\n{intact}"
+
+
 @audit.command("verify")
 @data_option
 @click.option("--file", "export_file", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Verify an exported ledger file instead of the data directory.")
-@click.option("--public-key", "public_key", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="PEM public key to check checkpoint signatures (default: the data directory's key).")
+@click.option("--public-key", "public_keys", type=click.Path(dir_okay=False, exists=True), multiple=True,
+              help="PEM file of trusted public key(s): the published key history (repeatable; default: the "
+                   "public half of FACELEDGER_LEDGER_KEY_FILE when it exists).")
+@click.option("--expect-head", "expect_heads", multiple=True, metavar="SEQ:HASH",
+              help="A head published earlier that must still be in the chain (repeatable).")
+@click.option("--heads", "heads_file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="File of published heads: `audit anchor` lines or SEQ:HASH lines.")
+@click.option("--checkpoint-every", type=int, default=None,
+              help="Records allowed between checkpoints (default: FACELEDGER_CHECKPOINT_EVERY, 1000).")
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors
-def audit_verify(data_dir: str | None, export_file: str | None, public_key: str | None, as_json: bool) -> None:
-    """Check the hash chain and the signed checkpoints; name the first broken record. Exit 13 if broken."""
-    if export_file:
-        records = read_export(export_file)
-        pem = Path(public_key).read_bytes() if public_key else None
-    else:
-        settings = settings_for(data_dir)
-        with Catalog.open(settings.data_dir) as catalog:
-            records = list(Ledger(catalog).iter_all())
-        pem = Path(public_key).read_bytes() if public_key else data_dir_pem(settings.data_dir)
-    out = verification(records, pem)
-    ok = out["ok"]
-    emit(out, as_json, _verify_text if pem else _verify_text_unsigned)
-    if not ok:
+def audit_verify(data_dir: str | None, export_file: str | None, public_keys: tuple[str, ...],
+                 expect_heads: tuple[str, ...], heads_file: str | None, checkpoint_every: int | None,
+                 as_json: bool) -> None:
+    """Check chain, checkpoint signatures and interval, published heads; name the first bad record. Exit 13."""
+    settings = settings_for(data_dir)
+    every = settings.checkpoint_every if checkpoint_every is None else checkpoint_every
+    heads = load_heads(expect_heads, heads_file)
+    keys = trusted_keys([Path(p) for p in public_keys], settings)
+    verdict = verify_export(Path(export_file), keys, every, heads) if export_file else \
+        open_verify(settings, keys, every, heads)
+    out = verdict.to_json()
+    emit(out, as_json, _verdict_text)
+    if not verdict.ok:
         sys.exit(13)
 
 
-def _signed(o: dict) -> str:
-    if o["last_signed_seq"] is None:
-        return "no signed checkpoint yet (`audit checkpoint` signs the head)"
-    return f"{o['checkpoints']} signed checkpoint(s), last signed #{o['last_signed_seq']}"
+@audit.command("anchor")
+@data_option
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
+              help="Append the signed head to this file (JSON lines) as well as printing it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the signed head as one JSON object (it is one already).")
+@handle_errors
+def audit_anchor(data_dir: str | None, out_file: str | None, as_json: bool) -> None:
+    """Verify the ledger, then print its head signed with the service key, for an auditor to keep."""
+    settings = settings_for(data_dir)
+    line = anchor_head(settings)
+    if out_file:
+        with open(out_file, "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+    click.echo(line)
 
 
-def _verify_text(o: dict) -> str:
-    if not o["ok"]:
-        return f"ledger BROKEN at record {o['first_bad_seq']}: {o['reason']}"
-    return f"ledger OK: {o['checked']} record(s), {_signed(o)}, head {(o['head_hash'] or '-')[:16]}…"
-
-
-def _verify_text_unsigned(o: dict) -> str:
-    if not o["ok"]:
-        return _verify_text(o)
-    return (f"ledger OK: {o['checked']} record(s), head {(o['head_hash'] or '-')[:16]}…; "
-            "signatures not checked (no public key)")
+@audit.command("rotate-key")
+@data_option
+@click.option("--new-key-file", type=click.Path(dir_okay=False), required=True,
+              help="Where to create the new private key (outside the data directory; must not exist).")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def audit_rotate_key(data_dir: str | None, new_key_file: str, as_json: bool) -> None:
+    """Create a new signing key and record it in the ledger, endorsed by the current key."""
+    settings = settings_for(data_dir)
+    rec, pem = rotate_key(settings, Path(new_key_file).expanduser())
+    if as_json:
+        emit({"Seq": rec["seq"], "KeyFingerprint": rec["details"]["key_fingerprint"],
+              "EndorsedBy": rec["details"]["endorsed_by"], "KeyFile": new_key_file, "PublicKeyPem": pem}, True)
+        return
+    click.echo(f"SigningKey record #{rec['seq']}: key {rec['details']['key_fingerprint']} endorsed by "
+               f"{rec['details']['endorsed_by']}.\nSet FACELEDGER_LEDGER_KEY_FILE={new_key_file}, restart the "
+               "service, and publish this public key to the auditors:")
+    click.echo(pem, nl=False)
 
 
 @audit.command("public-key")
@@ -72,7 +115,7 @@ def _verify_text_unsigned(o: dict) -> str:
 @handle_errors
 def audit_public_key(data_dir: str | None, as_json: bool) -> None:
     """Print the PEM public key that verifies this service's checkpoints."""
-    pem = public_pem(load_or_create_key(settings_for(data_dir).data_dir))
+    pem = public_pem(load_signing_key(settings_for(data_dir), create=False))
     if as_json:
         emit({"PublicKeyPem": pem}, as_json)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import sqlite3
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import click
 import numpy as np
 
-from ..errors import FaceledgerError
+from ..errors import FaceledgerError, IntegrityFailedError
 
 
 def _default(o: Any) -> Any:
@@ -77,5 +78,12 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except FaceledgerError as exc:
             click.echo(f"error: {exc.code}: {exc.message}", err=True)
             sys.exit(exc.exit_code)
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:  # locked, constraint...: not damage, not ours to word
+                raise
+            damaged = IntegrityFailedError(f"the catalog database is damaged ({exc}); `faceledger audit verify` "
+                                           "names the last intact ledger record; restore from a backup.")
+            click.echo(f"error: {damaged.code}: {damaged.message}", err=True)
+            sys.exit(damaged.exit_code)
 
     return wrapper

@@ -77,7 +77,8 @@ def serve(host: str | None, port: int | None, data_dir: str | None, workers: int
                "Profile": str(profile_path(settings)), "ModelVersion": service.model_version,
                "AccessKeyId": prof.access_key_id, "KeyCreated": created,
                "SecretAccessKey": prof.secret_access_key if created else None,
-               "Console": f"{endpoint}/console/"}
+               "Console": f"{endpoint}/console/",
+               "LedgerKeyFile": str(settings.ledger_key_path())}
     emit(started, as_json, startup_text)
     app = create_app(cast(Any, service), max_body_bytes=settings.max_body_bytes,
                      max_inflight=2 * max(1, service.engines.processes), max_queue=settings.max_queue,
@@ -100,6 +101,7 @@ def startup_text(o: dict) -> str:
         lines.append("Created the admin key (saved in the profile; shown once here):")
     lines.append(f"  profile: {o['Profile']}")
     lines.append(f"  console: {o['Console']} (sign in with an access key id and secret)")
+    lines.append(f"  ledger signing key: {o['LedgerKeyFile']} (publish `faceledger audit public-key`)")
     lines.append("AWS CLI and SDKs: these variables (or `aws configure --profile faceledger` with the same values):")
     lines.append(f"  export AWS_ACCESS_KEY_ID={o['AccessKeyId']}")
     lines.append(f"  export AWS_SECRET_ACCESS_KEY={o['SecretAccessKey'] if o['KeyCreated'] else '<secret_access_key in the profile>'}")

@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from starlette.responses import Response, StreamingResponse
 
 from ..service import audit
+from ..service.audit_trail import open_verify, trusted_keys
 from ..store.ledger import canonical
 from .web import Console, Ctx, epoch
 
@@ -41,8 +42,10 @@ async def record(console: Console, ctx: Ctx) -> Response:
 
 
 def _verify(console: Console) -> dict[str, Any]:
-    records = list(console.svc.ledger.iter_all())
-    return audit.verification(records, audit.data_dir_pem(console.svc.settings.data_dir))
+    """The same verdict as `faceledger audit verify` with the configured key: chain, signatures, interval."""
+    settings = console.svc.settings
+    keys = trusted_keys([], settings)
+    return open_verify(settings, keys, settings.checkpoint_every, []).to_json()
 
 
 async def verify(console: Console, ctx: Ctx) -> Response:

@@ -1,4 +1,4 @@
-"""Reading the ledger for audit: filtered records, one record, chain and signature verification.
+"""Reading the ledger for audit: filtered records, one record, export lines (verification: audit_trail).
 
 Shared by ``faceledger audit`` (on a data directory) and the web console (on
 the running service), so both report the same verdict in the same words.
@@ -9,43 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidParameterError, ResourceNotFoundError
-from ..store.ledger import Ledger, canonical, verify_chain
-from .checkpoints import (
-    KEY_FILE,
-    load_or_create_key,
-    load_public_key,
-    public_pem,
-    verify_signatures,
-)
+from ..store.ledger import Ledger, canonical
 
 PAGE = 100
 SCAN_PAGE = 1000
-
-
-def verification(records: list[dict[str, Any]], pem: bytes | None) -> dict[str, Any]:
-    """The chain verdict, then (if a public key is given and the chain holds) the checkpoints'."""
-    chain = verify_chain(records)
-    sigs = verify_signatures(records, load_public_key(pem)) if pem and chain.ok else None
-    ok = chain.ok and (sigs is None or sigs.ok)
-    return {
-        "ok": ok, "checked": chain.checked,
-        "first_bad_seq": chain.first_bad_seq if not chain.ok else (sigs.first_bad_seq if sigs else None),
-        "reason": chain.reason if not chain.ok else
-        (sigs.reason if sigs else "chain ok; no public key given, signatures not checked"),
-        "head_hash": chain.head_hash, "checkpoints": sigs.checkpoints if sigs else 0,
-        "last_signed_seq": sigs.last_signed_seq if sigs else None,
-    }
-
-
-def data_dir_pem(data_dir: Path) -> bytes | None:
-    """The data directory's own public key, or None when it has no signing key yet."""
-    if not (Path(data_dir) / KEY_FILE).exists():
-        return None
-    return public_pem(load_or_create_key(Path(data_dir))).encode()
 
 
 @dataclass(frozen=True)

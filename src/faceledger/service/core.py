@@ -28,15 +28,18 @@ from ..engine.calibration import (
 from ..engine.scoring import Scorer
 from ..errors import AccessDeniedError, FaceledgerError, HaltedError, InvalidParameterError
 from ..settings import Settings
-from ..store.catalog import Catalog
+from ..store.catalog import CATALOG_FILE, Catalog
 from ..store.db import Transaction
+from ..store.integrity import refuse_damaged
 from ..store.ledger import Ledger
 from ..store.vectors import VectorIndex, limit_blas_threads
-from .checkpoints import CHECKPOINT, checkpoint_details, load_or_create_key
+from .audit_trail import append_checkpoint, last_signed_seq, retire_legacy_key
+from .checkpoints import CHECKPOINT, SIGNING_KEY, fingerprint, signing_key_details
 from .context import Principal, RequestContext, authorize
 from .pagination import Paginator
 from .policy import DEFAULT_PURPOSE, Purpose, load_policy
 from .scores import Cohorts
+from .signing_key import load_signing_key, take_legacy_key
 from .workers import EnginePool
 
 CANDIDATE_NOTE = "Candidates are leads for human review, not identifications."
@@ -120,7 +123,11 @@ class Service:
         # Writers that change faces hold this from BEGIN until the index matches the commit.
         self.write_lock = threading.RLock()
         self.pages = Paginator(self._page_secret(), save=self._save_cursor, load=self.catalog.get_state)
-        self.signing_key = load_or_create_key(Path(settings.data_dir))
+        legacy = take_legacy_key(settings)
+        self.signing_key = legacy or load_signing_key(settings, create=True)
+        self._note_signing_key()
+        if legacy is not None:
+            self.signing_key = retire_legacy_key(settings, catalog, legacy)
         self.policy = load_policy(settings.policy_path(), max_expected_false=settings.max_expected_false,
                                   compare_fmr=settings.compare_fmr)
         self._note_policy()
@@ -140,6 +147,7 @@ class Service:
     def open(cls, settings: Settings, *, engines: EnginePool | None = None) -> Service:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         limit_blas_threads(1)  # searches are memory-bound; two BLAS threads only contend
+        refuse_damaged(settings.data_dir / CATALOG_FILE, settings.startup_check)
         catalog = Catalog.open(settings.data_dir)
         index = VectorIndex()
         for coll in catalog.list_collections(None, 1_000_000):
@@ -277,8 +285,18 @@ class Service:
             return
         with self.catalog.transaction() as tx:
             self.catalog.set_state(tx, "policy_sha256", self.policy.sha256)
-            self.ledger.append(tx, operation="PolicyLoaded", principal=None, collection_id=None,
-                               details=self.policy.summary())
+            self.append(tx, operation="PolicyLoaded", principal=None, collection_id=None,
+                        details=self.policy.summary())
+
+    def _note_signing_key(self) -> None:
+        """A key the ledger has not named yet is published in it (SigningKey), before it signs anything."""
+        with self.catalog.transaction() as tx:
+            last = self.ledger.latest(SIGNING_KEY)
+            if last is not None and last["details"].get("key_fingerprint") == fingerprint(self.signing_key):
+                return
+            previous = last["details"].get("key_fingerprint") if last else None
+            self.append(tx, operation=SIGNING_KEY, principal=None, collection_id=None,
+                        details=signing_key_details(self.signing_key, None, previous, None))
 
     def record(self, tx: Transaction, call: Call, collection_id: str | None, details: dict) -> dict:
         """One ledger record for this call, inside the caller's transaction."""
@@ -299,22 +317,30 @@ class Service:
             "investigative": True if call.rule and call.rule.investigative else None,
         }
         base.update(details)
-        rec = self.ledger.append(
+        return self.append(
             tx, operation=call.operation, principal=call.principal.access_key_id,
             collection_id=collection_id, details={k: v for k, v in base.items() if v is not None},
             at=call.at,
         )
-        if self.settings.checkpoint_every > 0 and rec["seq"] % self.settings.checkpoint_every == 0:
+
+    def append(self, tx: Transaction, **record: Any) -> dict:
+        """Every ledger write goes here: the record, then a checkpoint once it is due.
+
+        Due means ``checkpoint_every`` records since the last signed one, whatever wrote
+        them, so ``audit verify`` can require a checkpoint in every interval.
+        """
+        rec = self.ledger.append(tx, **record)
+        every = self.settings.checkpoint_every
+        if every > 0 and rec["operation"] != CHECKPOINT and rec["seq"] - self._last_signed_seq() >= every:
             self.checkpoint(tx)
         return rec
 
+    def _last_signed_seq(self) -> int:
+        return last_signed_seq(self.ledger)
+
     def checkpoint(self, tx: Transaction) -> dict:
         """Sign the current ledger head (inside ``tx``) and append the Checkpoint record."""
-        head = self.ledger.head()
-        if head is None:
-            raise InvalidParameterError("The ledger is empty: nothing to sign.")
-        return self.ledger.append(tx, operation=CHECKPOINT, principal=None, collection_id=None,
-                                  details=checkpoint_details(self.signing_key, head["seq"], head["hash"]))
+        return append_checkpoint(self.ledger, tx, self.signing_key)
 
 
 def _threshold(requested: float | None, floor: float, gallery: int | None) -> Threshold:

@@ -56,8 +56,8 @@ def _details(text: str) -> Any:
     # An unparseable details column is evidence, not a crash: it fails the hash check.
     try:
         return loads(text)
-    except ValueError:
-        return {"unparseable_details": text}
+    except (ValueError, TypeError):  # TypeError: a damaged page turned the text into NULL or a number
+        return {"unparseable_details": str(text)}
 
 
 def _row_record(row: sqlite3.Row) -> dict[str, Any]:
@@ -119,6 +119,22 @@ class Ledger:
     def head(self) -> dict[str, Any] | None:
         row = self._conn().execute("SELECT * FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
         return None if row is None else _row_record(row)
+
+    def latest(self, operation: str) -> dict[str, Any] | None:
+        """The most recent record of ``operation`` (seen from this thread, open transaction included)."""
+        row = self._conn().execute("SELECT * FROM ledger WHERE operation = ? ORDER BY seq DESC LIMIT 1",
+                                   (operation,)).fetchone()
+        return None if row is None else _row_record(row)
+
+    def latest_seq(self, operation: str) -> int:
+        """The seq of the most recent record of ``operation`` (0: none); read from the index alone."""
+        row = self._conn().execute("SELECT MAX(seq) FROM ledger WHERE operation = ?", (operation,)).fetchone()
+        return int(row[0] or 0)
+
+    def hashes_after(self, seq: int) -> list[tuple[int, str]]:
+        """``(seq, hash)`` of every record after ``seq``, in order."""
+        rows = self._conn().execute("SELECT seq, hash FROM ledger WHERE seq > ? ORDER BY seq", (seq,))
+        return [(int(r["seq"]), str(r["hash"])) for r in rows]
 
     def records(
         self,
@@ -188,13 +204,29 @@ class Ledger:
         return verify_file(path, expected_head_hash=expected_head_hash)
 
 
+def read_catalog_file(db_path: str | Path) -> Iterator[dict[str, Any]]:
+    """Every record of the catalog file at ``db_path``, read-only, by seq, without opening the catalog.
+
+    For verification of a file that may be damaged: it needs no master key and runs no
+    migration; a damaged page raises ``sqlite3.DatabaseError`` after the records before it.
+    """
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    conn.row_factory = sqlite3.Row
+    try:
+        # Row by row, not fetchall: a record SQLite cannot decode stops the walk at that record.
+        for row in conn.execute("SELECT * FROM ledger ORDER BY seq"):
+            yield _row_record(row)
+    finally:
+        conn.close()
+
+
 def verify_file(path: str | Path, *, expected_head_hash: str | None = None) -> VerifyResult:
     """Verify an exported JSON-lines file (no database needed)."""
     with open(path, encoding="utf-8") as fh:
         return verify_chain(_read_lines(fh), expected_head_hash=expected_head_hash)
 
 
-class _Unreadable(dict[str, Any]):
+class Unreadable(dict[str, Any]):
     """Stands in for a line that is not a JSON record."""
 
 
@@ -212,12 +244,15 @@ def _read_lines(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
             value = json.loads(line)
         except ValueError:
             value = None
-        yield value if isinstance(value, dict) else _Unreadable(line=number)
+        yield value if isinstance(value, dict) else Unreadable(line=number)
+
+
+_LINK = "link"
 
 
 def _check(record: dict[str, Any], expected_seq: int, prev_hash: str) -> str | None:
     """Why ``record`` breaks the chain at ``expected_seq``, or None if it fits."""
-    if isinstance(record, _Unreadable):
+    if isinstance(record, Unreadable):
         return f"line {record['line']} is not a JSON ledger record"
     missing = [f for f in (*HASHED_FIELDS, "hash") if f not in record]
     if missing:
@@ -227,14 +262,14 @@ def _check(record: dict[str, Any], expected_seq: int, prev_hash: str) -> str | N
         if isinstance(seq, int) and seq > expected_seq:
             return f"expected seq {expected_seq}, found {seq}: record(s) missing"
         return f"expected seq {expected_seq}, found {seq!r}: records out of order or renumbered"
-    if record["prev_hash"] != prev_hash:
-        return "prev_hash does not match the previous record's hash: a record was removed or moved"
     try:
         actual = record_hash(record)
     except (TypeError, ValueError) as exc:
         return f"record cannot be hashed: {exc}"
     if actual != record["hash"]:
         return "hash does not match the record's contents: the record was edited"
+    if record["prev_hash"] != prev_hash:
+        return _LINK  # a self-consistent record that does not follow its predecessor
     return None
 
 
@@ -242,12 +277,22 @@ def verify_chain(
     records: Iterable[dict[str, Any]], *, expected_head_hash: str | None = None
 ) -> VerifyResult:
     """Walk records from seq 1, stopping at the first that breaks the chain."""
-    prev_hash, checked = GENESIS_HASH, 0
+    prev_hash, checked, before = GENESIS_HASH, 0, GENESIS_HASH
     for record in records:
         reason = _check(record, checked + 1, prev_hash)
+        if reason == _LINK and checked:
+            # The previous record and this one disagree; either may be the altered one, so the
+            # previous is the first that cannot be vouched for (every record before it is intact).
+            return VerifyResult(False, checked - 1, checked,
+                                f"seq {checked}: its hash is not the prev_hash record {checked + 1} holds: "
+                                f"record {checked} was edited and re-hashed, or record {checked + 1} was "
+                                "altered or put in place of another", before)
+        if reason == _LINK:
+            reason = "prev_hash is not the genesis hash: records before it were removed"
         if reason is not None:
             return VerifyResult(False, checked, checked + 1, f"seq {checked + 1}: {reason}",
                                 prev_hash)
+        before = prev_hash
         prev_hash, checked = record["hash"], checked + 1
     if expected_head_hash is not None and expected_head_hash != prev_hash:
         return VerifyResult(False, checked, checked + 1,
