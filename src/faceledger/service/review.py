@@ -78,6 +78,9 @@ def review_candidate(svc: Service, call: Call) -> dict:
         svc.catalog.add_review(tx, record["seq"], candidate, call.principal.access_key_id, decision,
                                reason.strip(), call.at)
         svc.record(tx, call, record["collection_id"], {
+            # a decision belongs to the search's purpose and case, not to whatever the reviewer's key or
+            # request headers say: audit filters and the transparency report count it there
+            "purpose": record["details"].get("purpose"), "case": record["details"].get("case"),
             "search_seq": record["seq"], "candidate": candidate, "decision": decision, "reason": reason.strip(),
             "search_input_sha256": record["details"].get("image_sha256") or record["details"].get("source_sha256")})
     return status(svc, record)

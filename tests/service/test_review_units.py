@@ -1,0 +1,40 @@
+"""Review decisions over a real service: what a ReviewCandidate record says about the search it decides on."""
+
+from __future__ import annotations
+
+from faceledger.service import Principal
+
+from .conftest import principal
+
+
+def _search(service, purpose: str, case: str | None) -> int:  # type: ignore[no-untyped-def]
+    details = {"purpose": purpose, "confirmations_required": 1, "candidates": [{"FaceId": "f1", "Similarity": 99.0}]}
+    if case:
+        details["case"] = case
+    with service.catalog.transaction() as tx:
+        rec = service.ledger.append(tx, operation="SearchFacesByImage", principal="AKIASEARCHER00000000",
+                                    collection_id="c1", details=details)
+    return int(rec["seq"])
+
+
+def _decide(service, who: Principal, seq: int, headers: dict[str, str]) -> dict:  # type: ignore[no-untyped-def]
+    service.dispatch("ReviewCandidate", {"SearchId": seq, "Candidate": "f1", "Decision": "REJECT", "Reason": "no"},
+                     who, {"faceledger_headers": headers, "signed_headers": list(headers)})
+    return service.ledger.records(operation="ReviewCandidate", limit=100)[-1]["details"]
+
+
+def test_a_decision_is_recorded_under_the_searchs_purpose_and_case(service) -> None:  # type: ignore[no-untyped-def]
+    """Not the reviewer's: an unbound reviewer's decision on a fraud search is a fraud decision, and a
+    purpose or case header sent with ReviewCandidate cannot relabel it."""
+    seq = _search(service, "fraud", "C-1")
+    rec = _decide(service, principal("reviewer"), seq, {})
+    assert (rec["purpose"], rec["case"]) == ("fraud", "C-1")
+    other = Principal("AKIAREVIEWERTWO00000", "x", "reviewer")
+    rec = _decide(service, other, seq, {"x-faceledger-purpose": "general", "x-faceledger-case": "C-99"})
+    assert (rec["purpose"], rec["case"]) == ("fraud", "C-1")
+
+
+def test_a_decision_on_a_search_without_a_case_carries_none(service) -> None:  # type: ignore[no-untyped-def]
+    seq = _search(service, "general", None)
+    rec = _decide(service, principal("reviewer"), seq, {"x-faceledger-case": "C-99"})
+    assert rec["purpose"] == "general" and "case" not in rec
