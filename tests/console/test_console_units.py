@@ -221,3 +221,23 @@ def test_signing_in_again_replaces_the_old_session(service) -> None:  # type: ig
     assert call(app, "GET", "/console/", cookies=first).status == 303  # the old session id is dead
     outs = [r["details"]["ended"] for r in service.ledger.iter_all() if r["operation"] == "ConsoleSignOut"]
     assert outs == ["replaced"]
+
+
+def test_bad_input_gets_a_4xx_page_not_a_500(service) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Ledger positions beyond SQLite's integers, and forms with files or a broken multipart body."""
+    from .asgi import call
+
+    with service.catalog.transaction() as tx:
+        key = service.catalog.create_key(tx, "admin", None, None)
+    app, _ = _app(service)
+    cookies = _signed_in(app, key)
+    cookies.pop("_raw")
+    huge = "9" * 25
+    assert call(app, "GET", f"/console/audit/{huge}", cookies=cookies).status == 404
+    assert call(app, "GET", f"/console/audit?after={huge}", cookies=cookies).status == 400
+    with_file = (b'--XX\r\nContent-Disposition: form-data; name="f"; filename="a.txt"\r\n\r\nhello\r\n--XX--\r\n')
+    for body, ctype in ((with_file, "multipart/form-data; boundary=XX"), (b"garbage", "multipart/form-data")):
+        for path in ("/console/halt", "/console/signin"):
+            reply = call(app, "POST", path, cookies=cookies, body=body, content_type=ctype)
+            assert reply.status == 400 and b"form could not be read" in reply.body, (path, reply.status)
+    assert service.halted() is None

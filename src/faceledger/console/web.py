@@ -21,6 +21,8 @@ from urllib.parse import quote, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -29,6 +31,7 @@ from ..errors import (
     AccessDeniedError,
     ConflictError,
     FaceledgerError,
+    InvalidParameterError,
     ResourceNotFoundError,
     ThrottlingError,
 )
@@ -130,7 +133,10 @@ class Console:
         origin = request.headers.get("origin")
         if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
             raise AccessDeniedError("The form was posted from another site.")
-        return await request.form(max_files=0, max_fields=64)
+        try:
+            return await request.form(max_files=0, max_fields=64)
+        except (HTTPException, MultiPartException) as exc:  # a file, too many fields, a broken multipart body
+            raise InvalidParameterError(f"The form could not be read: {getattr(exc, 'detail', exc)}") from exc
 
     def render(self, request: Request, template: str, ctx: Ctx | None, status: int = 200,
                **values: Any) -> Response:
@@ -171,8 +177,6 @@ def utc(t: float | None) -> str:
 
 def epoch(value: str | None) -> float | None:
     """An ``<input type=datetime-local>`` or ISO date, read as UTC; empty is None."""
-    from ..errors import InvalidParameterError
-
     if not value:
         return None
     try:
