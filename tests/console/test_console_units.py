@@ -241,3 +241,22 @@ def test_bad_input_gets_a_4xx_page_not_a_500(service) -> None:  # type: ignore[n
             reply = call(app, "POST", path, cookies=cookies, body=body, content_type=ctype)
             assert reply.status == 400 and b"form could not be read" in reply.body, (path, reply.status)
     assert service.halted() is None
+
+
+def test_failure_window_holds_only_recent_failures_and_a_bounded_number_of_names() -> None:
+    """Sign-in attempts under made-up key ids must not grow the server's memory without end."""
+    clock = Clock()
+    w = FailureWindow(limit=3, window_s=10, clock=clock, max_tracked=50)
+    for i in range(500):  # checking a name that never failed holds nothing
+        assert not w.locked(f"key:AKIA{i}", "addr:10.0.0.1")
+    assert w.tracked() == 0
+    for i in range(500):
+        w.fail(f"key:AKIA{i}", "addr:10.0.0.1")
+    assert w.tracked() <= 50
+    assert w.locked("addr:10.0.0.1")  # the address that kept failing is the last one forgotten
+    w.fail("key:target", "addr:10.0.0.2")
+    clock.now += 11  # every failure left the window: checking forgets them
+    assert not w.locked("key:target", "addr:10.0.0.2") and w.tracked() <= 49
+    for _ in range(3):
+        w.fail("key:target")
+    assert w.locked("key:target")  # the limit still holds
