@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..engine.calibration import expected_false_candidates, fmr_from_similarity
-from ..errors import AccessDeniedError
+from ..errors import AccessDeniedError, ResourceNotFoundError
 from .audit import LedgerFilter, filtered, one
 from .context import Principal, authorize, may
 from .core import CANDIDATE_NOTE, Service
@@ -57,15 +57,36 @@ def review_queue(svc: Service, principal: Principal, *, purpose: str | None = No
     return out
 
 
+def _scores(rec: dict[str, Any]) -> tuple[dict[str, float | None], list[str]]:
+    """Each candidate's Similarity as the search recorded it, and which candidates are enrolled faces
+    (a user, or a CompareFaces 'target', is not)."""
+    d = rec["details"]
+    sims: dict[str, float | None] = {}
+    face_ids: list[str] = []
+    for c in d.get("candidates", []):
+        for m in [c] + list(c.get("Matches", [])):  # a video person's matches are faces too
+            if m.get("FaceId"):
+                sims[m["FaceId"]] = m.get("Similarity")
+                face_ids.append(m["FaceId"])
+            elif m.get("UserId"):
+                sims[m["UserId"]] = m.get("Similarity")
+    if rec["operation"] == "CompareFaces" and d.get("matches"):
+        sims["target"] = max(float(x) for x in d["matches"])
+    return sims, face_ids
+
+
 def search_page(svc: Service, principal: Principal, review: dict[str, Any]) -> dict[str, Any]:
     """What a reviewer needs beside GetReview's ``review``: the search's scoring, per candidate."""
     rec = one(svc.ledger, int(review["SearchId"]))
     d = rec["details"]
-    sims = {c.get("FaceId") or c.get("UserId"): c.get("Similarity") for c in d.get("candidates", [])}
+    sims, face_ids = _scores(rec)
     applied = d.get("threshold_applied")
     gallery = d.get("gallery_size")
     cid = rec["collection_id"]
-    present = {f["face_id"] for f in svc.catalog.get_faces(cid, list(sims))} if cid and sims else set()
+    try:
+        present = {f["face_id"] for f in svc.catalog.get_faces(cid, face_ids)} if cid and face_ids else set()
+    except ResourceNotFoundError:  # the collection was deleted since the search, and its faces with it
+        present = set()
     may_see = may(principal, "ReviewCandidate")  # images go only to keys that may review
     candidates = []
     for c in review["Candidates"]:
@@ -74,7 +95,7 @@ def search_page(svc: Service, principal: Principal, review: dict[str, Any]) -> d
         candidates.append({**c, "Similarity": sim,
                            "EstimatedFalseMatchRate": fmr_from_similarity(sim) if sim is not None else None,
                            "DecidedByMe": mine[0]["Decision"] if mine else None,
-                           "FaceDeleted": c["Candidate"] not in present,
+                           "FaceDeleted": c["Candidate"] in face_ids and c["Candidate"] not in present,
                            "Image": may_see and svc.catalog.get_thumbnail(c["Candidate"]) is not None})
     own = rec["principal"] == principal.access_key_id
     try:
