@@ -260,3 +260,22 @@ def test_failure_window_holds_only_recent_failures_and_a_bounded_number_of_names
     for _ in range(3):
         w.fail("key:target")
     assert w.locked("key:target")  # the limit still holds
+
+
+def test_a_secret_typed_into_the_key_id_field_is_not_written_to_the_ledger(service) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    import hashlib
+
+    with service.catalog.transaction() as tx:
+        key_id, secret = service.catalog.create_key(tx, "reviewer", None, None)
+    signin = SignIn(service)
+    with pytest.raises(AccessDeniedError):  # the secret in the key id field, the key id in the secret's
+        signin.sign_in(secret, key_id, "10.0.0.1", "s1")
+    with pytest.raises(InvalidParameterError):  # the secret in the key id field, nothing else
+        signin.sign_in(secret, "", "10.0.0.1", "s2")
+    with pytest.raises(AccessDeniedError):  # a mistyped key id is still named: it is shaped like one
+        signin.sign_in("AKIA" + "Z" * 16, secret, "10.0.0.1", "s3")
+    failures = [r["details"] for r in service.ledger.iter_all() if r["operation"] == "ConsoleSignInFailed"]
+    assert secret not in str(failures) and secret.strip() not in str(failures)
+    digest = hashlib.sha256(secret.encode()).hexdigest()[:16]
+    assert [f.get("access_key_id_sha256") for f in failures[:2]] == [digest, digest]
+    assert failures[2]["access_key_id"] == "AKIA" + "Z" * 16

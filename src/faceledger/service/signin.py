@@ -3,9 +3,9 @@
 The console is a transport; whether a key id and secret admit someone, how
 many failures lock sign-in out, and which ledger records that leaves are
 rules, so they live here. Every sign-in, every failure (with why, and the key
-id tried, never the secret) and every sign-out is a ledger record
-(``ConsoleSignIn``, ``ConsoleSignInFailed``, ``ConsoleSignOut``). Failures
-are counted per access key id and per client address in a sliding window;
+id tried, or only its digest when it is not shaped like one; never the
+secret) and every sign-out is a ledger record (``ConsoleSignIn``,
+``ConsoleSignInFailed``, ``ConsoleSignOut``). Failures are counted per access key id and per client address in a sliding window;
 past the limit sign-in is refused without looking at the secret.
 Sessions themselves (cookies, expiry) are the console's job, not this module's.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import threading
 import time
 from collections import deque
@@ -24,6 +25,7 @@ from .context import Principal
 from .core import Service
 
 MAX_FIELD = 128
+KEY_ID = re.compile(r"AKIA[A-Z0-9]{16}")  # the shape of the access key ids faceledger issues
 MAX_TRACKED = 100_000  # key ids and addresses with recent failures held at once
 _DUMMY_SECRET = "x" * 40
 
@@ -127,7 +129,16 @@ class SignIn:
             "remote": remote, "session": session_ref(session_id), "ended": ended})
 
     def _failed(self, key_id: str, remote: str | None, reason: str) -> None:
-        self._append("ConsoleSignInFailed", None, {"access_key_id": key_id, "remote": remote, "reason": reason})
+        self._append("ConsoleSignInFailed", None, {**self._tried(key_id), "remote": remote, "reason": reason})
+
+    def _tried(self, key_id: str) -> dict[str, str]:
+        """The key id tried, when it is one; otherwise only a digest of it. People paste a secret into the
+        key id field, and the ledger is permanent: what does not look like a key id is not written out."""
+        if not key_id:
+            return {}
+        if KEY_ID.fullmatch(key_id) or self.svc.lookup_key(key_id) is not None:
+            return {"access_key_id": key_id}
+        return {"access_key_id_sha256": hashlib.sha256(key_id.encode()).hexdigest()[:16]}
 
     def _append(self, operation: str, principal: str | None, details: dict) -> None:
         with self.svc.catalog.transaction() as tx:
