@@ -201,6 +201,26 @@ def test_revoking_a_key_ends_its_console_session(service) -> None:  # type: igno
     with service.catalog.transaction() as tx:
         service.catalog.revoke_key(tx, key[0])
     assert call(app, "GET", "/console/", cookies=cookies).status == 303
+    assert call(app, "GET", "/console/", cookies=cookies).status == 303
+    outs = [r for r in service.ledger.iter_all() if r["operation"] == "ConsoleSignOut"]
+    assert [(r["principal"], r["details"]["ended"]) for r in outs] == [(key[0], "revoked")]  # once
+
+
+def test_a_session_that_ends_unseen_still_gets_its_sign_out_record(service) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """A browser that never comes back: its idle session is dropped at the next sign-in, and the ledger says so."""
+    with service.catalog.transaction() as tx:
+        gone = service.catalog.create_key(tx, "auditor", None, None)
+        later = service.catalog.create_key(tx, "reviewer", None, None)
+    app, console = _app(service)
+    clock = Clock()
+    console.sessions._clock = clock
+    _signed_in(app, gone)
+    clock.now += service.settings.console_session_idle_s + 1
+    _signed_in(app, later)
+    outs = [r for r in service.ledger.iter_all() if r["operation"] == "ConsoleSignOut"]
+    ins = [r for r in service.ledger.iter_all() if r["operation"] == "ConsoleSignIn"]
+    assert [(r["principal"], r["details"]["ended"]) for r in outs] == [(gone[0], "idle")]
+    assert outs[0]["details"]["session"] == ins[0]["details"]["session"]
 
 
 def test_signing_in_again_replaces_the_old_session(service) -> None:  # type: ignore[no-untyped-def]  # noqa: F811

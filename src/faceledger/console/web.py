@@ -116,14 +116,21 @@ class Console:
             session = None
         principal = await self.call(self.svc.lookup_key, session.key_id) if session else None
         if session is None or principal is None or principal.revoked:
-            if session is not None:
-                self.sessions.close(session.id)
+            if session is not None and self.sessions.close(session.id) is not None:
+                client = request.client
+                await self.call(self.signin.sign_out, session.key_id, client.host if client else None,
+                                session.id, "revoked")
             if request.method != "GET":
                 raise AccessDeniedError("Sign in first: this session has ended.")
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             why = "&ended=1" if ended else ""
             return self.secure(RedirectResponse(f"{PATH}/signin?next={quote(target)}{why}", status_code=303))
         return Ctx(request, session, principal)
+
+    async def record_ended(self) -> None:
+        """A ConsoleSignOut for each session that ended without a request of its own noticing."""
+        for session, why in self.sessions.take_ended():
+            await self.call(self.signin.sign_out, session.key_id, None, session.id, why)
 
     async def form(self, request: Request) -> FormData:
         """A small urlencoded form, from this origin."""
