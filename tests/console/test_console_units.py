@@ -95,11 +95,14 @@ def test_too_many_failures_lock_sign_in_out(service) -> None:  # type: ignore[no
 
 
 def _search(service, seq_purpose: str, candidates: list[str], collection: str = "c1") -> int:  # type: ignore[no-untyped-def]  # noqa: F811
+    """A search's ledger record, written as every search writes it (Service.record)."""
+    from faceledger.service.context import RequestContext
+    from faceledger.service.core import Call
+
+    call = Call("SearchFacesByImage", {}, principal("searcher"), RequestContext(purpose=seq_purpose))
     with service.catalog.transaction() as tx:
-        rec = service.ledger.append(tx, operation="SearchFacesByImage", principal="AKIASEARCHER00000000",
-                                    collection_id=collection, details={
-                                        "purpose": seq_purpose, "confirmations_required": 1,
-                                        "candidates": [{"FaceId": c, "Similarity": 90.0} for c in candidates]})
+        rec = service.record(tx, call, collection, {
+            "confirmations_required": 1, "candidates": [{"FaceId": c, "Similarity": 90.0} for c in candidates]})
     return int(rec["seq"])
 
 

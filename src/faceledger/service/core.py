@@ -32,6 +32,7 @@ from ..store.catalog import Catalog
 from ..store.db import Transaction
 from ..store.ledger import Ledger
 from ..store.vectors import VectorIndex, limit_blas_threads
+from .candidates import awaits_review
 from .checkpoints import CHECKPOINT, checkpoint_details, load_or_create_key
 from .context import Principal, RequestContext, authorize
 from .pagination import Paginator
@@ -280,6 +281,8 @@ class Service:
             collection_id=collection_id, details={k: v for k, v in base.items() if v is not None},
             at=call.at,
         )
+        if awaits_review(rec):  # the review queue's index, in the same transaction as the search's record
+            self.catalog.add_pending_review(tx, rec["seq"], collection_id)
         if self.settings.checkpoint_every > 0 and rec["seq"] % self.settings.checkpoint_every == 0:
             self.checkpoint(tx)
         return rec

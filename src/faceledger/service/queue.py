@@ -1,24 +1,28 @@
 """The review queue and one search's review page, for the web console.
 
-The queue lists searches that still have undecided candidates, oldest
+The queue lists searches that still have undecided candidates (kept in the
+``review_pending`` index, written with each search's ledger record), oldest
 first, filtered by purpose, case and collection, and within what a bound
 reviewer key may see. A search's page is GetReview (the same function the
 API runs) plus what the search's ledger record says about how it was scored.
-Neither writes anything; decisions go through ``ReviewCandidate``.
+Neither writes anything but the index's upkeep (dropping entries found
+fully decided); decisions go through ``ReviewCandidate``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from ..engine.calibration import expected_false_candidates, fmr_from_similarity
 from ..errors import AccessDeniedError, ResourceNotFoundError
-from .audit import LedgerFilter, filtered, one
+from .audit import LedgerFilter, one
 from .context import Principal, authorize, may
 from .core import CANDIDATE_NOTE, Service
-from .review import SEARCH_OPERATIONS, status
+from .review import status
 
 QUEUE_LIMIT = 200
+PAGE = 500  # index entries read at a time
 
 
 def _scope(principal: Principal, purpose: str | None, case: str | None) -> tuple[str | None, str | None]:
@@ -30,20 +34,43 @@ def _scope(principal: Principal, purpose: str | None, case: str | None) -> tuple
     return purpose or bound.get("purpose"), case or bound.get("case")
 
 
+def _awaiting(svc: Service, collection_id: str | None) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """Search records from the review index, oldest first; entries found fully decided (written before
+    the index, or left by a crash between a decision and its index update) or archived are dropped."""
+    after = 0
+    while True:
+        seqs = svc.catalog.pending_reviews(collection_id, after, PAGE)
+        stale = []
+        for seq in seqs:
+            try:
+                rec = one(svc.ledger, seq)
+            except ResourceNotFoundError:
+                stale.append(seq)
+                continue
+            st = status(svc, rec)
+            if any(c["Status"] == "PENDING" for c in st["Candidates"]):
+                yield rec, st
+            else:
+                stale.append(seq)
+        if stale:
+            with svc.catalog.transaction() as tx:
+                svc.catalog.drop_pending_reviews(tx, stale)
+        if len(seqs) < PAGE:
+            return
+        after = seqs[-1]
+
+
 def review_queue(svc: Service, principal: Principal, *, purpose: str | None = None, case: str | None = None,
                  collection_id: str | None = None, limit: int = QUEUE_LIMIT) -> list[dict[str, Any]]:
-    """Searches with at least one PENDING candidate, oldest first."""
+    """Searches with at least one PENDING candidate, oldest first (from the review index, not a ledger scan)."""
     authorize(principal, "GetReview")
     purpose, case = _scope(principal, purpose, case)
     flt = LedgerFilter(purpose=purpose, case=case, collection_id=collection_id)
     out: list[dict[str, Any]] = []
-    for rec in filtered(svc.ledger, flt):
-        if rec["operation"] not in SEARCH_OPERATIONS or "refused" in rec["details"]:
+    for rec, st in _awaiting(svc, collection_id):
+        if not flt.matches(rec):
             continue
-        st = status(svc, rec)
         pending = [c for c in st["Candidates"] if c["Status"] == "PENDING"]
-        if not pending:
-            continue
         out.append({
             "SearchId": rec["seq"], "At": rec["at"], "Operation": rec["operation"],
             "CollectionId": rec["collection_id"], "Purpose": st["Purpose"], "Case": st["Case"],
