@@ -20,12 +20,15 @@ class Answer:
 
 
 def call(app: Any, method: str, path: str, *, cookies: dict[str, str] | None = None,
-         form: dict[str, str] | None = None, scheme: str = "http") -> Answer:
-    body = urlencode(form).encode() if form is not None else b""
-    headers = [(b"host", b"testserver")]
+         form: dict[str, str] | None = None, scheme: str = "http", body: bytes | None = None,
+         content_type: str = "application/x-www-form-urlencoded") -> Answer:
+    """``form`` is sent urlencoded; ``body`` as it is, with ``content_type``."""
     if form is not None:
-        headers += [(b"content-type", b"application/x-www-form-urlencoded"),
-                    (b"content-length", str(len(body)).encode())]
+        body = urlencode(form).encode()
+    headers = [(b"host", b"testserver")]
+    if body is not None:
+        headers += [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    body = body or b""
     if cookies:
         headers.append((b"cookie", "; ".join(f"{k}={v}" for k, v in cookies.items()).encode()))
     path, _, query = path.partition("?")

@@ -158,7 +158,13 @@ def test_ledger_page_shows_the_decisions_and_verifies(browser: Any, stage: Stage
     mine = [t for t in texts if f"candidate={stage.candidates[0]}" in t or f"candidate={stage.candidates[1]}" in t]
     assert len(mine) == 3 and sum("decision=CONFIRM" in t for t in mine) == 2 and \
         sum("decision=REJECT" in t for t in mine) == 1
-    assert all("investigative-lead" in t or "general" in t for t in mine)
+    # each decision is filed under its search's purpose and case, so an auditor's filter on them finds it
+    assert all("investigative-lead" in t and "CASE-7" in t for t in mine)
+    page.get_by_label("Purpose", exact=True).fill("investigative-lead")
+    page.get_by_label("Case", exact=True).fill("CASE-7")
+    page.get_by_role("button", name="Filter").click()
+    assert sum(f"candidate={c}" in rows.nth(i).inner_text() for i in range(rows.count())
+               for c in stage.candidates) == 3
     shot(page, "08-audit-filtered")
     rows.first.get_by_role("link").click()
     assert page.inner_text("#rec-operation") == "ReviewCandidate"

@@ -95,11 +95,14 @@ def test_too_many_failures_lock_sign_in_out(service) -> None:  # type: ignore[no
 
 
 def _search(service, seq_purpose: str, candidates: list[str], collection: str = "c1") -> int:  # type: ignore[no-untyped-def]  # noqa: F811
+    """A search's ledger record, written as every search writes it (Service.record)."""
+    from faceledger.service.context import RequestContext
+    from faceledger.service.core import Call
+
+    call = Call("SearchFacesByImage", {}, principal("searcher"), RequestContext(purpose=seq_purpose))
     with service.catalog.transaction() as tx:
-        rec = service.ledger.append(tx, operation="SearchFacesByImage", principal="AKIASEARCHER00000000",
-                                    collection_id=collection, details={
-                                        "purpose": seq_purpose, "confirmations_required": 1,
-                                        "candidates": [{"FaceId": c, "Similarity": 90.0} for c in candidates]})
+        rec = service.record(tx, call, collection, {
+            "confirmations_required": 1, "candidates": [{"FaceId": c, "Similarity": 90.0} for c in candidates]})
     return int(rec["seq"])
 
 
@@ -201,6 +204,26 @@ def test_revoking_a_key_ends_its_console_session(service) -> None:  # type: igno
     with service.catalog.transaction() as tx:
         service.catalog.revoke_key(tx, key[0])
     assert call(app, "GET", "/console/", cookies=cookies).status == 303
+    assert call(app, "GET", "/console/", cookies=cookies).status == 303
+    outs = [r for r in service.ledger.iter_all() if r["operation"] == "ConsoleSignOut"]
+    assert [(r["principal"], r["details"]["ended"]) for r in outs] == [(key[0], "revoked")]  # once
+
+
+def test_a_session_that_ends_unseen_still_gets_its_sign_out_record(service) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """A browser that never comes back: its idle session is dropped at the next sign-in, and the ledger says so."""
+    with service.catalog.transaction() as tx:
+        gone = service.catalog.create_key(tx, "auditor", None, None)
+        later = service.catalog.create_key(tx, "reviewer", None, None)
+    app, console = _app(service)
+    clock = Clock()
+    console.sessions._clock = clock
+    _signed_in(app, gone)
+    clock.now += service.settings.console_session_idle_s + 1
+    _signed_in(app, later)
+    outs = [r for r in service.ledger.iter_all() if r["operation"] == "ConsoleSignOut"]
+    ins = [r for r in service.ledger.iter_all() if r["operation"] == "ConsoleSignIn"]
+    assert [(r["principal"], r["details"]["ended"]) for r in outs] == [(gone[0], "idle")]
+    assert outs[0]["details"]["session"] == ins[0]["details"]["session"]
 
 
 def test_signing_in_again_replaces_the_old_session(service) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
@@ -221,3 +244,61 @@ def test_signing_in_again_replaces_the_old_session(service) -> None:  # type: ig
     assert call(app, "GET", "/console/", cookies=first).status == 303  # the old session id is dead
     outs = [r["details"]["ended"] for r in service.ledger.iter_all() if r["operation"] == "ConsoleSignOut"]
     assert outs == ["replaced"]
+
+
+def test_bad_input_gets_a_4xx_page_not_a_500(service) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Ledger positions beyond SQLite's integers, and forms with files or a broken multipart body."""
+    from .asgi import call
+
+    with service.catalog.transaction() as tx:
+        key = service.catalog.create_key(tx, "admin", None, None)
+    app, _ = _app(service)
+    cookies = _signed_in(app, key)
+    cookies.pop("_raw")
+    huge = "9" * 25
+    assert call(app, "GET", f"/console/audit/{huge}", cookies=cookies).status == 404
+    assert call(app, "GET", f"/console/audit?after={huge}", cookies=cookies).status == 400
+    with_file = (b'--XX\r\nContent-Disposition: form-data; name="f"; filename="a.txt"\r\n\r\nhello\r\n--XX--\r\n')
+    for body, ctype in ((with_file, "multipart/form-data; boundary=XX"), (b"garbage", "multipart/form-data")):
+        for path in ("/console/halt", "/console/signin"):
+            reply = call(app, "POST", path, cookies=cookies, body=body, content_type=ctype)
+            assert reply.status == 400 and b"form could not be read" in reply.body, (path, reply.status)
+    assert service.halted() is None
+
+
+def test_failure_window_holds_only_recent_failures_and_a_bounded_number_of_names() -> None:
+    """Sign-in attempts under made-up key ids must not grow the server's memory without end."""
+    clock = Clock()
+    w = FailureWindow(limit=3, window_s=10, clock=clock, max_tracked=50)
+    for i in range(500):  # checking a name that never failed holds nothing
+        assert not w.locked(f"key:AKIA{i}", "addr:10.0.0.1")
+    assert w.tracked() == 0
+    for i in range(500):
+        w.fail(f"key:AKIA{i}", "addr:10.0.0.1")
+    assert w.tracked() <= 50
+    assert w.locked("addr:10.0.0.1")  # the address that kept failing is the last one forgotten
+    w.fail("key:target", "addr:10.0.0.2")
+    clock.now += 11  # every failure left the window: checking forgets them
+    assert not w.locked("key:target", "addr:10.0.0.2") and w.tracked() <= 49
+    for _ in range(3):
+        w.fail("key:target")
+    assert w.locked("key:target")  # the limit still holds
+
+
+def test_a_secret_typed_into_the_key_id_field_is_not_written_to_the_ledger(service) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    import hashlib
+
+    with service.catalog.transaction() as tx:
+        key_id, secret = service.catalog.create_key(tx, "reviewer", None, None)
+    signin = SignIn(service)
+    with pytest.raises(AccessDeniedError):  # the secret in the key id field, the key id in the secret's
+        signin.sign_in(secret, key_id, "10.0.0.1", "s1")
+    with pytest.raises(InvalidParameterError):  # the secret in the key id field, nothing else
+        signin.sign_in(secret, "", "10.0.0.1", "s2")
+    with pytest.raises(AccessDeniedError):  # a mistyped key id is still named: it is shaped like one
+        signin.sign_in("AKIA" + "Z" * 16, secret, "10.0.0.1", "s3")
+    failures = [r["details"] for r in service.ledger.iter_all() if r["operation"] == "ConsoleSignInFailed"]
+    assert secret not in str(failures) and secret.strip() not in str(failures)
+    digest = hashlib.sha256(secret.encode()).hexdigest()[:16]
+    assert [f.get("access_key_id_sha256") for f in failures[:2]] == [digest, digest]
+    assert failures[2]["access_key_id"] == "AKIA" + "Z" * 16

@@ -64,6 +64,7 @@ async def signin_post(console: Console, request: Request) -> Response:
     if old is not None:  # signing in again replaces the browser's old session, and says so
         await console.call(console.signin.sign_out, old.key_id, client.host if client else None, old.id, "replaced")
     console.sessions.open(session_id, principal.access_key_id)
+    await console.record_ended()  # sessions that opening this one pruned or evicted
     target = form.get("next")
     response = console.redirect(_safe_next(target if isinstance(target, str) else None))
     _cookie(response, request, COOKIE, session_id, None)

@@ -40,6 +40,7 @@ class Sessions:
     def __init__(self, idle_s: float, max_s: float, clock: Callable[[], float] = time.time) -> None:
         self.idle_s, self.max_s, self._clock = idle_s, max_s, clock
         self._by_id: dict[str, Session] = {}
+        self._ended: list[tuple[Session, str]] = []  # dropped unseen: their ConsoleSignOut is still owed
         self._lock = threading.Lock()
 
     def new_id(self) -> str:
@@ -49,9 +50,10 @@ class Sessions:
         now = self._clock()
         with self._lock:
             self._prune(now)
-            if len(self._by_id) >= MAX_SESSIONS:  # refuse rather than grow without bound
+            if len(self._by_id) >= MAX_SESSIONS:  # end the least recently used rather than grow without bound
                 oldest = min(self._by_id.values(), key=lambda s: s.seen)
                 del self._by_id[oldest.id]
+                self._ended.append((oldest, "evicted"))
             session = Session(session_id, key_id, now, now)
             self._by_id[session_id] = session
             return session
@@ -65,7 +67,7 @@ class Sessions:
             session = self._by_id.get(session_id)
             if session is None:
                 return None, None
-            ended = self._ended(session, now)
+            ended = self._ended_why(session, now)
             if ended:
                 del self._by_id[session_id]
                 return session, ended
@@ -76,13 +78,22 @@ class Sessions:
         with self._lock:
             return self._by_id.pop(session_id, None)
 
-    def _ended(self, s: Session, now: float) -> str | None:
+    def _ended_why(self, s: Session, now: float) -> str | None:
         if now - s.created >= self.max_s:
             return "expired"
         if now - s.seen >= self.idle_s:
             return "idle"
         return None
 
+    def take_ended(self) -> list[tuple[Session, str]]:
+        """Sessions that ended without a request noticing (idle, expired, evicted), once each, with why."""
+        with self._lock:
+            out, self._ended = self._ended, []
+            return out
+
     def _prune(self, now: float) -> None:
-        for sid in [sid for sid, s in self._by_id.items() if self._ended(s, now)]:
-            del self._by_id[sid]
+        for sid, s in list(self._by_id.items()):
+            why = self._ended_why(s, now)
+            if why:
+                del self._by_id[sid]
+                self._ended.append((s, why))

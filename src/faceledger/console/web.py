@@ -21,6 +21,8 @@ from urllib.parse import quote, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -29,6 +31,7 @@ from ..errors import (
     AccessDeniedError,
     ConflictError,
     FaceledgerError,
+    InvalidParameterError,
     ResourceNotFoundError,
     ThrottlingError,
 )
@@ -113,14 +116,21 @@ class Console:
             session = None
         principal = await self.call(self.svc.lookup_key, session.key_id) if session else None
         if session is None or principal is None or principal.revoked:
-            if session is not None:
-                self.sessions.close(session.id)
+            if session is not None and self.sessions.close(session.id) is not None:
+                client = request.client
+                await self.call(self.signin.sign_out, session.key_id, client.host if client else None,
+                                session.id, "revoked")
             if request.method != "GET":
                 raise AccessDeniedError("Sign in first: this session has ended.")
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             why = "&ended=1" if ended else ""
             return self.secure(RedirectResponse(f"{PATH}/signin?next={quote(target)}{why}", status_code=303))
         return Ctx(request, session, principal)
+
+    async def record_ended(self) -> None:
+        """A ConsoleSignOut for each session that ended without a request of its own noticing."""
+        for session, why in self.sessions.take_ended():
+            await self.call(self.signin.sign_out, session.key_id, None, session.id, why)
 
     async def form(self, request: Request) -> FormData:
         """A small urlencoded form, from this origin."""
@@ -130,7 +140,10 @@ class Console:
         origin = request.headers.get("origin")
         if origin and origin != "null" and urlsplit(origin).netloc != request.headers.get("host"):
             raise AccessDeniedError("The form was posted from another site.")
-        return await request.form(max_files=0, max_fields=64)
+        try:
+            return await request.form(max_files=0, max_fields=64)
+        except (HTTPException, MultiPartException) as exc:  # a file, too many fields, a broken multipart body
+            raise InvalidParameterError(f"The form could not be read: {getattr(exc, 'detail', exc)}") from exc
 
     def render(self, request: Request, template: str, ctx: Ctx | None, status: int = 200,
                **values: Any) -> Response:
@@ -171,8 +184,6 @@ def utc(t: float | None) -> str:
 
 def epoch(value: str | None) -> float | None:
     """An ``<input type=datetime-local>`` or ISO date, read as UTC; empty is None."""
-    from ..errors import InvalidParameterError
-
     if not value:
         return None
     try:

@@ -42,6 +42,8 @@ class LedgerFilter:
 
 def filtered(ledger: Ledger, flt: LedgerFilter, after_seq: int = 0) -> Iterator[dict[str, Any]]:
     """Every record after ``after_seq`` that passes ``flt``, in seq order (SQL filters first)."""
+    if not 0 <= after_seq < 2**63:
+        raise InvalidParameterError("A ledger position is a whole number from 0 to 2^63 - 1.")
     after = after_seq
     while True:
         page = ledger.records(after_seq=after, limit=SCAN_PAGE, operation=flt.operation,
@@ -63,6 +65,8 @@ def page(ledger: Ledger, flt: LedgerFilter, after_seq: int = 0, limit: int = PAG
 
 
 def one(ledger: Ledger, seq: int) -> dict[str, Any]:
+    if not 1 <= seq < 2**63:  # beyond SQLite's integers: no such record, not an overflow
+        raise ResourceNotFoundError(f"The ledger has no record {seq}.")
     rows = ledger.records(after_seq=seq - 1, limit=1)
     if not rows or rows[0]["seq"] != seq:
         raise ResourceNotFoundError(f"The ledger has no record {seq}.")

@@ -34,6 +34,7 @@ from ..store.integrity import refuse_damaged
 from ..store.ledger import Ledger
 from ..store.vectors import VectorIndex, limit_blas_threads
 from .audit_trail import append_checkpoint, last_signed_seq, retire_legacy_key
+from .candidates import awaits_review
 from .checkpoints import CHECKPOINT, SIGNING_KEY, fingerprint, signing_key_details
 from .context import Principal, RequestContext, authorize
 from .pagination import Paginator
@@ -330,6 +331,8 @@ class Service:
         them, so ``audit verify`` can require a checkpoint in every interval.
         """
         rec = self.ledger.append(tx, **record)
+        if awaits_review(rec):  # the review queue's index, in the same transaction as the search's record
+            self.catalog.add_pending_review(tx, rec["seq"], record.get("collection_id"))
         every = self.settings.checkpoint_every
         if every > 0 and rec["operation"] != CHECKPOINT and rec["seq"] - self._last_signed_seq() >= every:
             self.checkpoint(tx)

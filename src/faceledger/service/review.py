@@ -11,10 +11,10 @@ that ran the search cannot review it. Every decision is a ledger record.
 from __future__ import annotations
 
 from ..errors import AccessDeniedError, InvalidParameterError, ResourceNotFoundError
+from .candidates import SEARCH_OPERATIONS, candidates_of
 from .core import Call, Service
 
-SEARCH_OPERATIONS = frozenset({"SearchFaces", "SearchFacesByImage", "SearchUsers", "SearchUsersByImage",
-                               "CompareFaces", "FaceSearchCompleted"})
+__all__ = ["SEARCH_OPERATIONS", "get_review", "review_candidate", "status"]
 DECISIONS = ("CONFIRM", "REJECT")
 
 
@@ -33,14 +33,7 @@ def _search_record(svc: Service, seq: object, call: Call | None = None) -> dict:
     return rows[0]
 
 
-def _candidates(record: dict) -> list[str]:
-    out = []
-    for c in record["details"].get("candidates", []):
-        out.append(c.get("FaceId") or c.get("UserId"))
-        out.extend(m.get("FaceId") for m in c.get("Matches", []))  # a video person's matches
-    if record["operation"] == "CompareFaces" and record["details"].get("matches"):
-        out.append("target")
-    return [c for c in out if c]
+_candidates = candidates_of
 
 
 def status(svc: Service, record: dict) -> dict:
@@ -78,9 +71,16 @@ def review_candidate(svc: Service, call: Call) -> dict:
         svc.catalog.add_review(tx, record["seq"], candidate, call.principal.access_key_id, decision,
                                reason.strip(), call.at)
         svc.record(tx, call, record["collection_id"], {
+            # a decision belongs to the search's purpose and case, not to whatever the reviewer's key or
+            # request headers say: audit filters and the transparency report count it there
+            "purpose": record["details"].get("purpose"), "case": record["details"].get("case"),
             "search_seq": record["seq"], "candidate": candidate, "decision": decision, "reason": reason.strip(),
             "search_input_sha256": record["details"].get("image_sha256") or record["details"].get("source_sha256")})
-    return status(svc, record)
+    st = status(svc, record)  # after the commit, so two reviewers deciding at once both count
+    if not any(c["Status"] == "PENDING" for c in st["Candidates"]):
+        with svc.catalog.transaction() as tx:  # nothing left to decide: out of the review queue's index
+            svc.catalog.drop_pending_reviews(tx, [record["seq"]])
+    return st
 
 
 def get_review(svc: Service, call: Call) -> dict:

@@ -3,9 +3,9 @@
 The console is a transport; whether a key id and secret admit someone, how
 many failures lock sign-in out, and which ledger records that leaves are
 rules, so they live here. Every sign-in, every failure (with why, and the key
-id tried, never the secret) and every sign-out is a ledger record
-(``ConsoleSignIn``, ``ConsoleSignInFailed``, ``ConsoleSignOut``). Failures
-are counted per access key id and per client address in a sliding window;
+id tried, or only its digest when it is not shaped like one; never the
+secret) and every sign-out is a ledger record (``ConsoleSignIn``,
+``ConsoleSignInFailed``, ``ConsoleSignOut``). Failures are counted per access key id and per client address in a sliding window;
 past the limit sign-in is refused without looking at the secret.
 Sessions themselves (cookies, expiry) are the console's job, not this module's.
 """
@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import threading
 import time
-from collections import defaultdict, deque
+from collections import deque
 from collections.abc import Callable
 
 from ..errors import AccessDeniedError, InvalidParameterError, ThrottlingError
@@ -24,6 +25,8 @@ from .context import Principal
 from .core import Service
 
 MAX_FIELD = 128
+KEY_ID = re.compile(r"AKIA[A-Z0-9]{16}")  # the shape of the access key ids faceledger issues
+MAX_TRACKED = 100_000  # key ids and addresses with recent failures held at once
 _DUMMY_SECRET = "x" * 40
 
 
@@ -33,29 +36,52 @@ def session_ref(session_id: str) -> str:
 
 
 class FailureWindow:
-    """Failed attempts per key id and per address within ``window_s``; thread-safe, in memory."""
+    """Failed attempts per key id and per address within ``window_s``; thread-safe, in memory.
 
-    def __init__(self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.limit, self.window_s, self._clock = limit, window_s, clock
-        self._fails: dict[str, deque[float]] = defaultdict(deque)
+    Only names with a failure inside the window are held, and at most
+    ``max_tracked`` of them: anyone can send sign-ins under made-up key ids,
+    and each must not cost memory for ever.
+    """
+
+    def __init__(self, limit: int, window_s: float, clock: Callable[[], float] = time.monotonic,
+                 max_tracked: int = MAX_TRACKED) -> None:
+        self.limit, self.window_s, self._clock, self.max_tracked = limit, window_s, clock, max_tracked
+        self._fails: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def _recent(self, name: str, now: float) -> deque[float]:
-        q = self._fails[name]
+    def _recent(self, name: str, now: float) -> int:
+        q = self._fails.get(name)
+        if q is None:
+            return 0
         while q and q[0] <= now - self.window_s:
             q.popleft()
-        return q
+        if not q:
+            del self._fails[name]
+        return len(q)
 
     def locked(self, *names: str) -> bool:
         with self._lock:
             now = self._clock()
-            return self.limit > 0 and any(len(self._recent(n, now)) >= self.limit for n in names)
+            return self.limit > 0 and any(self._recent(n, now) >= self.limit for n in names)
 
     def fail(self, *names: str) -> None:
         with self._lock:
             now = self._clock()
             for n in names:
-                self._recent(n, now).append(now)
+                q = self._fails.pop(n, None) or deque()  # re-inserted: the dict stays in order of last failure
+                q.append(now)
+                while len(q) > max(1, self.limit):  # failures older than the last ``limit`` add nothing
+                    q.popleft()
+                self._fails[n] = q
+            if len(self._fails) > self.max_tracked:
+                for stale in list(self._fails):
+                    self._recent(stale, now)
+                while len(self._fails) > self.max_tracked:  # still full: forget the longest quiet first
+                    del self._fails[next(iter(self._fails))]
+
+    def tracked(self) -> int:
+        with self._lock:
+            return len(self._fails)
 
     def clear(self, *names: str) -> None:
         with self._lock:
@@ -103,7 +129,16 @@ class SignIn:
             "remote": remote, "session": session_ref(session_id), "ended": ended})
 
     def _failed(self, key_id: str, remote: str | None, reason: str) -> None:
-        self._append("ConsoleSignInFailed", None, {"access_key_id": key_id, "remote": remote, "reason": reason})
+        self._append("ConsoleSignInFailed", None, {**self._tried(key_id), "remote": remote, "reason": reason})
+
+    def _tried(self, key_id: str) -> dict[str, str]:
+        """The key id tried, when it is one; otherwise only a digest of it. People paste a secret into the
+        key id field, and the ledger is permanent: what does not look like a key id is not written out."""
+        if not key_id:
+            return {}
+        if KEY_ID.fullmatch(key_id) or self.svc.lookup_key(key_id) is not None:
+            return {"access_key_id": key_id}
+        return {"access_key_id_sha256": hashlib.sha256(key_id.encode()).hexdigest()[:16]}
 
     def _append(self, operation: str, principal: str | None, details: dict) -> None:
         with self.svc.catalog.transaction() as tx:

@@ -1,4 +1,4 @@
-"""Consent records and human review decisions (tables ``consents`` and ``reviews``).
+"""Consent records and human review decisions (tables ``consents``, ``reviews``, ``review_pending``).
 
 Plain reads and writes; what a consent allows, when it lapses, and how many
 reviewers confirm a candidate are the service's rules, not this module's.
@@ -78,3 +78,23 @@ def all_reviews(conn: sqlite3.Connection, since: float | None = None, until: flo
                         (since or 0.0, until or 1e18)).fetchall()
     keys = ("search_seq", "candidate", "reviewer", "decision", "reason", "at")
     return [dict(zip(keys, tuple(r), strict=True)) for r in rows]
+
+
+def add_pending(conn: sqlite3.Connection, search_seq: int, collection_id: str | None) -> None:
+    conn.execute("INSERT OR IGNORE INTO review_pending (search_seq, collection_id) VALUES (?,?)",
+                 (search_seq, collection_id))
+
+
+def pending(conn: sqlite3.Connection, collection_id: str | None, after_seq: int, limit: int) -> list[int]:
+    """Search seqs in the review index after ``after_seq``, oldest first (one collection's, if given)."""
+    if collection_id is None:
+        rows = conn.execute("SELECT search_seq FROM review_pending WHERE search_seq > ? ORDER BY search_seq "
+                            "LIMIT ?", (after_seq, limit)).fetchall()
+    else:
+        rows = conn.execute("SELECT search_seq FROM review_pending WHERE collection_id = ? AND search_seq > ? "
+                            "ORDER BY search_seq LIMIT ?", (collection_id, after_seq, limit)).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def drop_pending(conn: sqlite3.Connection, search_seqs: list[int]) -> None:
+    conn.executemany("DELETE FROM review_pending WHERE search_seq = ?", [(s,) for s in search_seqs])

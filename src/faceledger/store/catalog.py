@@ -253,6 +253,15 @@ class Catalog:
     def all_reviews(self, since: float | None = None, until: float | None = None) -> list[dict[str, Any]]:
         return accountability.all_reviews(self.connection(), since, until)
 
+    def add_pending_review(self, tx: Transaction, search_seq: int, collection_id: str | None) -> None:
+        accountability.add_pending(self.write_connection(tx), search_seq, collection_id)
+
+    def pending_reviews(self, collection_id: str | None = None, after_seq: int = 0, limit: int = 500) -> list[int]:
+        return accountability.pending(self.connection(), collection_id, after_seq, limit)
+
+    def drop_pending_reviews(self, tx: Transaction, search_seqs: list[int]) -> None:
+        accountability.drop_pending(self.write_connection(tx), search_seqs)
+
     # -- thumbnails (sealed) ---------------------------------------------
 
     def add_thumbnail(self, tx: Transaction, face_id: str, collection_id: str, jpeg: bytes, at: float,

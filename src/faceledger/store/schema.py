@@ -162,11 +162,30 @@ CREATE TABLE probe_thumbnails (
 CREATE INDEX probe_thumbnails_by_expiry ON probe_thumbnails(expires_at);
 """
 
+# The review queue's index: searches that may still have undecided candidates. A
+# hint, not the truth (the service checks each against the reviews table and drops
+# the ones fully decided); filled from the ledger for data written before it.
+_V4 = """
+CREATE TABLE review_pending (
+    search_seq     INTEGER PRIMARY KEY,
+    collection_id  TEXT
+);
+CREATE INDEX review_pending_by_collection ON review_pending(collection_id, search_seq);
+INSERT INTO review_pending (search_seq, collection_id)
+SELECT seq, collection_id FROM ledger
+WHERE operation IN ('SearchFaces', 'SearchFacesByImage', 'SearchUsers', 'SearchUsersByImage',
+                    'CompareFaces', 'FaceSearchCompleted')
+  AND json_extract(details, '$.refused') IS NULL
+  AND (COALESCE(json_array_length(details, '$.candidates'), 0) > 0
+       OR (operation = 'CompareFaces' AND COALESCE(json_array_length(details, '$.matches'), 0) > 0));
+"""
+
 # (version, script). Version numbers start at 1 and have no gaps.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, _V1),
     (2, _V2),
     (3, _V3),
+    (4, _V4),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
