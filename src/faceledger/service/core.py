@@ -149,8 +149,16 @@ class Service:
                 engines.close()
             catalog.close()
             raise
-        from .retention import Sweeper
+        from .retention import Sweeper, finish_withdrawals
 
+        try:
+            finish_withdrawals(svc)  # before the first request: a withdrawn consent's faces never match
+        except BaseException:
+            svc.video.close()
+            if own_engines:
+                engines.close()
+            catalog.close()
+            raise
         svc.sweeper = Sweeper(svc, settings.retention_sweep_s)
         svc.sweeper.start()
         return svc
