@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from faceledger.errors import FaceledgerError
+from faceledger.errors import FaceledgerError, StorageFullError
 from faceledger.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 BUSY_TIMEOUT_MS = 30_000
@@ -96,14 +96,16 @@ class Database:
         self._local.tx = tx
         try:
             yield tx
-        except BaseException:
+        except BaseException as exc:
             conn.rollback()
+            _raise_if_full(exc, self.path)
             raise
         else:
             try:
                 conn.commit()
-            except BaseException:
+            except BaseException as exc:
                 conn.rollback()
+                _raise_if_full(exc, self.path)
                 raise
         finally:
             tx._close()
@@ -116,6 +118,15 @@ class Database:
         for conn in conns:
             conn.close()
         self._local = threading.local()
+
+
+def _raise_if_full(exc: BaseException, path: Path) -> None:
+    """A full disk becomes one clear, retryable error; the caller has rolled back already."""
+    if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        raise StorageFullError(
+            f"The disk holding {path.parent} is full (SQLite: {exc}); nothing was written. "
+            "Free space there (or grow the volume), then retry."
+        ) from exc
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -173,8 +184,9 @@ def migrate(conn: sqlite3.Connection) -> int:
                 (version, time.time()),
             )
         conn.commit()
-    except BaseException:
+    except BaseException as exc:
         conn.rollback()
+        _raise_if_full(exc, Path(conn.execute("PRAGMA database_list").fetchone()[2]))
         raise
     return SCHEMA_VERSION
 
