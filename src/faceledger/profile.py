@@ -32,6 +32,7 @@ def write_profile(path: Path, profile: Profile) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a leftover temp file keeps its old mode through O_CREAT
     with os.fdopen(fd, "w") as fh:
         json.dump(profile.__dict__, fh, indent=2)
     os.replace(tmp, path)

@@ -7,6 +7,7 @@ test runs unchanged: no monkeypatching of its internals.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,7 +101,9 @@ def test_start_up_finishes_a_withdrawal_cut_short(service) -> None:  # type: ign
     settings = service.settings
     service.close()
     engine = Engine(EngineSettings(), detector=FakeDetector(), embedder=FakeEmbedder())
+    umask = os.umask(0o022)
     reopened = Service.open(settings, engines=EnginePool(EngineSettings(), engine=engine))
+    os.umask(umask)  # Service.open makes the process umask 077; give the test process its own back
     try:
         assert reopened.index.size("m") == 0 and run(reopened, "ListFaces", CollectionId="m")["Faces"] == []
         receipt = reopened.ledger.records(operation="DeletionReceipt", limit=10)[-1]["details"]

@@ -31,6 +31,7 @@ from ..settings import Settings
 from ..store.catalog import Catalog
 from ..store.db import Transaction
 from ..store.ledger import Ledger
+from ..store.perms import PRIVATE_UMASK
 from ..store.vectors import VectorIndex, limit_blas_threads
 from .checkpoints import CHECKPOINT, checkpoint_details, load_or_create_key
 from .context import Principal, RequestContext, authorize
@@ -126,6 +127,8 @@ class Service:
 
     @classmethod
     def open(cls, settings: Settings, *, engines: EnginePool | None = None) -> Service:
+        # process-wide: everything the service writes lives in the data directory and is private
+        os.umask(PRIVATE_UMASK)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         limit_blas_threads(1)  # searches are memory-bound; two BLAS threads only contend
         catalog = Catalog.open(settings.data_dir)
@@ -137,8 +140,6 @@ class Service:
         if engines is None:
             es = EngineSettings(detector=settings.detector, landmarks68=settings.landmarks68,
                                 min_face_px=settings.min_face_px)
-            import os
-
             procs = settings.workers or os.cpu_count() or 1
             engines = EnginePool(es, processes=procs)
         try:

@@ -1,6 +1,7 @@
 """The catalog: every durable record of the embedded store, in one SQLite file.
 
-``Catalog.open(data_dir)`` gives collections, faces (with their vectors in the
+``Catalog.open(data_dir)`` makes the directory private (0700, files 0600; see
+:mod:`faceledger.store.perms`) and gives collections, faces (with their vectors in the
 same row), users, idempotency records, API keys and service state. Writes
 take the :class:`~faceledger.store.db.Transaction` from
 ``with catalog.transaction() as tx:`` and commit or roll back together, with
@@ -23,6 +24,7 @@ import numpy as np
 
 from faceledger.store import accountability, collections, faces, keys, state, users
 from faceledger.store.db import Database, Transaction
+from faceledger.store.perms import create_private, secure_data_dir
 from faceledger.store.sealing import (
     MASTER_KEY_FILE,
     Sealer,
@@ -48,7 +50,8 @@ class Catalog:
     def open(cls, data_dir: str | Path) -> Catalog:
         """Open (creating if needed) the catalog and master key in ``data_dir``."""
         path = Path(data_dir)
-        path.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(path)  # 0700, files 0600: face templates are nobody else's to read
+        create_private(path / CATALOG_FILE)  # SQLite creates -wal and -shm with the file's mode
         db = Database(path / CATALOG_FILE)
         try:
             sealer = _open_sealer(db, path)
