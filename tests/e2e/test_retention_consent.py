@@ -108,11 +108,12 @@ def own(srv, operation: str, params: dict) -> tuple[int, dict]:  # type: ignore[
 @pytest.mark.parametrize("bad", [{"GivenAt": -1e300}, {"GivenAt": 1e300}, {"GivenAt": 0},
                                  {"Purpose": "not-in-the-policy"}])
 def test_create_consent_rejects_implausible_time_and_unknown_purpose(srv, bad) -> None:  # type: ignore[no-untyped-def]
-    params = {"Subject": "s-bad", "NoticeText": "notice", "NoticeVersion": "1", "Purpose": "general", **bad}
+    subject = f"s-bad-{sorted(bad.items())}"
+    params = {"Subject": subject, "NoticeText": "notice", "NoticeVersion": "1", "Purpose": "general", **bad}
     status, body = own(srv, "CreateConsent", params)
     assert status == 400 and body["__type"] == "InvalidParameterException", body
     assert ("GivenAt" if "GivenAt" in bad else "not defined by policy") in body["Message"]
-    status, listed = own(srv, "ListConsents", {"Subject": "s-bad"})
+    status, listed = own(srv, "ListConsents", {"Subject": subject})
     assert status == 200 and listed["Consents"] == []  # nothing recorded
     status, ok = own(srv, "CreateConsent", {**params, "Purpose": "general", "GivenAt": 1_700_000_000})
     assert status == 200 and ok["Consent"]["GivenAt"] == 1_700_000_000
