@@ -14,6 +14,7 @@ rules (purposes, thresholds, policy) nor touch the in-memory vector index.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,8 @@ from faceledger.store.sealing import (
     SealError,
     load_or_create_master_key,
 )
+
+log = logging.getLogger("faceledger.store")
 
 CATALOG_FILE = "catalog.db"
 _FINGERPRINT = "master_key_fingerprint"
@@ -55,6 +58,7 @@ class Catalog:
         db = Database(path / CATALOG_FILE)
         try:
             sealer = _open_sealer(db, path)
+            _seal_legacy_vectors(db, sealer)
         except BaseException:
             db.close()
             raise
@@ -120,12 +124,12 @@ class Catalog:
     # -- faces -------------------------------------------------------------
 
     def add_faces(self, tx: Transaction, collection_id: str, faces_: list[dict[str, Any]]) -> None:
-        faces.add(self.write_connection(tx), collection_id, faces_)
+        faces.add(self.write_connection(tx), collection_id, faces_, self._sealer)
 
     def get_faces(
         self, collection_id: str, face_ids: list[str], with_vectors: bool = False
     ) -> list[dict[str, Any]]:
-        return faces.get(self.connection(), collection_id, face_ids, with_vectors)
+        return faces.get(self.connection(), collection_id, face_ids, self._sealer if with_vectors else None)
 
     def list_faces(
         self,
@@ -137,7 +141,8 @@ class Catalog:
         with_vectors: bool = False,
     ) -> list[dict[str, Any]]:
         return faces.list_page(
-            self.connection(), collection_id, after, limit, user_id, face_ids, with_vectors
+            self.connection(), collection_id, after, limit, user_id, face_ids,
+            self._sealer if with_vectors else None,
         )
 
     def delete_faces(
@@ -156,7 +161,7 @@ class Catalog:
         return faces.with_consent(self.connection(), consent_id)
 
     def iter_vectors(self, collection_id: str) -> tuple[list[str], np.ndarray]:
-        return faces.iter_vectors(self.connection(), collection_id)
+        return faces.iter_vectors(self.connection(), collection_id, self._sealer)
 
     def find_face_by_image_hash(
         self, collection_id: str, image_sha256: str
@@ -263,6 +268,32 @@ class Catalog:
 
     def set_state(self, tx: Transaction, name: str, value: Any) -> None:
         state.set_state(self.write_connection(tx), name, value)
+
+
+def _seal_legacy_vectors(db: Database, sealer: Sealer, batch: int = 5000) -> int:
+    """Encrypt the vectors an older faceledger stored in plaintext; returns how many.
+
+    One transaction per batch, so an upgrade of a large catalog cut short is
+    simply resumed at the next open (plaintext and sealed rows both read).
+    """
+    conn = db.connection()
+    pending = faces.plaintext_count(conn)
+    if not pending:
+        return 0
+    log.warning("sealing %d face vector(s) stored in plaintext by an older faceledger", pending)
+    last = done = 0
+    while True:
+        with db.transaction() as tx:
+            upto = faces.seal_plaintext(tx.conn, sealer, last, batch)
+        if not upto:
+            break
+        last = upto
+    done = pending - faces.plaintext_count(conn)
+    # the plaintext pages are free now, not gone: overwrite them in the file and its WAL
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("VACUUM")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return done
 
 
 def _open_sealer(db: Database, data_dir: Path) -> Sealer:

@@ -1,10 +1,11 @@
-"""Sealing API-key secrets with the data directory's master key.
+"""Sealing API-key secrets and face vectors with the data directory's master key.
 
-Secrets are encrypted with AES-256-GCM under a key kept in
+Secrets and face vectors are encrypted with AES-256-GCM under a key kept in
 ``<data_dir>/master.key`` (mode 0600), separate from ``catalog.db``, so a
-copied database alone reveals no secret. The access key id is bound in as
+copied database alone reveals no secret and no face template. The access key id is bound in as
 associated data, so a sealed secret moved to another key's row will not
-open. This module must not store anything in the database itself.
+open; a vector is bound to its face id the same way. This module must not
+store anything in the database itself.
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from faceledger.errors import FaceledgerError
+from faceledger.store.schema import VECTOR_BYTES
 
 MASTER_KEY_FILE = "master.key"
 _NONCE_BYTES = 12
 _KEY_BYTES = 32
+_VECTOR_CONTEXT = b"faceledger-vector-v1\0"  # never a valid access key id: contexts cannot collide
 
 
 class SealError(FaceledgerError):
@@ -54,6 +57,25 @@ class Sealer:
             raise SealError(
                 "a stored secret does not decrypt with master.key: the key file was "
                 "replaced or the row was altered"
+            ) from exc
+
+
+    def seal_vector(self, blob: bytes, face_id: str) -> bytes:
+        """A face's 512-byte vector, encrypted and bound to its face id (540 bytes)."""
+        nonce = os.urandom(_NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, blob, _VECTOR_CONTEXT + face_id.encode())
+
+    def open_vector(self, stored: bytes, face_id: str) -> bytes:
+        """The 512 plaintext bytes of a stored vector (a not-yet-sealed legacy row passes through)."""
+        if len(stored) == VECTOR_BYTES:
+            return stored
+        nonce, body = stored[:_NONCE_BYTES], stored[_NONCE_BYTES:]
+        try:
+            return self._aead.decrypt(nonce, body, _VECTOR_CONTEXT + face_id.encode())
+        except InvalidTag as exc:
+            raise SealError(
+                f"the vector of face {face_id} does not decrypt with master.key: the key file was "
+                "replaced or the row was altered or moved"
             ) from exc
 
 
