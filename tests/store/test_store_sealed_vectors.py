@@ -99,3 +99,18 @@ def test_an_upgrade_cut_short_reads_both_kinds_and_finishes_at_the_next_open(tmp
     with Catalog.open(data) as cat:
         np.testing.assert_array_equal(cat.iter_vectors("people")[1], _fixture_module().v2_vectors())
         assert faces.plaintext_count(cat.connection()) == 0
+
+
+def test_a_deleted_face_leaves_no_copy_of_its_sealed_vector_in_the_file(
+        catalog: Catalog, collection: str, make_face: FaceFactory, data_dir: Path) -> None:
+    faces = [make_face() for _ in range(3)]
+    with catalog.transaction() as tx:
+        catalog.add_faces(tx, collection, faces)
+    conn = catalog.connection()
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    sealed = conn.execute("SELECT vector FROM faces WHERE face_id = ?", (faces[1]["face_id"],)).fetchone()[0]
+    assert sealed in (data_dir / "catalog.db").read_bytes()
+    with catalog.transaction() as tx:
+        catalog.delete_faces(tx, collection, [faces[1]["face_id"]])
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert sealed[16:80] not in raw_bytes(data_dir)  # zeroed (secure_delete), not left in a free page

@@ -1,8 +1,8 @@
 """SQLite plumbing for the catalog: connections, transactions, migrations.
 
 One connection per thread (SQLite connections must not be shared across
-threads mid-statement), all opened with WAL, ``synchronous=FULL`` and foreign
-keys on. Writes go through :class:`Transaction` (``BEGIN IMMEDIATE`` …
+threads mid-statement), all opened with WAL, ``synchronous=FULL``, foreign
+keys and ``secure_delete`` on. Writes go through :class:`Transaction` (``BEGIN IMMEDIATE`` …
 ``COMMIT``; any exception rolls back). This module knows no table but the
 schema-version one; it must not hold business rules.
 """
@@ -142,6 +142,8 @@ def _connect(path: Path) -> sqlite3.Connection:
         raise FaceledgerError(f"could not put {path} in WAL mode (got {mode}); is the disk local?")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
+    # deleted rows (withdrawn faces) are overwritten with zeros, not left in free pages
+    conn.execute("PRAGMA secure_delete = ON")
     return conn
 
 
