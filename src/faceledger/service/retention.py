@@ -221,13 +221,12 @@ def finish_withdrawals(svc: Service) -> int:
 
     system = Principal("faceledger-startup", "", "admin", label="start-up")
     call = Call("RetentionSweep", {}, system, RequestContext(request_id="startup"), time.time())
+    by_consent: dict[str, list[tuple[str, str]]] = {}
+    for cid, fid, consent_id in svc.catalog.faces_with_withdrawn_consent():  # one scan, not one per consent
+        by_consent.setdefault(consent_id, []).append((cid, fid))
     total = 0
-    for consent in svc.catalog.list_consents():
-        if consent["withdrawn_at"] is not None:
-            targets = svc.catalog.faces_with_consent(consent["consent_id"])
-            if targets:
-                total += delete_with_receipts(svc, call, targets, "consent-withdrawn",
-                                              {"consent_id": consent["consent_id"]})
+    for consent_id, targets in sorted(by_consent.items()):
+        total += delete_with_receipts(svc, call, targets, "consent-withdrawn", {"consent_id": consent_id})
     if total:
         log.warning("finished %d face deletion(s) of consent withdrawals a crash cut short", total)
     return total

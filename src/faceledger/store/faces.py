@@ -200,6 +200,16 @@ def with_consent(conn: sqlite3.Connection, consent_id: str) -> list[tuple[str, s
     return [(r[0], r[1]) for r in rows]
 
 
+def with_withdrawn_consent(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
+    """(collection_id, face_id, consent_id) of every face enrolled under a withdrawn consent, in one scan."""
+    rows = conn.execute(
+        "SELECT f.collection_id, f.face_id, c.consent_id FROM faces f "
+        "JOIN consents c ON c.consent_id = json_extract(f.extra, '$.consent_id') "
+        "WHERE c.withdrawn_at IS NOT NULL ORDER BY c.consent_id, f.collection_id, f.face_id"
+    ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
 def seal_plaintext(conn: sqlite3.Connection, sealer: Sealer, after_rowid: int, limit: int) -> int:
     """Seal up to ``limit`` legacy plaintext vectors after ``after_rowid``; returns the last rowid done (0: none)."""
     rows = conn.execute(
