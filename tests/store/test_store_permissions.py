@@ -61,3 +61,38 @@ def test_tightening_keeps_the_owner_bits_and_leaves_links_alone(tmp_path: Path) 
     os.chmod(data / "tool", 0o755)
     assert secure_data_dir(data) == [data / "tool"]
     assert mode(data / "tool") == 0o700 and mode(outside) == 0o644
+
+
+def test_a_file_we_cannot_chmod_is_reported_not_fatal(caplog) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+    import tempfile
+
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to hand files to other users")
+    base = Path(tempfile.mkdtemp(prefix="faceledger-perms-"))
+    os.chmod(base, 0o755)  # the service user below must be able to reach its data directory
+    data = base / "data"
+    data.mkdir(mode=0o700)
+    theirs = data / "policy.toml"
+    theirs.write_text("x")
+    os.chmod(theirs, 0o644)
+    os.chown(theirs, 65534, 65534)  # nobody's file, in a directory of another (service) user
+    os.chown(data, 65533, 65533)
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            code = 1
+            try:
+                os.setgid(65533)
+                os.setuid(65533)  # neither root nor the file's owner: chmod fails with EPERM
+                with caplog.at_level(logging.WARNING, logger="faceledger.store"):
+                    fixed = secure_data_dir(data)
+                code = 0 if fixed == [] and "cannot make" in caplog.text else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        shutil.rmtree(base)

@@ -56,5 +56,9 @@ def _tighten(path: Path) -> bool:
     st = path.lstat()
     if stat.S_ISLNK(st.st_mode) or not st.st_mode & _OTHERS:
         return False
-    os.chmod(path, stat.S_IMODE(st.st_mode) & ~_OTHERS)
+    try:
+        os.chmod(path, stat.S_IMODE(st.st_mode) & ~_OTHERS)
+    except OSError as exc:  # another user's file (an operator's policy, say): say so, do not stop
+        log.warning("cannot make %s private (%s); fix its owner or mode by hand", path, exc.strerror)
+        return False
     return True
