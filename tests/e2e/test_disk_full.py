@@ -85,3 +85,29 @@ def test_disk_full_is_retryable_and_leaves_nothing_half_written(small_disk: Path
         assert rek.describe_collection(CollectionId="c")["FaceCount"] == 2
     finally:
         srv.stop()
+
+
+def test_serve_on_a_full_disk_says_so_and_exits_14(small_disk: Path) -> None:
+    import sys
+
+    fill(small_disk, leave=0)
+    done = subprocess.run([sys.executable, "-m", "faceledger.cli.main", "serve", "--port", "0", "--data",
+                           str(small_disk / "data"), "--workers", "1"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 14, done.stderr
+    assert "error: StorageFullException: The disk holding" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_key_and_profile_files_on_a_full_disk_are_storage_full_and_leave_no_partial_file(small_disk: Path) -> None:
+    from faceledger.errors import StorageFullError
+    from faceledger.profile import Profile, write_profile
+    from faceledger.store.sealing import load_or_create_master_key
+
+    filler = fill(small_disk, leave=0)
+    before = sorted(p.name for p in small_disk.iterdir())
+    with pytest.raises(StorageFullError, match="master.key"):
+        load_or_create_master_key(small_disk, create=True)
+    with pytest.raises(StorageFullError, match="profile.json"):
+        write_profile(small_disk / "profile.json", Profile("http://x", "AKIA", "s" * 4096 * 4))
+    assert sorted(p.name for p in small_disk.iterdir()) == before  # no key, no profile, no temp file
+    filler.unlink()
+    assert len(load_or_create_master_key(small_disk, create=True)) == 32

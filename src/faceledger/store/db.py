@@ -77,7 +77,11 @@ class Database:
             return conn
         if self._closed:
             raise RuntimeError("catalog is closed")
-        conn = _connect(self.path)
+        try:
+            conn = _connect(self.path)
+        except sqlite3.Error as exc:
+            _raise_if_full(exc, self.path)
+            raise
         self._local.conn = conn
         with self._lock:
             self._all.add(conn)

@@ -11,6 +11,7 @@ store anything in the database itself.
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import os
 import secrets
@@ -19,7 +20,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from faceledger.errors import FaceledgerError
+from faceledger.errors import FaceledgerError, StorageFullError
 from faceledger.store.schema import VECTOR_BYTES
 
 MASTER_KEY_FILE = "master.key"
@@ -113,6 +114,12 @@ def _create_key_file(path: Path) -> None:
             os.link(tmp, path)
         except FileExistsError:
             pass
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise StorageFullError(
+                f"The disk holding {path.parent} is full: could not write {path.name}; nothing was "
+                "written. Free space there, then retry.") from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
