@@ -166,3 +166,23 @@ def test_a_sweep_skips_a_collection_deleted_under_it(service) -> None:  # type: 
     # "gone" was listed by the sweep, then deleted before its turn: the rest still go
     assert delete_with_receipts(service, call, [("a", face), ("gone", face)], "retention-expired", {}) == 1
     assert service.index.size("a") == 0
+
+
+def test_one_sweep_deletes_faces_of_expired_and_of_half_withdrawn_consents_with_the_right_reasons(service) -> None:  # type: ignore[no-untyped-def]
+    cid_w, face_w = withdrawn_but_kept(service)
+    expiring = str(run(service, "CreateConsent", Subject="s-2", NoticeText="n", NoticeVersion="1",
+                       Purpose="general", TermDays=1)["Consent"]["ConsentId"])
+    face_e = enrol(service, "m", BLUE, expiring)
+    live = consent(service)
+    face_l = enrol(service, "m", img_green(), live)
+    with service.catalog.transaction() as tx:  # the one-day term ended yesterday
+        tx.execute("UPDATE consents SET given_at = given_at - 2 * 86400 WHERE consent_id = ?", (expiring,))
+    assert run(service, "RetentionSweep")["ConsentDeleted"] == 2
+    receipts = {r["details"]["consent_id"]: (r["details"]["reason"], r["details"]["face_ids"])
+                for r in service.ledger.records(operation="DeletionReceipt", limit=10)}
+    assert receipts == {cid_w: ("consent-withdrawn", [face_w]), expiring: ("consent-expired", [face_e])}
+    assert [f["FaceId"] for f in run(service, "ListFaces", CollectionId="m")["Faces"]] == [face_l]
+
+
+def img_green() -> dict:
+    return {"Bytes": png_bytes(striped_image((30, 200, 30)))}

@@ -211,6 +211,20 @@ def delete_with_receipts(svc: Service, call: Call, targets: list[tuple[str, str]
     return total
 
 
+def _delete_by_consent(svc: Service, call: Call, consents: list[dict]) -> int:
+    """Delete the faces enrolled under ``consents`` (found in one scan), receipts naming each consent."""
+    by_consent: dict[str, list[tuple[str, str]]] = {}
+    for cid, fid, consent_id in svc.catalog.faces_with_consents([c["consent_id"] for c in consents]):
+        by_consent.setdefault(consent_id, []).append((cid, fid))
+    total = 0
+    for consent in consents:
+        targets = by_consent.get(consent["consent_id"])
+        if targets:
+            reason = "consent-withdrawn" if consent["withdrawn_at"] is not None else "consent-expired"
+            total += delete_with_receipts(svc, call, targets, reason, {"consent_id": consent["consent_id"]})
+    return total
+
+
 def finish_withdrawals(svc: Service) -> int:
     """At start-up: delete faces still stored under a withdrawn consent; returns how many.
 
@@ -221,12 +235,8 @@ def finish_withdrawals(svc: Service) -> int:
 
     system = Principal("faceledger-startup", "", "admin", label="start-up")
     call = Call("RetentionSweep", {}, system, RequestContext(request_id="startup"), time.time())
-    by_consent: dict[str, list[tuple[str, str]]] = {}
-    for cid, fid, consent_id in svc.catalog.faces_with_withdrawn_consent():  # one scan, not one per consent
-        by_consent.setdefault(consent_id, []).append((cid, fid))
-    total = 0
-    for consent_id, targets in sorted(by_consent.items()):
-        total += delete_with_receipts(svc, call, targets, "consent-withdrawn", {"consent_id": consent_id})
+    withdrawn = [c for c in svc.catalog.list_consents() if c["withdrawn_at"] is not None]
+    total = _delete_by_consent(svc, call, withdrawn)
     if total:
         log.warning("finished %d face deletion(s) of consent withdrawals a crash cut short", total)
     return total
@@ -242,12 +252,8 @@ def sweep(svc: Service, call: Call) -> dict:
             expired += [(coll["collection_id"], f) for f in
                         svc.catalog.faces_created_before(coll["collection_id"], now - days * DAY)]
     deleted = delete_with_receipts(svc, call, expired, "retention-expired", {})
-    lapsed = 0
-    for consent in svc.catalog.list_consents():
-        if consent_live(consent, now):  # withdrawn (catches a withdrawal cut short by a crash) or expired
-            targets = svc.catalog.faces_with_consent(consent["consent_id"])
-            reason = "consent-withdrawn" if consent["withdrawn_at"] is not None else "consent-expired"
-            lapsed += delete_with_receipts(svc, call, targets, reason, {"consent_id": consent["consent_id"]})
+    # withdrawn (a withdrawal an older version cut short) or expired
+    lapsed = _delete_by_consent(svc, call, [c for c in svc.catalog.list_consents() if consent_live(c, now)])
     with svc.catalog.transaction() as tx:
         svc.record(tx, call, None, {"retention_deleted": deleted, "consent_deleted": lapsed})
     return {"RetentionDeleted": deleted, "ConsentDeleted": lapsed}

@@ -160,8 +160,8 @@ class Catalog:
     def faces_with_consent(self, consent_id: str) -> list[tuple[str, str]]:
         return faces.with_consent(self.connection(), consent_id)
 
-    def faces_with_withdrawn_consent(self) -> list[tuple[str, str, str]]:
-        return faces.with_withdrawn_consent(self.connection())
+    def faces_with_consents(self, consent_ids: list[str]) -> list[tuple[str, str, str]]:
+        return faces.with_consents(self.connection(), consent_ids)
 
     def iter_vectors(self, collection_id: str) -> tuple[list[str], np.ndarray]:
         return faces.iter_vectors(self.connection(), collection_id, self._sealer)

@@ -200,12 +200,14 @@ def with_consent(conn: sqlite3.Connection, consent_id: str) -> list[tuple[str, s
     return [(r[0], r[1]) for r in rows]
 
 
-def with_withdrawn_consent(conn: sqlite3.Connection) -> list[tuple[str, str, str]]:
-    """(collection_id, face_id, consent_id) of every face enrolled under a withdrawn consent, in one scan."""
+def with_consents(conn: sqlite3.Connection, consent_ids: list[str]) -> list[tuple[str, str, str]]:
+    """(collection_id, face_id, consent_id) of every face enrolled under one of ``consent_ids``, in one scan."""
+    if not consent_ids:
+        return []
     rows = conn.execute(
-        "SELECT f.collection_id, f.face_id, c.consent_id FROM faces f "
-        "JOIN consents c ON c.consent_id = json_extract(f.extra, '$.consent_id') "
-        "WHERE c.withdrawn_at IS NOT NULL ORDER BY c.consent_id, f.collection_id, f.face_id"
+        "SELECT collection_id, face_id, json_extract(extra, '$.consent_id') AS consent FROM faces "
+        "WHERE consent IN (SELECT value FROM json_each(?)) ORDER BY consent, collection_id, face_id",
+        (dumps(sorted(set(consent_ids))),),
     ).fetchall()
     return [(r[0], r[1], r[2]) for r in rows]
 
