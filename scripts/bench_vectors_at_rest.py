@@ -75,7 +75,7 @@ def catalog_load_seconds(n: int) -> tuple[float, float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--catalog-faces", type=int, default=100_000)
-    ap.add_argument("--decrypt", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--decrypt", type=int, nargs="*", default=[100_000, 1_000_000])
     args = ap.parse_args()
     aead = AESGCM(AESGCM.generate_key(bit_length=256))
     if args.catalog_faces:
