@@ -10,7 +10,7 @@ CLI exit codes (documented in docs/cli.md):
   3 invalid parameter, 4 unreadable or unsupported image, 5 image too large,
   6 not found, 7 already exists, 8 access denied / halted, 9 service busy,
   10 model file problem, 11 service unreachable, 12 conflict,
-  13 integrity failure (a broken ledger or a damaged catalog).
+  13 integrity failure (a broken ledger or a damaged catalog), 14 storage full.
 """
 
 from __future__ import annotations
@@ -201,6 +201,17 @@ class IntegrityFailedError(FaceledgerError):
     exit_code = 13
 
 
+class StorageFullError(FaceledgerError):
+    """The disk holding the data directory is full (SQLite's SQLITE_FULL); nothing was written.
+
+    503, so boto3 and the AWS CLI retry it like any transient server error.
+    """
+
+    code = "StorageFullException"
+    http_status = 503
+    exit_code = 14
+
+
 ALL_ERRORS: tuple[type[FaceledgerError], ...] = (
     FaceledgerError,
     InvalidParameterError,
@@ -225,4 +236,5 @@ ALL_ERRORS: tuple[type[FaceledgerError], ...] = (
     InvalidSignatureError,
     ServiceUnavailableError,
     IntegrityFailedError,
+    StorageFullError,
 )

@@ -9,12 +9,13 @@ variables, which win over the file).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ServiceUnavailableError
+from .errors import ServiceUnavailableError, StorageFullError
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,19 @@ class Profile:
 def write_profile(path: Path, profile: Profile) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(profile.__dict__, fh, indent=2)
-    os.replace(tmp, path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a leftover temp file keeps its old mode through O_CREAT
+        with os.fdopen(fd, "w") as fh:
+            json.dump(profile.__dict__, fh, indent=2)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise StorageFullError(
+                f"The disk holding {path.parent} is full: could not write {path.name}. "
+                "Free space there, then retry.") from exc
+        raise
 
 
 def read_profile(path: Path | None, endpoint: str | None = None, *, need_key: bool = True) -> Profile:

@@ -37,7 +37,7 @@ def test_consent_required_then_withdrawn(srv, tmp_path) -> None:  # type: ignore
     notice = tmp_path / "notice.txt"
     notice.write_text("We keep a template of your face to open the gym door. Withdraw at the desk.")
     made = srv.cli("consent", "create", "--subject", "member-0042", "--notice-file", str(notice),
-                   "--notice-version", "2026-01", "--purpose", "access-control", "--json")
+                   "--notice-version", "2026-01", "--purpose", "general", "--json")
     assert made.returncode == 0, made.stderr
     consent_id = json.loads(made.stdout)["Consent"]["ConsentId"]
     listed = json.loads(srv.cli("consent", "list", "--subject", "member-0042", "--json").stdout)["Consents"]
@@ -82,3 +82,39 @@ def test_retention_expiry_sweep_schedule_and_report(srv) -> None:  # type: ignor
     assert report["refusals"] == {} or isinstance(report["refusals"], dict)
     md = srv.cli("report", "transparency").stdout
     assert md.startswith("# Transparency report") and "Deletion receipts: 2" in md
+
+
+def own(srv, operation: str, params: dict) -> tuple[int, dict]:  # type: ignore[no-untyped-def]
+    """A raw SigV4-signed FaceledgerService.<operation> call: (HTTP status, decoded body)."""
+    import urllib.error
+    import urllib.request
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    body = json.dumps(params).encode()
+    req = AWSRequest(method="POST", url=srv.endpoint + "/", data=body, headers={
+        "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": f"FaceledgerService.{operation}"})
+    SigV4Auth(Credentials(srv.key, srv.secret), "rekognition", "us-east-1").add_auth(req)
+    http = urllib.request.Request(srv.endpoint + "/", data=body, method="POST", headers=dict(req.headers.items()))
+    try:
+        with urllib.request.urlopen(http, timeout=30) as resp:
+            return resp.status, json.loads(resp.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+@pytest.mark.parametrize("bad", [{"GivenAt": -1e300}, {"GivenAt": 1e300}, {"GivenAt": 0},
+                                 {"Purpose": "not-in-the-policy"}])
+def test_create_consent_rejects_implausible_time_and_unknown_purpose(srv, bad) -> None:  # type: ignore[no-untyped-def]
+    subject = f"s-bad-{sorted(bad.items())}"
+    params = {"Subject": subject, "NoticeText": "notice", "NoticeVersion": "1", "Purpose": "general", **bad}
+    status, body = own(srv, "CreateConsent", params)
+    assert status == 400 and body["__type"] == "InvalidParameterException", body
+    assert ("GivenAt" if "GivenAt" in bad else "not defined by policy") in body["Message"]
+    status, listed = own(srv, "ListConsents", {"Subject": subject})
+    assert status == 200 and listed["Consents"] == []  # nothing recorded
+    status, ok = own(srv, "CreateConsent", {**params, "Purpose": "general", "GivenAt": 1_700_000_000})
+    assert status == 200 and ok["Consent"]["GivenAt"] == 1_700_000_000
+    own(srv, "WithdrawConsent", {"ConsentId": ok["Consent"]["ConsentId"]})

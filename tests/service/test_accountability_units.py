@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from faceledger.errors import AccessDeniedError
+from faceledger.errors import AccessDeniedError, InvalidParameterError
 from faceledger.service import Principal
 from faceledger.service.context import RequestContext
 from faceledger.testing import png_bytes, striped_image
@@ -38,7 +38,7 @@ def test_a_key_bound_to_a_purpose_cannot_search_under_another(service) -> None: 
 def test_sweep_finishes_a_withdrawal_cut_short(service) -> None:  # type: ignore[no-untyped-def]
     run(service, "CreateCollection", CollectionId="m", Tags={"faceledger:consent-required": "true"})
     consent = run(service, "CreateConsent", Subject="s-1", NoticeText="notice", NoticeVersion="1",
-                  Purpose="access-control")["Consent"]["ConsentId"]
+                  Purpose="general")["Consent"]["ConsentId"]
     service.dispatch("IndexFaces", {"CollectionId": "m", "Image": RED, "QualityFilter": "NONE"},
                      Principal("AKIAADMIN00000000000", "x", "admin"),
                      {"faceledger_headers": {"x-faceledger-consent": consent}})
@@ -64,3 +64,28 @@ def test_only_an_investigative_purpose_with_a_case_may_lower_the_floor() -> None
         policy("investigative = true\ncase_required = true\nmax_expected_false = 1000")
     ok = policy("investigative = true\ncase_required = true\nmax_expected_false = 10").purpose("recall")
     assert ok.investigative and ok.max_expected_false == 10.0
+
+
+@pytest.mark.parametrize("given", [-1e300, float("inf"), float("nan"), 946_684_799, "2026-01-01", True])
+def test_create_consent_rejects_an_implausible_given_at(service, given) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidParameterError, match="GivenAt"):
+        run(service, "CreateConsent", Subject="s", NoticeText="n", NoticeVersion="1", Purpose="general",
+            GivenAt=given)
+    assert service.catalog.list_consents("s") == []
+
+
+def test_create_consent_allows_clock_skew_but_not_the_future(service) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    skew = service.settings.clock_skew_s
+    run(service, "CreateConsent", Subject="s", NoticeText="n", NoticeVersion="1", Purpose="general",
+        GivenAt=time.time() + skew / 2)
+    with pytest.raises(InvalidParameterError, match="clock skew"):
+        run(service, "CreateConsent", Subject="s", NoticeText="n", NoticeVersion="1", Purpose="general",
+            GivenAt=time.time() + skew + 60)
+
+
+def test_create_consent_needs_a_purpose_the_policy_defines(service) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(InvalidParameterError, match="not defined by policy"):
+        run(service, "CreateConsent", Subject="s", NoticeText="n", NoticeVersion="1", Purpose="access-control")
+    assert service.catalog.list_consents("s") == []

@@ -138,10 +138,11 @@ def test_duplicate_face_id_and_missing_collection(
         catalog.list_faces("nope", None, 10)
 
 
-def test_vector_blob_is_in_face_row(catalog: Catalog, collection: str, make_face: FaceFactory) -> None:
+def test_vector_blob_is_in_face_row_sealed(catalog: Catalog, collection: str, make_face: FaceFactory) -> None:
     face = make_face()
     with catalog.transaction() as tx:
         catalog.add_faces(tx, collection, [face])
     conn = catalog.connection()
     blob = conn.execute("SELECT vector FROM faces WHERE face_id = ?", (face["face_id"],)).fetchone()[0]
-    assert blob == face["vector"].astype("<f4").tobytes()
+    plain = face["vector"].astype("<f4").tobytes()
+    assert len(blob) == 12 + 512 + 16 and plain not in blob  # nonce, ciphertext, tag: not the vector

@@ -32,6 +32,7 @@ from ..store.catalog import CATALOG_FILE, Catalog
 from ..store.db import Transaction
 from ..store.integrity import refuse_damaged
 from ..store.ledger import Ledger
+from ..store.perms import PRIVATE_UMASK
 from ..store.vectors import VectorIndex, limit_blas_threads
 from .audit_trail import append_checkpoint, last_signed_seq, retire_legacy_key
 from .candidates import awaits_review
@@ -146,6 +147,8 @@ class Service:
 
     @classmethod
     def open(cls, settings: Settings, *, engines: EnginePool | None = None) -> Service:
+        # process-wide: everything the service writes lives in the data directory and is private
+        os.umask(PRIVATE_UMASK)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         limit_blas_threads(1)  # searches are memory-bound; two BLAS threads only contend
         refuse_damaged(settings.data_dir / CATALOG_FILE, settings.startup_check)
@@ -158,8 +161,6 @@ class Service:
         if engines is None:
             es = EngineSettings(detector=settings.detector, landmarks68=settings.landmarks68,
                                 min_face_px=settings.min_face_px, cpu_budget_s=settings.engine_cpu_budget_s)
-            import os
-
             procs = settings.workers or os.cpu_count() or 1
             try:
                 engines = EnginePool(es, processes=procs, timeout_s=settings.engine_timeout_s,
@@ -176,8 +177,16 @@ class Service:
                 engines.close()
             catalog.close()
             raise
-        from .retention import Sweeper
+        from .retention import Sweeper, finish_withdrawals
 
+        try:
+            finish_withdrawals(svc)  # before the first request: a withdrawn consent's faces never match
+        except BaseException:
+            svc.video.close()
+            if own_engines:
+                engines.close()
+            catalog.close()
+            raise
         svc.sweeper = Sweeper(svc, settings.retention_sweep_s)
         svc.sweeper.start()
         return svc

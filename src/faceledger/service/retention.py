@@ -13,12 +13,14 @@ ledger record. The sweep runs in the service and on demand.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
 from typing import Any
 
-from ..errors import AccessDeniedError, InvalidParameterError, ResourceNotFoundError
+from ..errors import AccessDeniedError, ConflictError, InvalidParameterError, ResourceNotFoundError
+from ..store.db import Transaction
 from .core import Call, Service
 from .thumbnails import check_tags as check_thumbnail_tags
 from .thumbnails import sweep_expired
@@ -28,6 +30,7 @@ log = logging.getLogger("faceledger.retention")
 RETENTION_TAG = "faceledger:retention-days"
 CONSENT_TAG = "faceledger:consent-required"
 DAY = 86400.0
+EARLIEST_CONSENT = 946_684_800.0  # 2000-01-01 UTC: no face-template consent predates it
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -83,6 +86,17 @@ def recheck_consent(svc: Service, consent_id: str, now: float) -> None:
         raise AccessDeniedError(f"Consent {consent_id} cannot be used: {why}.")
 
 
+def check_given_at(given: object, now: float, skew_s: float) -> float:
+    """GivenAt as epoch seconds: finite, not before 2000, not later than now plus the clock skew."""
+    if isinstance(given, bool) or not isinstance(given, int | float) or not math.isfinite(given):
+        raise InvalidParameterError("GivenAt must be a finite number of epoch seconds.")
+    if not EARLIEST_CONSENT <= given <= now + skew_s:
+        raise InvalidParameterError(
+            f"GivenAt {given!r} is out of range: epoch seconds from {EARLIEST_CONSENT:.0f} (2000-01-01) "
+            f"to now plus {skew_s:.0f} s of clock skew.")
+    return float(given)
+
+
 def create_consent(svc: Service, call: Call) -> dict:
     p = call.params
     record: dict[str, Any] = {}
@@ -95,10 +109,13 @@ def create_consent(svc: Service, call: Call) -> dict:
     term = p.get("TermDays")
     if term is not None and (not isinstance(term, int) or isinstance(term, bool) or not 1 <= term <= 36500):
         raise InvalidParameterError("TermDays must be a whole number of days, 1-36500.")
-    given = p.get("GivenAt", call.at)
-    if isinstance(given, bool) or not isinstance(given, int | float) or given > call.at + 60:
-        raise InvalidParameterError("GivenAt must be epoch seconds, not in the future.")
-    record.update(term_days=term, given_at=float(given), created_by=call.principal.access_key_id)
+    if record["purpose"] not in svc.policy.purposes:
+        known = ", ".join(sorted(svc.policy.purposes))
+        raise InvalidParameterError(
+            f"Purpose {record['purpose']!r} is not defined by policy {svc.policy.version}; "
+            f"a consent must name one of: {known}.")
+    given = check_given_at(p.get("GivenAt", call.at), call.at, svc.settings.clock_skew_s)
+    record.update(term_days=term, given_at=given, created_by=call.principal.access_key_id)
     with svc.catalog.transaction() as tx:
         consent = svc.catalog.create_consent(tx, record)
         svc.record(tx, call, None, {"consent_id": consent["consent_id"], "subject": consent["subject"],
@@ -122,37 +139,109 @@ def list_consents(svc: Service, call: Call) -> dict:
 
 
 def withdraw_consent(svc: Service, call: Call) -> dict:
+    """Withdraw a consent and delete its faces in one transaction, with the ledger records.
+
+    A consent withdrawn earlier whose faces are still stored (a data directory
+    written before withdrawal was atomic) is finished here rather than refused.
+    """
     consent_id = call.params.get("ConsentId")
     if not isinstance(consent_id, str) or not UUID.match(consent_id):
         raise InvalidParameterError("ConsentId must be a consent record id.")
-    with svc.catalog.transaction() as tx:
-        consent = svc.catalog.withdraw_consent(tx, consent_id, call.at)
-        svc.record(tx, call, None, {"consent_id": consent_id})
-    deleted = delete_with_receipts(svc, call, svc.catalog.faces_with_consent(consent_id), "consent-withdrawn",
-                                   {"consent_id": consent_id})
-    return {"Consent": _wire(consent), "DeletedFaces": deleted}
+    with svc.write_lock:
+        with svc.catalog.transaction() as tx:
+            consent = svc.catalog.get_consent(consent_id)
+            targets = svc.catalog.faces_with_consent(consent_id)
+            if consent["withdrawn_at"] is None:
+                consent = svc.catalog.withdraw_consent(tx, consent_id, call.at)
+            elif not targets:
+                raise ConflictError(f"Consent {consent_id} was already withdrawn.")
+            svc.record(tx, call, None, {"consent_id": consent_id})
+            deleted = _delete_in(svc, tx, call, targets, "consent-withdrawn", {"consent_id": consent_id})
+        _unindex(svc, deleted)
+    return {"Consent": _wire(consent), "DeletedFaces": sum(len(ids) for ids in deleted.values())}
+
+
+def _delete_in(svc: Service, tx: Transaction, call: Call, targets: list[tuple[str, str]], reason: str,
+               extra: dict) -> dict[str, list[str]]:
+    """Inside ``tx``: delete faces grouped by collection, one DeletionReceipt per collection.
+
+    A collection deleted since the targets were listed is skipped (its faces went with it).
+    Returns the ids deleted per collection, for the index once ``tx`` commits.
+    """
+    by_collection: dict[str, list[str]] = {}
+    for cid, fid in targets:
+        by_collection.setdefault(cid, []).append(fid)
+    deleted: dict[str, list[str]] = {}
+    receipt = Call("DeletionReceipt", {}, call.principal, call.ctx, call.at)
+    for cid, face_ids in sorted(by_collection.items()):
+        try:
+            rows = svc.catalog.get_faces(cid, face_ids)
+        except ResourceNotFoundError:
+            continue
+        # faces in a user lose the association first: consent outranks the grouping
+        for user in sorted({r["user_id"] for r in rows if r.get("user_id")}):
+            svc.catalog.disassociate_faces(tx, cid, user, [r["face_id"] for r in rows if r.get("user_id") == user])
+        gone = svc.catalog.delete_faces(tx, cid, face_ids)
+        if gone:
+            svc.record(tx, receipt, cid, {"reason": reason, "face_ids": gone, **extra})
+            deleted[cid] = gone
+    return deleted
+
+
+def _unindex(svc: Service, deleted: dict[str, list[str]]) -> None:
+    """After the commit (under the write lock): the index follows the catalog."""
+    for cid, ids in deleted.items():
+        svc.index.remove(cid, ids)
 
 
 def delete_with_receipts(svc: Service, call: Call, targets: list[tuple[str, str]], reason: str,
                          extra: dict) -> int:
-    """Delete faces (and vectors) grouped by collection; one DeletionReceipt per collection."""
-    by_collection: dict[str, list[str]] = {}
-    for cid, fid in targets:
-        by_collection.setdefault(cid, []).append(fid)
+    """Delete faces (and vectors), one transaction and one DeletionReceipt per collection.
+
+    Each collection's deletion is whole or absent; a crash between collections
+    leaves the rest for the next sweep, which finds them by the same rule.
+    """
+    by_collection: dict[str, list[tuple[str, str]]] = {}
+    for target in targets:
+        by_collection.setdefault(target[0], []).append(target)
     total = 0
-    for cid, face_ids in sorted(by_collection.items()):
-        receipt = Call("DeletionReceipt", {}, call.principal, call.ctx, call.at)
+    for _cid, part in sorted(by_collection.items()):
         with svc.write_lock:
             with svc.catalog.transaction() as tx:
-                # faces in a user lose the association first: consent outranks the grouping
-                rows = svc.catalog.get_faces(cid, face_ids)
-                for user in sorted({r["user_id"] for r in rows if r.get("user_id")}):
-                    svc.catalog.disassociate_faces(tx, cid, user,
-                                                   [r["face_id"] for r in rows if r.get("user_id") == user])
-                deleted = svc.catalog.delete_faces(tx, cid, face_ids)
-                svc.record(tx, receipt, cid, {"reason": reason, "face_ids": deleted, **extra})
-            svc.index.remove(cid, deleted)
-        total += len(deleted)
+                deleted = _delete_in(svc, tx, call, part, reason, extra)
+            _unindex(svc, deleted)
+        total += sum(len(ids) for ids in deleted.values())
+    return total
+
+
+def _delete_by_consent(svc: Service, call: Call, consents: list[dict]) -> int:
+    """Delete the faces enrolled under ``consents`` (found in one scan), receipts naming each consent."""
+    by_consent: dict[str, list[tuple[str, str]]] = {}
+    for cid, fid, consent_id in svc.catalog.faces_with_consents([c["consent_id"] for c in consents]):
+        by_consent.setdefault(consent_id, []).append((cid, fid))
+    total = 0
+    for consent in consents:
+        targets = by_consent.get(consent["consent_id"])
+        if targets:
+            reason = "consent-withdrawn" if consent["withdrawn_at"] is not None else "consent-expired"
+            total += delete_with_receipts(svc, call, targets, reason, {"consent_id": consent["consent_id"]})
+    return total
+
+
+def finish_withdrawals(svc: Service) -> int:
+    """At start-up: delete faces still stored under a withdrawn consent; returns how many.
+
+    Withdrawal is one transaction now, but a data directory written by an
+    earlier faceledger may hold a withdrawal whose deletion never ran.
+    """
+    from .context import Principal, RequestContext
+
+    system = Principal("faceledger-startup", "", "admin", label="start-up")
+    call = Call("RetentionSweep", {}, system, RequestContext(request_id="startup"), time.time())
+    withdrawn = [c for c in svc.catalog.list_consents() if c["withdrawn_at"] is not None]
+    total = _delete_by_consent(svc, call, withdrawn)
+    if total:
+        log.warning("finished %d face deletion(s) of consent withdrawals a crash cut short", total)
     return total
 
 
@@ -166,12 +255,8 @@ def sweep(svc: Service, call: Call) -> dict:
             expired += [(coll["collection_id"], f) for f in
                         svc.catalog.faces_created_before(coll["collection_id"], now - days * DAY)]
     deleted = delete_with_receipts(svc, call, expired, "retention-expired", {})
-    lapsed = 0
-    for consent in svc.catalog.list_consents():
-        if consent_live(consent, now):  # withdrawn (catches a withdrawal cut short by a crash) or expired
-            targets = svc.catalog.faces_with_consent(consent["consent_id"])
-            reason = "consent-withdrawn" if consent["withdrawn_at"] is not None else "consent-expired"
-            lapsed += delete_with_receipts(svc, call, targets, reason, {"consent_id": consent["consent_id"]})
+    # withdrawn (a withdrawal an older version cut short) or expired
+    lapsed = _delete_by_consent(svc, call, [c for c in svc.catalog.list_consents() if consent_live(c, now)])
     thumbs = sweep_expired(svc, call)
     with svc.catalog.transaction() as tx:
         svc.record(tx, call, None, {"retention_deleted": deleted, "consent_deleted": lapsed,

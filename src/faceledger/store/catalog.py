@@ -1,6 +1,7 @@
 """The catalog: every durable record of the embedded store, in one SQLite file.
 
-``Catalog.open(data_dir)`` gives collections, faces (with their vectors in the
+``Catalog.open(data_dir)`` makes the directory private (0700, files 0600; see
+:mod:`faceledger.store.perms`) and gives collections, faces (with their vectors in the
 same row), users, idempotency records, API keys and service state. Writes
 take the :class:`~faceledger.store.db.Transaction` from
 ``with catalog.transaction() as tx:`` and commit or roll back together, with
@@ -13,6 +14,7 @@ rules (purposes, thresholds, policy) nor touch the in-memory vector index.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,12 +25,15 @@ import numpy as np
 
 from faceledger.store import accountability, collections, faces, keys, state, thumbnails, users
 from faceledger.store.db import Database, Transaction
+from faceledger.store.perms import create_private, secure_data_dir
 from faceledger.store.sealing import (
     MASTER_KEY_FILE,
     Sealer,
     SealError,
     load_or_create_master_key,
 )
+
+log = logging.getLogger("faceledger.store")
 
 CATALOG_FILE = "catalog.db"
 _FINGERPRINT = "master_key_fingerprint"
@@ -48,10 +53,12 @@ class Catalog:
     def open(cls, data_dir: str | Path) -> Catalog:
         """Open (creating if needed) the catalog and master key in ``data_dir``."""
         path = Path(data_dir)
-        path.mkdir(parents=True, exist_ok=True)
+        secure_data_dir(path)  # 0700, files 0600: face templates are nobody else's to read
+        create_private(path / CATALOG_FILE)  # SQLite creates -wal and -shm with the file's mode
         db = Database(path / CATALOG_FILE)
         try:
             sealer = _open_sealer(db, path)
+            _seal_legacy_vectors(db, sealer)
         except BaseException:
             db.close()
             raise
@@ -117,12 +124,12 @@ class Catalog:
     # -- faces -------------------------------------------------------------
 
     def add_faces(self, tx: Transaction, collection_id: str, faces_: list[dict[str, Any]]) -> None:
-        faces.add(self.write_connection(tx), collection_id, faces_)
+        faces.add(self.write_connection(tx), collection_id, faces_, self._sealer)
 
     def get_faces(
         self, collection_id: str, face_ids: list[str], with_vectors: bool = False
     ) -> list[dict[str, Any]]:
-        return faces.get(self.connection(), collection_id, face_ids, with_vectors)
+        return faces.get(self.connection(), collection_id, face_ids, self._sealer if with_vectors else None)
 
     def list_faces(
         self,
@@ -134,7 +141,8 @@ class Catalog:
         with_vectors: bool = False,
     ) -> list[dict[str, Any]]:
         return faces.list_page(
-            self.connection(), collection_id, after, limit, user_id, face_ids, with_vectors
+            self.connection(), collection_id, after, limit, user_id, face_ids,
+            self._sealer if with_vectors else None,
         )
 
     def delete_faces(
@@ -152,8 +160,11 @@ class Catalog:
     def faces_with_consent(self, consent_id: str) -> list[tuple[str, str]]:
         return faces.with_consent(self.connection(), consent_id)
 
+    def faces_with_consents(self, consent_ids: list[str]) -> list[tuple[str, str, str]]:
+        return faces.with_consents(self.connection(), consent_ids)
+
     def iter_vectors(self, collection_id: str) -> tuple[list[str], np.ndarray]:
-        return faces.iter_vectors(self.connection(), collection_id)
+        return faces.iter_vectors(self.connection(), collection_id, self._sealer)
 
     def find_face_by_image_hash(
         self, collection_id: str, image_sha256: str
@@ -293,6 +304,37 @@ class Catalog:
 
     def set_state(self, tx: Transaction, name: str, value: Any) -> None:
         state.set_state(self.write_connection(tx), name, value)
+
+
+def _seal_legacy_vectors(db: Database, sealer: Sealer, batch: int = 5000) -> int:
+    """Encrypt the vectors an older faceledger stored in plaintext; returns how many.
+
+    One transaction per batch, so an upgrade of a large catalog cut short is
+    simply resumed at the next open (plaintext and sealed rows both read).
+    """
+    conn = db.connection()
+    pending = faces.plaintext_count(conn)
+    if not pending:
+        return 0
+    log.warning("sealing %d face vector(s) stored in plaintext by an older faceledger", pending)
+    last = done = 0
+    while True:
+        with db.transaction() as tx:
+            upto = faces.seal_plaintext(tx.conn, sealer, last, batch)
+        if not upto:
+            break
+        last = upto
+    done = pending - faces.plaintext_count(conn)
+    # secure_delete zeroed the old cells; VACUUM rewrites the file and the truncated WAL drops
+    # the old page images. Best effort: the vectors are sealed whether or not it succeeds.
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("VACUUM")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.OperationalError as exc:
+        log.warning("could not rewrite %s after sealing (%s): old plaintext may remain in free pages "
+                    "until the file is vacuumed", db.path, exc)
+    return done
 
 
 def _open_sealer(db: Database, data_dir: Path) -> Sealer:

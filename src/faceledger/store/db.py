@@ -1,8 +1,8 @@
 """SQLite plumbing for the catalog: connections, transactions, migrations.
 
 One connection per thread (SQLite connections must not be shared across
-threads mid-statement), all opened with WAL, ``synchronous=FULL`` and foreign
-keys on. Writes go through :class:`Transaction` (``BEGIN IMMEDIATE`` …
+threads mid-statement), all opened with WAL, ``synchronous=FULL``, foreign
+keys and ``secure_delete`` on. Writes go through :class:`Transaction` (``BEGIN IMMEDIATE`` …
 ``COMMIT``; any exception rolls back). This module knows no table but the
 schema-version one; it must not hold business rules.
 """
@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from faceledger.errors import FaceledgerError
+from faceledger.errors import FaceledgerError, StorageFullError
 from faceledger.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 BUSY_TIMEOUT_MS = 30_000
@@ -77,7 +77,11 @@ class Database:
             return conn
         if self._closed:
             raise RuntimeError("catalog is closed")
-        conn = _connect(self.path)
+        try:
+            conn = _connect(self.path)
+        except sqlite3.Error as exc:
+            _raise_if_full(exc, self.path)
+            raise
         self._local.conn = conn
         with self._lock:
             self._all.add(conn)
@@ -96,14 +100,16 @@ class Database:
         self._local.tx = tx
         try:
             yield tx
-        except BaseException:
+        except BaseException as exc:
             conn.rollback()
+            _raise_if_full(exc, self.path)
             raise
         else:
             try:
                 conn.commit()
-            except BaseException:
+            except BaseException as exc:
                 conn.rollback()
+                _raise_if_full(exc, self.path)
                 raise
         finally:
             tx._close()
@@ -116,6 +122,15 @@ class Database:
         for conn in conns:
             conn.close()
         self._local = threading.local()
+
+
+def _raise_if_full(exc: BaseException, path: Path) -> None:
+    """A full disk becomes one clear, retryable error; the caller has rolled back already."""
+    if isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        raise StorageFullError(
+            f"The disk holding {path.parent} is full (SQLite: {exc}); nothing was written. "
+            "Free space there (or grow the volume), then retry."
+        ) from exc
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -131,6 +146,8 @@ def _connect(path: Path) -> sqlite3.Connection:
         raise FaceledgerError(f"could not put {path} in WAL mode (got {mode}); is the disk local?")
     conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
+    # deleted rows (withdrawn faces) are overwritten with zeros, not left in free pages
+    conn.execute("PRAGMA secure_delete = ON")
     return conn
 
 
@@ -173,8 +190,9 @@ def migrate(conn: sqlite3.Connection) -> int:
                 (version, time.time()),
             )
         conn.commit()
-    except BaseException:
+    except BaseException as exc:
         conn.rollback()
+        _raise_if_full(exc, Path(conn.execute("PRAGMA database_list").fetchone()[2]))
         raise
     return SCHEMA_VERSION
 

@@ -1,9 +1,12 @@
-"""Face rows, each carrying its 128-d descriptor in the same row.
+"""Face rows, each carrying its 128-d descriptor in the same row, sealed.
 
 A face and its vector are one row, so they are written and deleted together
-and a crash can never leave one without the other. Functions take a
-``sqlite3.Connection`` (the caller's transaction for writes). This module
-must not touch the in-memory vector index or the ledger.
+and a crash can never leave one without the other. The vector is stored
+encrypted under the master key and bound to its face id (see
+:mod:`faceledger.store.sealing`); it is decrypted only when read with its
+row. Functions take a ``sqlite3.Connection`` (the caller's transaction for
+writes) and, where vectors pass, the :class:`Sealer`. This module must not
+touch the in-memory vector index or the ledger.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from faceledger.store import collections
 from faceledger.store.db import chunks
 from faceledger.store.rows import (
     FACE_COLUMNS,
+    blob_to_vector,
     blobs_to_matrix,
     check_limit,
     check_uuid,
@@ -27,11 +31,13 @@ from faceledger.store.rows import (
     face_row,
     vector_to_blob,
 )
+from faceledger.store.schema import VECTOR_BYTES
+from faceledger.store.sealing import Sealer
 
 _BBOX_KEYS = ("Width", "Height", "Left", "Top")
 
 
-def _insert_params(collection_id: str, face: dict[str, Any]) -> tuple[Any, ...]:
+def _insert_params(collection_id: str, face: dict[str, Any], sealer: Sealer) -> tuple[Any, ...]:
     if face.get("user_id") is not None:
         raise InvalidParameterError("add faces without user_id, then call associate_faces")
     if "vector" not in face:
@@ -39,8 +45,9 @@ def _insert_params(collection_id: str, face: dict[str, Any]) -> tuple[Any, ...]:
     bbox = face.get("bbox")
     if not isinstance(bbox, dict) or any(k not in bbox for k in _BBOX_KEYS):
         raise InvalidParameterError(f"bbox must be a dict with keys {', '.join(_BBOX_KEYS)}")
+    face_id = check_uuid(face.get("face_id", ""), "face_id")
     return (
-        check_uuid(face.get("face_id", ""), "face_id"),
+        face_id,
         collection_id,
         check_uuid(face.get("image_id", ""), "image_id"),
         face.get("external_image_id"),
@@ -49,13 +56,13 @@ def _insert_params(collection_id: str, face: dict[str, Any]) -> tuple[Any, ...]:
         dumps(face.get("extra") or {}),
         face.get("image_sha256"),
         float(face.get("created_at") or time.time()),
-        vector_to_blob(face["vector"]),
+        sealer.seal_vector(vector_to_blob(face["vector"]), face_id),
     )
 
 
-def add(conn: sqlite3.Connection, collection_id: str, faces: list[dict[str, Any]]) -> None:
+def add(conn: sqlite3.Connection, collection_id: str, faces: list[dict[str, Any]], sealer: Sealer) -> None:
     collections.require(conn, collection_id)
-    params = [_insert_params(collection_id, face) for face in faces]
+    params = [_insert_params(collection_id, face, sealer) for face in faces]
     try:
         conn.executemany(
             "INSERT INTO faces(face_id, collection_id, image_id, external_image_id, bbox, "
@@ -71,16 +78,24 @@ def _unique(ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def _row(row: sqlite3.Row, sealer: Sealer | None) -> dict[str, Any]:
+    """A face dict; with its plaintext vector when ``sealer`` is given (the row then has one)."""
+    face = face_row(row)
+    if sealer is not None:
+        face["vector"] = blob_to_vector(sealer.open_vector(row["vector"], row["face_id"]))
+    return face
+
+
 def get(
     conn: sqlite3.Connection,
     collection_id: str,
     face_ids: Iterable[str],
-    with_vectors: bool = False,
+    sealer: Sealer | None = None,
 ) -> list[dict[str, Any]]:
-    """The faces that exist, in the order asked for (duplicates dropped)."""
+    """The faces that exist, in the order asked for (duplicates dropped); vectors with a ``sealer``."""
     collections.require(conn, collection_id)
     wanted = _unique(face_ids)
-    cols = FACE_COLUMNS + (", vector" if with_vectors else "")
+    cols = FACE_COLUMNS + (", vector" if sealer else "")
     found: dict[str, dict[str, Any]] = {}
     for part in chunks(wanted):
         marks = ",".join("?" * len(part))
@@ -88,7 +103,7 @@ def get(
             f"SELECT {cols} FROM faces WHERE collection_id = ? AND face_id IN ({marks})",
             (collection_id, *part),
         ).fetchall()
-        found.update((r["face_id"], face_row(r, with_vectors)) for r in rows)
+        found.update((r["face_id"], _row(r, sealer)) for r in rows)
     return [found[f] for f in wanted if f in found]
 
 
@@ -99,16 +114,16 @@ def list_page(
     limit: int,
     user_id: str | None = None,
     face_ids: list[str] | None = None,
-    with_vectors: bool = False,
+    sealer: Sealer | None = None,
 ) -> list[dict[str, Any]]:
-    """Faces ordered by face_id, strictly after ``after``."""
+    """Faces ordered by face_id, strictly after ``after``; vectors with a ``sealer``."""
     collections.require(conn, collection_id)
     check_limit(limit)
     if face_ids is not None:
-        faces = [f for f in get(conn, collection_id, face_ids, with_vectors)
+        faces = [f for f in get(conn, collection_id, face_ids, sealer)
                  if f["face_id"] > (after or "") and (user_id is None or f["user_id"] == user_id)]
         return sorted(faces, key=lambda f: f["face_id"])[:limit]
-    cols = FACE_COLUMNS + (", vector" if with_vectors else "")
+    cols = FACE_COLUMNS + (", vector" if sealer else "")
     sql = f"SELECT {cols} FROM faces WHERE collection_id = ? AND face_id > ?"
     params: list[Any] = [collection_id, after or ""]
     if user_id is not None:
@@ -116,7 +131,7 @@ def list_page(
         params.append(user_id)
     sql += " ORDER BY face_id LIMIT ?"
     params.append(limit)
-    return [face_row(r, with_vectors) for r in conn.execute(sql, params).fetchall()]
+    return [_row(r, sealer) for r in conn.execute(sql, params).fetchall()]
 
 
 def delete(
@@ -139,8 +154,8 @@ def delete(
     return [f for f in wanted if f in deleted]
 
 
-def iter_vectors(conn: sqlite3.Connection, collection_id: str) -> tuple[list[str], np.ndarray]:
-    """All face ids of a collection (by face_id) and their ``(N, 128)`` float32 matrix."""
+def iter_vectors(conn: sqlite3.Connection, collection_id: str, sealer: Sealer) -> tuple[list[str], np.ndarray]:
+    """All face ids of a collection (by face_id) and their decrypted ``(N, 128)`` float32 matrix."""
     collections.require(conn, collection_id)
     ids: list[str] = []
     blobs: list[bytes] = []
@@ -150,7 +165,7 @@ def iter_vectors(conn: sqlite3.Connection, collection_id: str) -> tuple[list[str
     )
     for face_id, blob in cursor:
         ids.append(face_id)
-        blobs.append(blob)
+        blobs.append(sealer.open_vector(blob, face_id))
     return ids, blobs_to_matrix(blobs)
 
 
@@ -183,3 +198,34 @@ def with_consent(conn: sqlite3.Connection, consent_id: str) -> list[tuple[str, s
         (consent_id,),
     ).fetchall()
     return [(r[0], r[1]) for r in rows]
+
+
+def with_consents(conn: sqlite3.Connection, consent_ids: list[str]) -> list[tuple[str, str, str]]:
+    """(collection_id, face_id, consent_id) of every face enrolled under one of ``consent_ids``, in one scan."""
+    if not consent_ids:
+        return []
+    rows = conn.execute(
+        "SELECT collection_id, face_id, json_extract(extra, '$.consent_id') AS consent FROM faces "
+        "WHERE consent IN (SELECT value FROM json_each(?)) ORDER BY consent, collection_id, face_id",
+        (dumps(sorted(set(consent_ids))),),
+    ).fetchall()
+    return [(r[0], r[1], r[2]) for r in rows]
+
+
+def seal_plaintext(conn: sqlite3.Connection, sealer: Sealer, after_rowid: int, limit: int) -> int:
+    """Seal up to ``limit`` legacy plaintext vectors after ``after_rowid``; returns the last rowid done (0: none)."""
+    rows = conn.execute(
+        "SELECT rowid, face_id, vector FROM faces WHERE rowid > ? AND length(vector) = ? ORDER BY rowid LIMIT ?",
+        (after_rowid, VECTOR_BYTES, limit),
+    ).fetchall()
+    conn.executemany(
+        "UPDATE faces SET vector = ? WHERE rowid = ?",
+        [(sealer.seal_vector(r["vector"], r["face_id"]), r["rowid"]) for r in rows],
+    )
+    return int(rows[-1]["rowid"]) if rows else 0
+
+
+def plaintext_count(conn: sqlite3.Connection) -> int:
+    """How many vectors are still stored unsealed (only a catalog being upgraded has any)."""
+    row = conn.execute("SELECT COUNT(*) FROM faces WHERE length(vector) = ?", (VECTOR_BYTES,)).fetchone()
+    return int(row[0])

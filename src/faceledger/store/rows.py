@@ -1,6 +1,7 @@
 """Conversions between Python values and catalog columns.
 
-Vectors: float32, shape ``(128,)``, stored little-endian as a 512-byte BLOB.
+Vectors: float32, shape ``(128,)``, encoded little-endian as 512 bytes (which
+the store then seals; see :mod:`faceledger.store.sealing`).
 JSON columns are written canonically (sorted keys, no spaces). This module
 holds no SQL and no business rules.
 """
@@ -98,7 +99,8 @@ FACE_COLUMNS = (
 )
 
 
-def face_row(row: sqlite3.Row, with_vector: bool = False) -> dict[str, Any]:
+def face_row(row: sqlite3.Row) -> dict[str, Any]:
+    """The face's columns other than its vector (stored sealed; faces.py opens it)."""
     face = {
         "face_id": row["face_id"],
         "collection_id": row["collection_id"],
@@ -111,6 +113,4 @@ def face_row(row: sqlite3.Row, with_vector: bool = False) -> dict[str, Any]:
         "image_sha256": row["image_sha256"],
         "created_at": row["created_at"],
     }
-    if with_vector:
-        face["vector"] = blob_to_vector(row["vector"])
     return face

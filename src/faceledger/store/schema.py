@@ -9,6 +9,7 @@ from __future__ import annotations
 
 VECTOR_DIM = 128
 VECTOR_BYTES = VECTOR_DIM * 4  # float32, little-endian
+SEALED_VECTOR_BYTES = 12 + VECTOR_BYTES + 16  # AES-GCM nonce, ciphertext, tag (store/sealing.py)
 
 _V1 = f"""
 CREATE TABLE collections (
@@ -139,10 +140,49 @@ CREATE TABLE reviews (
 );
 """
 
+# Vectors sealed at rest: a vector is 540 bytes (12-byte nonce, 512 encrypted, 16-byte tag) once
+# Catalog.open has sealed it; 512-byte plaintext rows are legal only until then. SQLite cannot
+# alter a CHECK, so the table is rebuilt (nothing references faces; its triggers and indexes are
+# recreated; face_count is not touched because the copy and the drop fire no triggers).
+_V3 = f"""
+CREATE TABLE faces_v3 (
+    face_id           TEXT PRIMARY KEY,
+    collection_id     TEXT NOT NULL
+                      REFERENCES collections(collection_id) ON DELETE CASCADE,
+    image_id          TEXT NOT NULL,
+    external_image_id TEXT,
+    bbox              TEXT NOT NULL,
+    confidence        REAL NOT NULL,
+    extra             TEXT NOT NULL DEFAULT '{{}}',
+    user_id           TEXT,
+    image_sha256      TEXT,
+    created_at        REAL NOT NULL,
+    vector            BLOB NOT NULL CHECK (length(vector) IN ({VECTOR_BYTES}, {SEALED_VECTOR_BYTES}))
+);
+INSERT INTO faces_v3 (face_id, collection_id, image_id, external_image_id, bbox, confidence, extra,
+                      user_id, image_sha256, created_at, vector)
+    SELECT face_id, collection_id, image_id, external_image_id, bbox, confidence, extra,
+           user_id, image_sha256, created_at, vector FROM faces;
+DROP TABLE faces;
+ALTER TABLE faces_v3 RENAME TO faces;
+CREATE INDEX faces_by_collection ON faces(collection_id, face_id);
+CREATE INDEX faces_by_user ON faces(collection_id, user_id) WHERE user_id IS NOT NULL;
+CREATE INDEX faces_by_image_hash ON faces(collection_id, image_sha256)
+    WHERE image_sha256 IS NOT NULL;
+CREATE TRIGGER faces_count_insert AFTER INSERT ON faces BEGIN
+    UPDATE collections SET face_count = face_count + 1
+    WHERE collection_id = NEW.collection_id;
+END;
+CREATE TRIGGER faces_count_delete AFTER DELETE ON faces BEGIN
+    UPDATE collections SET face_count = face_count - 1
+    WHERE collection_id = OLD.collection_id;
+END;
+"""
+
 # Face thumbnails for review (a per-collection choice), sealed under the master key.
 # An enrolled face's thumbnail goes with its face row (cascade); a search's probe
 # thumbnail is kept with its review record until expires_at.
-_V3 = """
+_V4 = """
 CREATE TABLE thumbnails (
     face_id        TEXT PRIMARY KEY REFERENCES faces(face_id) ON DELETE CASCADE,
     collection_id  TEXT NOT NULL,
@@ -165,7 +205,7 @@ CREATE INDEX probe_thumbnails_by_expiry ON probe_thumbnails(expires_at);
 # The review queue's index: searches that may still have undecided candidates. A
 # hint, not the truth (the service checks each against the reviews table and drops
 # the ones fully decided); filled from the ledger for data written before it.
-_V4 = """
+_V5 = """
 CREATE TABLE review_pending (
     search_seq     INTEGER PRIMARY KEY,
     collection_id  TEXT
@@ -186,6 +226,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (2, _V2),
     (3, _V3),
     (4, _V4),
+    (5, _V5),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

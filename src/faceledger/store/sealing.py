@@ -1,15 +1,17 @@
-"""Sealing API-key secrets with the data directory's master key.
+"""Sealing API-key secrets and face vectors with the data directory's master key.
 
-Secrets are encrypted with AES-256-GCM under a key kept in
+Secrets and face vectors are encrypted with AES-256-GCM under a key kept in
 ``<data_dir>/master.key`` (mode 0600), separate from ``catalog.db``, so a
-copied database alone reveals no secret. The access key id is bound in as
+copied database alone reveals no secret and no face template. The access key id is bound in as
 associated data, so a sealed secret moved to another key's row will not
-open. This module must not store anything in the database itself.
+open; a vector is bound to its face id the same way. This module must not
+store anything in the database itself.
 """
 
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import os
 import secrets
@@ -18,11 +20,13 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from faceledger.errors import FaceledgerError
+from faceledger.errors import FaceledgerError, StorageFullError
+from faceledger.store.schema import VECTOR_BYTES
 
 MASTER_KEY_FILE = "master.key"
 _NONCE_BYTES = 12
 _KEY_BYTES = 32
+_VECTOR_CONTEXT = b"faceledger-vector-v1\0"  # never a valid access key id: contexts cannot collide
 
 
 class SealError(FaceledgerError):
@@ -69,6 +73,25 @@ class Sealer:
             ) from exc
 
 
+    def seal_vector(self, blob: bytes, face_id: str) -> bytes:
+        """A face's 512-byte vector, encrypted and bound to its face id (540 bytes)."""
+        nonce = os.urandom(_NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, blob, _VECTOR_CONTEXT + face_id.encode())
+
+    def open_vector(self, stored: bytes, face_id: str) -> bytes:
+        """The 512 plaintext bytes of a stored vector (a not-yet-sealed legacy row passes through)."""
+        if len(stored) == VECTOR_BYTES:
+            return stored
+        nonce, body = stored[:_NONCE_BYTES], stored[_NONCE_BYTES:]
+        try:
+            return self._aead.decrypt(nonce, body, _VECTOR_CONTEXT + face_id.encode())
+        except InvalidTag as exc:
+            raise SealError(
+                f"the vector of face {face_id} does not decrypt with master.key: the key file was "
+                "replaced or the row was altered or moved"
+            ) from exc
+
+
 def load_or_create_master_key(data_dir: Path, *, create: bool) -> bytes:
     """Read ``master.key``; create it (0600, atomically) when allowed and absent."""
     path = data_dir / MASTER_KEY_FILE
@@ -103,6 +126,12 @@ def _create_key_file(path: Path) -> None:
             os.link(tmp, path)
         except FileExistsError:
             pass
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise StorageFullError(
+                f"The disk holding {path.parent} is full: could not write {path.name}; nothing was "
+                "written. Free space there, then retry.") from exc
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)

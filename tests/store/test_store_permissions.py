@@ -1,0 +1,98 @@
+"""The data directory is private: 0700, files 0600, and looser modes are fixed at open with a warning."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from pathlib import Path
+
+from faceledger.store import Catalog
+from faceledger.store.perms import secure_data_dir
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_new_catalog_is_private_from_creation(tmp_path: Path) -> None:
+    old = os.umask(0o022)  # a typical login umask: the catalog must not depend on it
+    try:
+        data = tmp_path / "data"
+        with Catalog.open(data) as catalog, catalog.transaction() as tx:
+            catalog.set_state(tx, "x", 1)
+            names = sorted(p.name for p in data.iterdir())
+            assert {"catalog.db", "catalog.db-wal", "catalog.db-shm", "master.key"} <= set(names)
+            assert mode(data) == 0o700
+            assert {n: mode(data / n) for n in names} == {n: 0o600 for n in names}
+    finally:
+        os.umask(old)
+
+
+def test_looser_modes_left_by_older_versions_are_tightened_with_a_warning(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "data"
+    with Catalog.open(data) as catalog, catalog.transaction() as tx:
+        catalog.set_state(tx, "x", 1)
+    (data / "jobs").mkdir()
+    (data / "jobs" / "j1.json").write_text("{}")
+    for p in [data, data / "jobs"]:
+        os.chmod(p, 0o755)
+    for p in [data / "catalog.db", data / "master.key", data / "jobs" / "j1.json"]:
+        os.chmod(p, 0o644)
+    with caplog.at_level(logging.WARNING, logger="faceledger.store"):
+        with Catalog.open(data) as catalog:
+            assert catalog.get_state("x") == 1
+    warning = " ".join(r.getMessage() for r in caplog.records)
+    assert "readable by other users" in warning and "catalog.db" in warning and "master.key" in warning
+    assert mode(data) == 0o700 and mode(data / "jobs") == 0o700
+    assert all(mode(p) == 0o600 for p in data.rglob("*") if p.is_file())
+    caplog.clear()
+    assert secure_data_dir(data) == [] and not caplog.records  # nothing left to fix: no warning
+
+
+def test_tightening_keeps_the_owner_bits_and_leaves_links_alone(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("x")
+    os.chmod(outside, 0o644)
+    (data / "link").symlink_to(outside)
+    (data / "tool").write_text("#!/bin/sh\n")
+    os.chmod(data / "tool", 0o755)
+    assert secure_data_dir(data) == [data / "tool"]
+    assert mode(data / "tool") == 0o700 and mode(outside) == 0o644
+
+
+def test_a_file_we_cannot_chmod_is_reported_not_fatal(caplog) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+    import tempfile
+
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to hand files to other users")
+    base = Path(tempfile.mkdtemp(prefix="faceledger-perms-"))
+    os.chmod(base, 0o755)  # the service user below must be able to reach its data directory
+    data = base / "data"
+    data.mkdir(mode=0o700)
+    theirs = data / "policy.toml"
+    theirs.write_text("x")
+    os.chmod(theirs, 0o644)
+    os.chown(theirs, 65534, 65534)  # nobody's file, in a directory of another (service) user
+    os.chown(data, 65533, 65533)
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - child
+            code = 1
+            try:
+                os.setgid(65533)
+                os.setuid(65533)  # neither root nor the file's owner: chmod fails with EPERM
+                with caplog.at_level(logging.WARNING, logger="faceledger.store"):
+                    fixed = secure_data_dir(data)
+                code = 0 if fixed == [] and "cannot make" in caplog.text else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        shutil.rmtree(base)
