@@ -74,6 +74,8 @@ def pages(db: Path) -> dict[str, list[int]]:
 
 def copy(pristine: Settings, tmp_path: Path) -> Settings:
     shutil.copytree(pristine.data_dir, tmp_path / "data")
+    for p in [tmp_path / "data", *(tmp_path / "data").rglob("*")]:  # copytree follows the test's umask;
+        p.chmod(p.stat().st_mode & 0o700)  # a looser copy would add the service's permission warning
     return Settings(data_dir=tmp_path / "data", checkpoint_every=EVERY, ledger_key_file=pristine.ledger_key_file)
 
 
