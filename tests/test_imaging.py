@@ -115,3 +115,31 @@ def test_webp_and_bmp_for_the_cli() -> None:
     img = Image.new("RGB", (12, 9), (1, 2, 3))
     for fmt in ("WEBP", "BMP"):
         assert decode_image(encode(img, fmt)).pixels.shape == (9, 12, 3)
+
+
+def many_scan_jpeg(repeats: int) -> bytes:
+    """A valid progressive JPEG whose last scan is sent ``repeats`` more times (libjpeg only warns)."""
+    data = encode(Image.new("RGB", (64, 48), (120, 130, 140)), "JPEG", progressive=True)
+    last = data.rindex(b"\xff\xda")
+    return data[:-2] + data[last:-2] * repeats + data[-2:]
+
+
+def test_jpeg_with_thousands_of_scans_is_refused_before_decoding() -> None:
+    # Before: decoded, ~1.5 ms a scan at the pixel cap and ~23 bytes each, so a
+    # 15 MB file held minutes of decoding outside any engine budget (limit: 100).
+    with pytest.raises(ImageTooLargeError, match="scans"):
+        decode_image(many_scan_jpeg(200))
+    assert decode_image(many_scan_jpeg(20)).pixels.shape == (48, 64, 3)
+
+
+def test_ordinary_jpegs_pass_the_scan_count(grace_hopper_bytes: bytes) -> None:
+    from faceledger.imaging import jpeg_scans
+
+    img = Image.new("RGB", (64, 48), (10, 200, 30))
+    assert jpeg_scans(encode(img, "JPEG")) == 1
+    assert jpeg_scans(encode(img, "JPEG", progressive=True)) == 10
+    # SOS bytes inside an APPn segment are not scans
+    with_app = encode(img, "JPEG", icc_profile=b"\xff\xda\x00\x0c" * 2000)
+    assert jpeg_scans(with_app) == 1 and decode_image(with_app).pixels.shape == (48, 64, 3)
+    assert jpeg_scans(grace_hopper_bytes) >= 1
+    assert jpeg_scans(many_scan_jpeg(300)) == 101  # stops counting past the limit

@@ -10,6 +10,7 @@ model and knows nothing about faces.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -25,6 +26,15 @@ CLI_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "GIF"})
 
 DEFAULT_MAX_PIXELS = 40_000_000  # ~ 7,700 x 5,200; well above any camera JPEG under 15 MB
 DEFAULT_MAX_BYTES = 15 * 1024 * 1024
+# A progressive JPEG is decoded scan by scan, each a pass over the whole
+# coefficient buffer: 1.5-25 ms of CPU a scan at the pixel cap, and a near-empty
+# scan costs ~23 bytes, so a 15 MB file could hold ~650,000 of them (minutes to
+# hours of decoding; 5,000 took 7 s). Encoders write 1 (baseline) to about 10
+# (libjpeg's progression) or 20 (mozjpeg's optimised scans); more than this is
+# refused before decoding (100 scans at the cap: ~2.7 s of CPU).
+MAX_JPEG_SCANS = 100
+# Any marker: 0xFF then a byte that is not a stuffed 0x00, a restart (RSTn) or fill.
+_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 
 @dataclass(frozen=True)
@@ -78,6 +88,8 @@ def decode_image(
         names = ", ".join(sorted(allowed_formats))
         what = "not a recognised image" if fmt is None else f"a {fmt} image"
         raise InvalidImageError(f"The input is {what}; accepted formats are {names}.")
+    if fmt == "JPEG":
+        _check_jpeg_scans(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -112,6 +124,45 @@ def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
     if w * h > max_pixels:
         raise ImageTooLargeError(
             f"The image is {w}x{h} = {w * h:,} pixels; the limit is {max_pixels:,}."
+        )
+
+
+def jpeg_scans(data: bytes, stop_after: int = MAX_JPEG_SCANS) -> int:
+    """The number of scans (SOS markers) in the JPEG's main image, counting at most ``stop_after + 1``.
+
+    Walks the marker segments and skips each scan's entropy-coded data to the
+    next marker, so bytes inside APPn segments (EXIF thumbnails, ICC profiles)
+    and anything after the end-of-image marker (MPF previews) are not counted.
+    """
+    i, n, end = 2, 0, len(data)
+    while i + 4 <= end and n <= stop_after:
+        if data[i] != 0xFF:
+            break  # corrupt: the decoder will say so
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            i += 1
+            continue
+        if marker == 0xD9:  # end of image
+            break
+        if 0xD0 <= marker <= 0xD8 or marker == 0x01:  # markers without a length
+            i += 2
+            continue
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        if marker == 0xDA:
+            n += 1
+            found = _JPEG_MARKER.search(data, i)
+            if found is None:
+                break
+            i = found.start()
+    return n
+
+
+def _check_jpeg_scans(data: bytes) -> None:
+    scans = jpeg_scans(data)
+    if scans > MAX_JPEG_SCANS:
+        raise ImageTooLargeError(
+            f"The JPEG has more than {MAX_JPEG_SCANS} scans (encoders write at most about 20); "
+            "decoding it would take minutes. Re-encode it as a baseline or standard progressive JPEG."
         )
 
 
