@@ -27,11 +27,11 @@ CLI_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "GIF"})
 DEFAULT_MAX_PIXELS = 40_000_000  # ~ 7,700 x 5,200; well above any camera JPEG under 15 MB
 DEFAULT_MAX_BYTES = 15 * 1024 * 1024
 # A progressive JPEG is decoded scan by scan, each a pass over the whole
-# coefficient buffer: 1.5-25 ms of CPU a scan at the pixel cap, and a near-empty
-# scan costs ~23 bytes, so a 15 MB file could hold ~650,000 of them (minutes to
-# hours of decoding; 5,000 took 7 s). Encoders write 1 (baseline) to about 10
-# (libjpeg's progression) or 20 (mozjpeg's optimised scans); more than this is
-# refused before decoding (100 scans at the cap: ~2.7 s of CPU).
+# coefficient buffer: 1.5-25 ms of CPU a scan at the pixel cap, and a scan can
+# cost as little as 23-65 bytes, so a 15 MB file could hold hundreds of
+# thousands (5,000 chroma scans took 7 s, 500 luma ones 12 s). Encoders write 1
+# (baseline) to about 10 (libjpeg's progression) or 20 (mozjpeg's optimised
+# scans); more than this is refused before decoding (100 at the cap: ~2.7 s).
 MAX_JPEG_SCANS = 100
 # Any marker: 0xFF then a byte that is not a stuffed 0x00, a restart (RSTn) or fill.
 _JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
