@@ -87,6 +87,35 @@ def test_sixteen_bit_png_is_converted_without_float_copies() -> None:
     assert np.array_equal(out.pixels[:, :, 0], expected) and np.array_equal(out.pixels[:, :, 2], expected)
 
 
+RSS_CHILD = """
+import io, resource, sys
+import numpy as np
+from PIL import Image
+from faceledger.imaging import decode_image
+rgba = np.zeros((4000, 4000, 4), np.uint8)
+rgba[..., 0] = np.arange(4000) % 256
+rgba[..., 3] = 128
+buf = io.BytesIO()
+Image.fromarray(rgba).save(buf, "PNG", compress_level=1)
+data = buf.getvalue()
+del rgba, buf
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+pixels = decode_image(data).pixels
+assert pixels[0, 200].tolist() == [227, 127, 127], pixels[0, 200]
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024 / pixels.shape[0] / pixels.shape[1])
+"""
+
+
+def test_rgba_png_is_composited_without_full_size_rgba_copies() -> None:
+    # Before: alpha_composite over a white RGBA copy, ~16 bytes a pixel at the
+    # peak (an RGBA PNG at the pixel cap: 815 MB to decode); now ~9.
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", RSS_CHILD], capture_output=True, text=True, timeout=120, check=True)
+    assert float(out.stdout) < 12.5
+
+
 def test_grey_and_alpha_become_rgb() -> None:
     for img in (Image.new("L", (8, 8), 90), Image.new("RGBA", (8, 8), (10, 20, 30, 0)), Image.new("LA", (8, 8))):
         out = decode_image(encode(img, "PNG"))

@@ -99,8 +99,10 @@ def decode_image(
                 img.seek(0)  # first frame of an animation
             img.load()
             orientation = _orientation(img)
-            img = ImageOps.exif_transpose(img) or img
+            if orientation != 1:  # (exif_transpose copies even an upright image)
+                img = ImageOps.exif_transpose(img) or img
             rgb = _to_rgb(img)
+            del img  # the decoded original, before the RGB copy below
     except (ImageTooLargeError, InvalidImageError):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -193,9 +195,13 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         grey = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return Image.fromarray(grey, mode="L").convert("RGB")
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        # composited on white by pasting through the alpha channel: the same
+        # pixels as alpha_composite over an opaque white RGBA image, without its
+        # three full-size RGBA images (an RGBA PNG at the cap peaked at 1 GB)
+        rgba = img if mode == "RGBA" else img.convert("RGBA")
+        out = Image.new("RGB", rgba.size, (255, 255, 255))
+        out.paste(rgba.convert("RGB"), mask=rgba.getchannel("A"))
+        return out
     if mode == "CMYK":
         return img.convert("RGB")
     if mode != "RGB":
