@@ -82,6 +82,34 @@ def generate(out: Path) -> list[Path]:
     lfw = sorted(face.glob("*/*.jpg"))[:1] if face.is_dir() else []
     if lfw:
         put("lfw_face_upscaled_cap.jpg", _upscaled(lfw[0], 6300, 6300), quality=85)
+    # Crowds: an LFW face tiled small enough that HOG finds 1,000-1,800 faces
+    # (each one was landmarked and described before the 100-largest limit).
+    if lfw:
+        tile = Image.open(lfw[0]).convert("RGB").crop((65, 65, 185, 185))
+        for name, (w, h), side in (("faces_tiled_1920.jpg", (1920, 1080), 44),
+                                   ("faces_tiled_2730.jpg", (2730, 2730), 64)):
+            cell = np.asarray(tile.resize((side, side), Image.Resampling.BICUBIC))
+            crowd = np.tile(cell, (h // side + 1, w // side + 1, 1))[:h, :w]
+            put(name, Image.fromarray(np.ascontiguousarray(crowd)), quality=90)
+    # A progressive JPEG at the cap with its last scan (65 bytes) repeated 500
+    # times (268 KB; libjpeg only warns): 12 s of decoding before the scan
+    # limit, ~24 ms a scan, so 15 MB of them would have been hours.
+    buf = io.BytesIO()
+    Image.new("RGB", (CAP_W, CAP_H), (120, 130, 140)).save(buf, "JPEG", progressive=True, quality=90)
+    jpeg = buf.getvalue()
+    last = jpeg.rindex(b"\xff\xda")
+    (out / "many_scans_cap.jpg").write_bytes(jpeg[:-2] + jpeg[last:-2] * 500 + jpeg[-2:])
+    made.append(out / "many_scans_cap.jpg")
+    # 16-bit grey and RGBA at the cap, small files (decoding made float64 copies / RGBA composites).
+    sparse = np.zeros((CAP_H, CAP_W), np.uint16)
+    sparse[::7, ::5] = 30000
+    put("grey16_cap.png", Image.fromarray(sparse))
+    del sparse
+    rgba = np.zeros((CAP_H, CAP_W, 4), np.uint8)
+    rgba[..., 0] = np.arange(CAP_W) % 256
+    rgba[..., 3] = 128
+    put("rgba_cap.png", Image.fromarray(rgba), compress_level=1)
+    del rgba
     # Thin strips at the cap.
     put("strip_wide_cap.png", Image.new("RGB", (40_000, 1000), (30, 60, 90)))
     put("strip_noise_tall.jpg", Image.fromarray(rng.integers(0, 256, (20_000, 500, 3), dtype=np.uint8)), quality=30)

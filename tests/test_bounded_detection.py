@@ -22,6 +22,7 @@ from faceledger.engine.detect import (
     is_flat,
 )
 from faceledger.engine.engine import DESCRIBE_BATCH
+from faceledger.engine.types import Detection
 from faceledger.errors import ALL_ERRORS, AnalysisBudgetError, ImageTooLargeError
 
 from .conftest import data_path
@@ -152,3 +153,41 @@ def test_descriptors_are_computed_in_bounded_batches(engine: Engine) -> None:
     assert len(calls) == 2 and max(calls) <= 2 * DESCRIBE_BATCH
     for faces in many:
         assert len(faces) == 1 and np.allclose(faces[0].descriptor, one, atol=1e-5)
+
+
+class ManyFaces:
+    """A detector that reports ``n`` face boxes of growing size on a grid (a crowd, or a tiled face)."""
+
+    name = "hog"
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def detect(self, image: np.ndarray, scale: float) -> list[Detection]:
+        return [Detection(box=(float(40 * (i % 40)), float(40 * (i // 40)), 40 * (i % 40) + 20.0 + i / 100,
+                               40 * (i // 40) + 20.0 + i / 100), confidence=99.0, raw_score=1.0, detector="hog")
+                for i in range(self.n)]
+
+
+def test_only_the_100_largest_faces_are_measured_and_described(engine: Engine) -> None:
+    # Before: every detection was measured and described; a 1920x1080 image
+    # tiled with 1,044 small faces took 66 s (Rekognition reports the 100 largest).
+    crowd = Engine(engine.settings, detector=ManyFaces(1000), embedder=engine.embedder,
+                   calibration=engine.calibration)
+    described: list[int] = []
+    real = engine.embedder.embed
+
+    def recording(chips: np.ndarray) -> np.ndarray:
+        described.append(len(chips))
+        return real(chips)
+
+    image = np.random.default_rng(3).integers(0, 256, (1000, 1700, 3), dtype=np.uint8)
+    engine.embedder.embed = recording  # type: ignore[method-assign]
+    try:
+        faces = crowd.analyze(image)
+    finally:
+        del engine.embedder.embed
+    assert len(faces) == 100
+    assert sum(described) <= 2 * 100  # the chip and its mirror image
+    assert min(f.width for f in faces) >= 20 + 899 / 100 - 1e-6  # the largest ones
+    assert len(crowd.analyze(image, descriptors=False, max_faces=5)) == 5

@@ -69,6 +69,53 @@ def test_sixteen_bit_png_is_scaled_not_clipped() -> None:
     assert 120 <= int(out.pixels[0, 0, 0]) <= 135
 
 
+def test_sixteen_bit_png_is_converted_without_float_copies() -> None:
+    # Before: three float64 copies of the image (at the pixel cap a 1.27 GB
+    # peak for a 90 KB PNG); now a table lookup. numpy's allocations are traced.
+    import tracemalloc
+
+    arr = (np.arange(2000 * 2000, dtype=np.uint32) % 65536).astype(np.uint16).reshape(2000, 2000)
+    data = encode(Image.fromarray(arr), "PNG", compress_level=1)
+    tracemalloc.start()
+    try:
+        out = decode_image(data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * arr.size  # uint16 view, uint8 lookup, the RGB result: ~7 bytes a pixel
+    expected = np.clip(arr / 65535.0 * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    assert np.array_equal(out.pixels[:, :, 0], expected) and np.array_equal(out.pixels[:, :, 2], expected)
+
+
+RSS_CHILD = """
+import io, resource, sys
+import numpy as np
+from PIL import Image
+from faceledger.imaging import decode_image
+rgba = np.zeros((4000, 4000, 4), np.uint8)
+rgba[..., 0] = np.arange(4000) % 256
+rgba[..., 3] = 128
+buf = io.BytesIO()
+Image.fromarray(rgba).save(buf, "PNG", compress_level=1)
+data = buf.getvalue()
+del rgba, buf
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+pixels = decode_image(data).pixels
+assert pixels[0, 200].tolist() == [227, 127, 127], pixels[0, 200]
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024 / pixels.shape[0] / pixels.shape[1])
+"""
+
+
+def test_rgba_png_is_composited_without_full_size_rgba_copies() -> None:
+    # Before: alpha_composite over a white RGBA copy, ~16 bytes a pixel at the
+    # peak (an RGBA PNG at the pixel cap: 815 MB to decode); now ~9.
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", RSS_CHILD], capture_output=True, text=True, timeout=120, check=True)
+    assert float(out.stdout) < 12.5
+
+
 def test_grey_and_alpha_become_rgb() -> None:
     for img in (Image.new("L", (8, 8), 90), Image.new("RGBA", (8, 8), (10, 20, 30, 0)), Image.new("LA", (8, 8))):
         out = decode_image(encode(img, "PNG"))
@@ -115,3 +162,31 @@ def test_webp_and_bmp_for_the_cli() -> None:
     img = Image.new("RGB", (12, 9), (1, 2, 3))
     for fmt in ("WEBP", "BMP"):
         assert decode_image(encode(img, fmt)).pixels.shape == (9, 12, 3)
+
+
+def many_scan_jpeg(repeats: int) -> bytes:
+    """A valid progressive JPEG whose last scan is sent ``repeats`` more times (libjpeg only warns)."""
+    data = encode(Image.new("RGB", (64, 48), (120, 130, 140)), "JPEG", progressive=True)
+    last = data.rindex(b"\xff\xda")
+    return data[:-2] + data[last:-2] * repeats + data[-2:]
+
+
+def test_jpeg_with_thousands_of_scans_is_refused_before_decoding() -> None:
+    # Before: decoded, ~1.5 ms a scan at the pixel cap and ~23 bytes each, so a
+    # 15 MB file held minutes of decoding outside any engine budget (limit: 100).
+    with pytest.raises(ImageTooLargeError, match="scans"):
+        decode_image(many_scan_jpeg(200))
+    assert decode_image(many_scan_jpeg(20)).pixels.shape == (48, 64, 3)
+
+
+def test_ordinary_jpegs_pass_the_scan_count(grace_hopper_bytes: bytes) -> None:
+    from faceledger.imaging import jpeg_scans
+
+    img = Image.new("RGB", (64, 48), (10, 200, 30))
+    assert jpeg_scans(encode(img, "JPEG")) == 1
+    assert jpeg_scans(encode(img, "JPEG", progressive=True)) == 10
+    # SOS bytes inside an APPn segment are not scans
+    with_app = encode(img, "JPEG", icc_profile=b"\xff\xda\x00\x0c" * 2000)
+    assert jpeg_scans(with_app) == 1 and decode_image(with_app).pixels.shape == (48, 64, 3)
+    assert jpeg_scans(grace_hopper_bytes) >= 1
+    assert jpeg_scans(many_scan_jpeg(300)) == 101  # stops counting past the limit
