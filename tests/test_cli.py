@@ -114,3 +114,21 @@ def test_usage_errors_are_one_line_with_exit_code_2() -> None:
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: UsageError: "), out.stderr
         assert f"see `faceledger {' '.join(a for a in args[:2] if not a.startswith('-'))} --help`" in lines[0]
+
+
+def test_keys_create_save_to_an_unwritable_path_leaves_no_key(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for target in (blocker / "reviewer.json", blocker):  # a file where the folder should be; an existing file
+        out = run("keys", "create", "--role", "reviewer", "--save", str(target), "--data", str(data))
+        assert out.returncode == 3 and out.stderr.startswith("error: InvalidParameterException: "), out.stderr
+        assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert blocker.read_text() == "not a folder"
+    listed = json.loads(run("keys", "list", "--data", str(data), "--json").stdout)
+    assert not [k for k in listed["Keys"] if k["role"] == "reviewer"]  # no key whose secret nobody saw
+    saved = tmp_path / "ok" / "reviewer.json"
+    made = run("keys", "create", "--role", "reviewer", "--save", str(saved), "--data", str(data), "--json")
+    doc = json.loads(made.stdout)
+    assert json.loads(saved.read_text())["SecretAccessKey"] == doc["SecretAccessKey"]
+    assert saved.stat().st_mode & 0o777 == 0o600
