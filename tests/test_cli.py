@@ -103,7 +103,7 @@ def test_eval_pairs_limit_progress_and_text(tmp_path: Path) -> None:
     doc = json.loads(run("eval", "pairs", "--root", str(root), "--pairs", str(pairs), "--limit", "10", "--json",
                          "--quiet", "--procs", "1").stdout)
     assert doc["pairs"] == 10 and doc["pairs_listed"] == 200 and 0 < doc["same"] < 10  # both kinds kept
-    bad = run("eval", "pairs", "--root", str(root), "--pairs", str(pairs), "--limit", "1")
+    bad = run("eval", "pairs", "--root", str(root), "--pairs", str(pairs), "--limit", "9")  # 10-fold needs 10
     assert bad.returncode == 2
 
 
@@ -132,3 +132,16 @@ def test_keys_create_save_to_an_unwritable_path_leaves_no_key(tmp_path: Path) ->
     doc = json.loads(made.stdout)
     assert json.loads(saved.read_text())["SecretAccessKey"] == doc["SecretAccessKey"]
     assert saved.stat().st_mode & 0o777 == 0o600
+
+
+def test_eval_pairs_limit_keeps_the_lists_same_different_mix() -> None:
+    from faceledger.cli.evaluate import evenly_spaced
+    from faceledger.evaluation.pairs import read_pairs
+
+    rows = read_pairs(str(data_path("lfw_dev", "pairs.tsv")))
+    share = sum(r[2] for r in rows) / len(rows)
+    for limit in (10, 20, 200):
+        picked = evenly_spaced(rows, limit)
+        assert len(picked) == limit == len(set(picked))
+        assert abs(sum(r[2] for r in picked) - share * limit) <= 0.5 + 1e-9, limit
+    assert evenly_spaced(rows, None) is rows and evenly_spaced(rows, len(rows) + 1) is rows
