@@ -228,6 +228,7 @@ def _page(svc: Service, call: Call, job: dict, items: list) -> tuple[list, str |
 def get_face_detection(svc: Service, call: Call) -> dict:
     job = _load_job(svc, call, "detection")
     out = _envelope(svc, job)
+    out["Faces"] = []  # list members are always present (docs/operations.md), empty until the job succeeds
     if job["status"] == "SUCCEEDED":
         faces = svc.video.results(job["job_id"])["Faces"]
         out["Faces"], token = _page(svc, call, job, faces)
@@ -239,6 +240,7 @@ def get_face_detection(svc: Service, call: Call) -> dict:
 def get_face_search(svc: Service, call: Call) -> dict:
     job = _load_job(svc, call, "search")
     out = _envelope(svc, job)
+    out["Persons"] = []
     if job["status"] == "SUCCEEDED":
         persons = list(svc.video.results(job["job_id"])["Persons"])
         if (call.params.get("SortBy") or "TIMESTAMP") == "INDEX":
