@@ -145,3 +145,13 @@ def test_eval_pairs_limit_keeps_the_lists_same_different_mix() -> None:
         assert len(picked) == limit == len(set(picked))
         assert abs(sum(r[2] for r in picked) - share * limit) <= 0.5 + 1e-9, limit
     assert evenly_spaced(rows, None) is rows and evenly_spaced(rows, len(rows) + 1) is rows
+
+
+def test_audit_export_to_an_unwritable_path_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run("keys", "create", "--role", "auditor", "--data", str(data)).returncode == 0  # a ledger to export
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    out = run("audit", "export", str(blocker / "ledger.jsonl"), "--data", str(data))
+    assert out.returncode == 3 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip() == f"error: InvalidParameterException: Cannot write {blocker / 'ledger.jsonl'}: Not a directory."
