@@ -155,3 +155,19 @@ def test_audit_export_to_an_unwritable_path_is_one_line(tmp_path: Path) -> None:
     out = run("audit", "export", str(blocker / "ledger.jsonl"), "--data", str(data))
     assert out.returncode == 3 and "Traceback" not in out.stderr, out.stderr
     assert out.stderr.strip() == f"error: InvalidParameterException: Cannot write {blocker / 'ledger.jsonl'}: Not a directory."
+
+
+def test_serve_restart_prints_a_secret_line_a_shell_can_run(tmp_path: Path) -> None:
+    from faceledger.cli.serve import startup_text
+    from faceledger.profile import Profile, write_profile
+
+    profile = tmp_path / "my data" / "profile.json"
+    write_profile(profile, Profile("http://127.0.0.1:1", "AKIAEXAMPLE000000000", "s3cr/et+'x"))
+    text = startup_text({"Endpoint": "http://127.0.0.1:1", "Region": "us-east-1", "DataDir": str(profile.parent),
+                         "Profile": str(profile), "ModelVersion": "m", "AccessKeyId": "AKIAEXAMPLE000000000",
+                         "KeyCreated": False, "SecretAccessKey": None, "Console": "c"})
+    line = next(ln.strip() for ln in text.splitlines() if "AWS_SECRET_ACCESS_KEY" in ln)
+    assert "s3cr" not in line  # a restart does not print the secret
+    done = subprocess.run(["bash", "-c", f'{line}; printf %s "$AWS_SECRET_ACCESS_KEY"'], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "s3cr/et+'x", done.stderr

@@ -104,7 +104,7 @@ def startup_text(o: dict) -> str:
     lines.append(f"  console: {o['Console']} (sign in with an access key id and secret)")
     lines.append("AWS CLI and SDKs: these variables (or `aws configure --profile faceledger` with the same values):")
     lines.append(f"  export AWS_ACCESS_KEY_ID={o['AccessKeyId']}")
-    lines.append(f"  export AWS_SECRET_ACCESS_KEY={o['SecretAccessKey'] if o['KeyCreated'] else '<secret_access_key in the profile>'}")
+    lines.append(f"  export AWS_SECRET_ACCESS_KEY={secret_line(o)}")
     lines.append(f"  export AWS_DEFAULT_REGION={region}")
     lines.append(f"  aws rekognition list-collections --endpoint-url {endpoint}")
     lines.append("boto3:")
@@ -113,6 +113,20 @@ def startup_text(o: dict) -> str:
     lines.append("                     aws_access_key_id=KEY, aws_secret_access_key=SECRET)")
     lines.append("  print(rek.list_collections())")
     return "\n".join(lines)
+
+
+def secret_line(o: dict) -> str:
+    """The secret on first start; after that a shell expression that reads it from the profile.
+
+    Later starts do not print the secret, and the old placeholder (``<secret ... profile>``)
+    pasted into a shell was a redirection error, not a key.
+    """
+    import shlex
+
+    if o["KeyCreated"]:
+        return str(o["SecretAccessKey"])
+    read = 'import json,sys; print(json.load(open(sys.argv[1]))["secret_access_key"])'
+    return f'"$(python3 -c {shlex.quote(read)} {shlex.quote(o["Profile"])})"'
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
