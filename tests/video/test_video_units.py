@@ -96,6 +96,10 @@ def call(op: str, **params: object) -> Call:
 def test_start_rules_and_crash_loop(service: Service) -> None:
     with pytest.raises(InvalidS3ObjectError):
         start_face_detection(service, call("StartFaceDetection", Video={"S3Object": {"Bucket": "clips", "Name": "x"}}))
+    for name in ("flat\x00.mp4", 7):  # was ValueError/TypeError from Path: a 500
+        with pytest.raises(InvalidParameterError, match="without NUL"):
+            start_face_detection(service, call("StartFaceDetection",
+                                               Video={"S3Object": {"Bucket": "clips", "Name": name}}))
     service.video.settings = VideoSettings(max_bytes=100)
     with pytest.raises(VideoTooLargeError):
         start_face_detection(service, call("StartFaceDetection",

@@ -75,6 +75,8 @@ def video_path(video: dict | None, buckets: dict[str, Path]) -> tuple[Path, dict
     bucket, name = obj.get("Bucket"), obj.get("Name")
     if not bucket or not name:
         raise InvalidParameterError("Video.S3Object needs Bucket and Name.")
+    if not isinstance(bucket, str) or not isinstance(name, str) or "\x00" in bucket or "\x00" in name:
+        raise InvalidParameterError("Video.S3Object.Bucket and .Name must be strings without NUL characters.")
     if obj.get("Version"):
         raise InvalidS3ObjectError("Bucket folders keep no object versions: omit Video.S3Object.Version.")
     root = buckets.get(bucket)
