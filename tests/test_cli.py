@@ -103,7 +103,7 @@ def test_eval_pairs_limit_progress_and_text(tmp_path: Path) -> None:
     doc = json.loads(run("eval", "pairs", "--root", str(root), "--pairs", str(pairs), "--limit", "10", "--json",
                          "--quiet", "--procs", "1").stdout)
     assert doc["pairs"] == 10 and doc["pairs_listed"] == 200 and 0 < doc["same"] < 10  # both kinds kept
-    bad = run("eval", "pairs", "--root", str(root), "--pairs", str(pairs), "--limit", "1")
+    bad = run("eval", "pairs", "--root", str(root), "--pairs", str(pairs), "--limit", "9")  # 10-fold needs 10
     assert bad.returncode == 2
 
 
@@ -114,3 +114,60 @@ def test_usage_errors_are_one_line_with_exit_code_2() -> None:
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: UsageError: "), out.stderr
         assert f"see `faceledger {' '.join(a for a in args[:2] if not a.startswith('-'))} --help`" in lines[0]
+
+
+def test_keys_create_save_to_an_unwritable_path_leaves_no_key(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for target in (blocker / "reviewer.json", blocker):  # a file where the folder should be; an existing file
+        out = run("keys", "create", "--role", "reviewer", "--save", str(target), "--data", str(data))
+        assert out.returncode == 3 and out.stderr.startswith("error: InvalidParameterException: "), out.stderr
+        assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert blocker.read_text() == "not a folder"
+    listed = json.loads(run("keys", "list", "--data", str(data), "--json").stdout)
+    assert not [k for k in listed["Keys"] if k["role"] == "reviewer"]  # no key whose secret nobody saw
+    saved = tmp_path / "ok" / "reviewer.json"
+    made = run("keys", "create", "--role", "reviewer", "--save", str(saved), "--data", str(data), "--json")
+    doc = json.loads(made.stdout)
+    assert json.loads(saved.read_text())["SecretAccessKey"] == doc["SecretAccessKey"]
+    assert saved.stat().st_mode & 0o777 == 0o600
+
+
+def test_eval_pairs_limit_keeps_the_lists_same_different_mix() -> None:
+    from faceledger.cli.evaluate import evenly_spaced
+    from faceledger.evaluation.pairs import read_pairs
+
+    rows = read_pairs(str(data_path("lfw_dev", "pairs.tsv")))
+    share = sum(r[2] for r in rows) / len(rows)
+    for limit in (10, 20, 200):
+        picked = evenly_spaced(rows, limit)
+        assert len(picked) == limit == len(set(picked))
+        assert abs(sum(r[2] for r in picked) - share * limit) <= 0.5 + 1e-9, limit
+    assert evenly_spaced(rows, None) is rows and evenly_spaced(rows, len(rows) + 1) is rows
+
+
+def test_audit_export_to_an_unwritable_path_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    assert run("keys", "create", "--role", "auditor", "--data", str(data)).returncode == 0  # a ledger to export
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    out = run("audit", "export", str(blocker / "ledger.jsonl"), "--data", str(data))
+    assert out.returncode == 3 and "Traceback" not in out.stderr, out.stderr
+    assert out.stderr.strip() == f"error: InvalidParameterException: Cannot write {blocker / 'ledger.jsonl'}: Not a directory."
+
+
+def test_serve_restart_prints_a_secret_line_a_shell_can_run(tmp_path: Path) -> None:
+    from faceledger.cli.serve import startup_text
+    from faceledger.profile import Profile, write_profile
+
+    profile = tmp_path / "my data" / "profile.json"
+    write_profile(profile, Profile("http://127.0.0.1:1", "AKIAEXAMPLE000000000", "s3cr/et+'x"))
+    text = startup_text({"Endpoint": "http://127.0.0.1:1", "Region": "us-east-1", "DataDir": str(profile.parent),
+                         "Profile": str(profile), "ModelVersion": "m", "AccessKeyId": "AKIAEXAMPLE000000000",
+                         "KeyCreated": False, "SecretAccessKey": None, "Console": "c"})
+    line = next(ln.strip() for ln in text.splitlines() if "AWS_SECRET_ACCESS_KEY" in ln)
+    assert "s3cr" not in line  # a restart does not print the secret
+    done = subprocess.run(["bash", "-c", f'{line}; printf %s "$AWS_SECRET_ACCESS_KEY"'], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "s3cr/et+'x", done.stderr

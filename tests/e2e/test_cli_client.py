@@ -109,8 +109,20 @@ def test_search_text_shows_the_search_id_and_a_reviewer_key_file_reviews_it(srv,
     assert json.loads(done.stdout)["Candidates"][0]["Status"] == "CONFIRMED"
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
+    bad.chmod(0o600)
     refused = srv.cli("review", "show", search_id, "--key-file", str(bad))
     assert refused.returncode == 3 and "needs AccessKeyId and SecretAccessKey" in refused.stderr
+
+
+def test_key_file_others_can_read_or_endless_is_refused(srv, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    saved = tmp_path / "searcher.json"
+    assert srv.cli("keys", "create", "--role", "searcher", "--save", str(saved)).returncode == 0
+    assert srv.cli("collections", "list", "--key-file", str(saved)).returncode == 0
+    saved.chmod(0o644)  # what `keys create --json > FILE` gives under umask 022
+    shared = srv.cli("collections", "list", "--key-file", str(saved))
+    assert shared.returncode == 3 and f"chmod 600 {saved}" in shared.stderr, shared.stderr
+    endless = srv.cli("collections", "list", "--key-file", "/dev/zero")
+    assert endless.returncode == 3 and "not a key file" in endless.stderr, endless.stderr
 
 
 def test_index_summary_does_not_call_max_faces_a_quality_refusal(srv) -> None:  # type: ignore[no-untyped-def]

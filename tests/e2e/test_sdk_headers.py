@@ -107,14 +107,20 @@ def test_javascript_sdk_sees_the_same_headers(srv, js_sdk) -> None:  # type: ign
 def test_investigative_purpose_lowers_the_floor_and_is_recorded(srv, js_sdk) -> None:  # type: ignore[no-untyped-def]
     probe = {"CollectionId": "people", "Image": {"Bytes": photo("Anwar_Ibrahim", 2)}, "FaceMatchThreshold": 0}
     general = js_sdk.call(srv.endpoint, srv.key, srv.secret, "SearchFacesByImage", probe)["headers"]
-    lead = js_sdk.call(srv.endpoint, srv.key, srv.secret, "SearchFacesByImage", probe,
+    unsanctioned = js_sdk.call(srv.endpoint, srv.key, srv.secret, "SearchFacesByImage", probe,
+                               headers={"X-Faceledger-Purpose": "recall", "X-Faceledger-Case": "CASE-7"})
+    assert unsanctioned["error"]["name"] == "AccessDeniedException"  # the admin key was not issued for it
+    made = json.loads(srv.cli("keys", "create", "--role", "searcher", "--purpose", "recall", "--json",
+                              check=True).stdout)
+    key, secret = made["AccessKeyId"], made["SecretAccessKey"]
+    lead = js_sdk.call(srv.endpoint, key, secret, "SearchFacesByImage", probe,
                        headers={"X-Faceledger-Purpose": "recall", "X-Faceledger-Case": "CASE-7"})
     h = lead["headers"]
     assert lead["status"] == 200, lead
     assert h["x-faceledger-investigative"] == "true" and h["x-faceledger-purpose"] == "recall"
     assert float(h["x-faceledger-threshold-applied"]) == pytest.approx(search_threshold(3, 10), abs=1e-4)
     assert float(h["x-faceledger-threshold-applied"]) < float(general["x-faceledger-threshold-applied"]) - 20
-    no_case = js_sdk.call(srv.endpoint, srv.key, srv.secret, "SearchFacesByImage", probe,
+    no_case = js_sdk.call(srv.endpoint, key, secret, "SearchFacesByImage", probe,
                           headers={"X-Faceledger-Purpose": "recall"})
     assert no_case["error"]["name"] == "AccessDeniedException"
     shown = json.loads(srv.cli("audit", "show", "--operation", "SearchFacesByImage", "--json",

@@ -89,3 +89,42 @@ def test_create_consent_needs_a_purpose_the_policy_defines(service) -> None:  # 
     with pytest.raises(InvalidParameterError, match="not defined by policy"):
         run(service, "CreateConsent", Subject="s", NoticeText="n", NoticeVersion="1", Purpose="access-control")
     assert service.catalog.list_consents("s") == []
+
+
+INVESTIGATIVE = """version = 1
+[purposes.general]
+[purposes.recall]
+investigative = true
+case_required = true
+max_expected_false = 10
+"""
+
+
+def test_an_investigative_floor_needs_a_key_created_for_it(service) -> None:  # type: ignore[no-untyped-def]
+    from faceledger.service.policy import parse_policy
+
+    service.policy = parse_policy(INVESTIGATIVE, "p.toml")
+    run(service, "CreateCollection", CollectionId="c")
+    run(service, "IndexFaces", CollectionId="c", Image=RED)
+    asked = {"faceledger_headers": {"x-faceledger-purpose": "recall", "x-faceledger-case": "C-1"},
+             "signed_headers": ["x-faceledger-purpose", "x-faceledger-case"]}
+    for role in ("searcher", "admin"):  # a header alone, whoever sends it, does not lower the floor
+        caller = Principal(f"AKIA{role.upper():0<16}"[:20], "x", role)
+        with pytest.raises(AccessDeniedError, match="only a key created for it"):
+            service.dispatch("SearchFacesByImage", {"CollectionId": "c", "Image": RED}, caller, asked)
+    refused = service.ledger.records(operation="SearchFacesByImage", limit=10)[-1]["details"]
+    assert refused["refused"] == "purpose" and refused["purpose"] == "recall"
+    bound = Principal("AKIARECALL0000000000", "x", "searcher", defaults={"purpose": "recall"})
+    out = service.dispatch("SearchFacesByImage", {"CollectionId": "c", "Image": RED}, bound, asked)
+    assert out["Faceledger"]["Investigative"] is True and out["Faceledger"]["Purpose"] == "recall"
+    record = service.ledger.records(operation="SearchFacesByImage", limit=10)[-1]["details"]
+    assert record["investigative"] is True and record["case"] == "C-1"
+
+
+@pytest.mark.parametrize("name", ['"a\\r\\nSet-Cookie: x=1"', '"调查"', '"with space"', '""'])
+def test_purpose_names_are_header_safe(name: str) -> None:
+    from faceledger.errors import InvalidParameterError
+    from faceledger.service.policy import parse_policy
+
+    with pytest.raises(InvalidParameterError, match="travels in HTTP headers"):
+        parse_policy(f"version = 1\n[purposes.{name}]\n", "p.toml")

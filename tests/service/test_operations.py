@@ -193,3 +193,12 @@ def test_a_bucket_folder_added_after_start_is_mapped_when_asked(service) -> None
     for name in ("..", "later/../later"):
         with pytest.raises(InvalidS3ObjectError):
             run(service, "IndexFaces", CollectionId="c", Image={"S3Object": {"Bucket": name, "Name": "red.png"}})
+
+
+@pytest.mark.parametrize("name", ["a\x00.png", 5, ["red.png"]])
+def test_an_s3_object_name_that_no_file_can_have_is_a_clear_error(service, name) -> None:  # type: ignore[no-untyped-def]
+    folder = service.settings.data_dir / "buckets" / "pics"
+    folder.mkdir(parents=True)
+    (folder / "red.png").write_bytes(img(RED)["Bytes"])
+    with pytest.raises(InvalidParameterError, match="without NUL"):  # was ValueError/TypeError: a 500
+        run(service, "DetectFaces", Image={"S3Object": {"Bucket": "pics", "Name": name}})

@@ -96,6 +96,10 @@ def call(op: str, **params: object) -> Call:
 def test_start_rules_and_crash_loop(service: Service) -> None:
     with pytest.raises(InvalidS3ObjectError):
         start_face_detection(service, call("StartFaceDetection", Video={"S3Object": {"Bucket": "clips", "Name": "x"}}))
+    for name in ("flat\x00.mp4", 7):  # was ValueError/TypeError from Path: a 500
+        with pytest.raises(InvalidParameterError, match="without NUL"):
+            start_face_detection(service, call("StartFaceDetection",
+                                               Video={"S3Object": {"Bucket": "clips", "Name": name}}))
     service.video.settings = VideoSettings(max_bytes=100)
     with pytest.raises(VideoTooLargeError):
         start_face_detection(service, call("StartFaceDetection",
@@ -114,6 +118,7 @@ def test_start_rules_and_crash_loop(service: Service) -> None:
     service.video = VideoJobs(service)
     out = get_face_detection(service, call("GetFaceDetection", JobId=job))
     assert out["JobStatus"] == "FAILED" and "stopped 3 times" in out["StatusMessage"]
+    assert out["Faces"] == []  # the list member is there, empty, as for every response shape
     assert service.catalog.get_state(ACTIVE) == []
 
 

@@ -22,6 +22,7 @@ import base64
 import json
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from starlette.responses import Response
 
@@ -74,12 +75,18 @@ HEADERS = {
 }
 
 
+# Visible ASCII but "%": what a header value may hold as is (RFC 9110 field-vchar, SP inside).
+_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
 def _header_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(round(value, 6)) if abs(value) >= 1e-3 or value == 0 else f"{value:.6g}"
-    return str(value)
+    # Strings (a policy's purpose name) may hold CR/LF or non-ASCII: percent-encode them (UTF-8)
+    # so they can neither split the header block nor fail latin-1 encoding with a 500.
+    return quote(str(value).strip(), safe=_HEADER_SAFE)
 
 
 def faceledger_headers(result: dict[str, Any]) -> dict[str, str]:

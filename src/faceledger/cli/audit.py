@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import InvalidParameterError
 from ..service.audit_trail import (
     anchor_head,
     load_heads,
@@ -182,5 +183,8 @@ def audit_show(data_dir: str | None, operation: str | None, principal: str | Non
 def audit_export(out_file: str, data_dir: str | None, as_json: bool) -> None:
     """Write every record as JSON lines, verifiable elsewhere with `audit verify --file`."""
     with Catalog.open(settings_for(data_dir).data_dir) as catalog:
-        n = Ledger(catalog).export(out_file)
+        try:
+            n = Ledger(catalog).export(out_file)
+        except OSError as exc:
+            raise InvalidParameterError(f"Cannot write {out_file}: {exc.strerror}.") from exc
     emit({"Exported": n, "File": out_file}, as_json, lambda o: f"exported {o['Exported']} record(s) to {o['File']}")

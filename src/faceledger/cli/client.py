@@ -6,6 +6,7 @@ command and a boto3 call run the same service code.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from ..settings import Settings
 BY_CODE = {cls.code: cls for cls in ALL_ERRORS if cls.code != "InternalServerError"}
 
 KEY_FILE = "faceledger.key_file"
+MAX_KEY_FILE_BYTES = 64 * 1024
 endpoint_option = click.option("--endpoint", default=None, help="Service URL (default: from the profile).")
 profile_option = click.option("--profile", "profile_file", type=click.Path(dir_okay=False), default=None,
                               help="Profile file (default: <data dir>/profile.json).")
@@ -41,11 +43,23 @@ def client_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def read_key_file(path: Path) -> tuple[str, str]:
     """(access key id, secret) from a key file: ``keys create --save``/``--json`` output, or a profile."""
     import json
+    import stat
 
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as fh:
+            mode = os.fstat(fh.fileno()).st_mode
+            if stat.S_ISREG(mode) and mode & 0o077:
+                # a secret others can read is a key others can use (ssh refuses such files too)
+                raise InvalidParameterError(
+                    f"The key file {path} is accessible to other users (mode {stat.S_IMODE(mode):04o}); "
+                    f"`chmod 600 {path}` first.")
+            raw = fh.read(MAX_KEY_FILE_BYTES + 1)
     except OSError as exc:
         raise InvalidParameterError(f"Cannot read the key file {path}: {exc.strerror}.") from exc
+    if len(raw) > MAX_KEY_FILE_BYTES:
+        raise InvalidParameterError(f"The key file {path} is over {MAX_KEY_FILE_BYTES} bytes: not a key file.")
+    try:
+        data = json.loads(raw.decode("utf-8"))
     except ValueError as exc:
         raise InvalidParameterError(f"The key file {path} is not JSON: {exc}.") from exc
     if not isinstance(data, dict):

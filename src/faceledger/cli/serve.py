@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 from pathlib import Path
-from typing import Any, cast
+from typing import IO, Any, cast
 
 import click
 
@@ -104,7 +106,7 @@ def startup_text(o: dict) -> str:
     lines.append(f"  ledger signing key: {o['LedgerKeyFile']} (publish `faceledger audit public-key`)")
     lines.append("AWS CLI and SDKs: these variables (or `aws configure --profile faceledger` with the same values):")
     lines.append(f"  export AWS_ACCESS_KEY_ID={o['AccessKeyId']}")
-    lines.append(f"  export AWS_SECRET_ACCESS_KEY={o['SecretAccessKey'] if o['KeyCreated'] else '<secret_access_key in the profile>'}")
+    lines.append(f"  export AWS_SECRET_ACCESS_KEY={secret_line(o)}")
     lines.append(f"  export AWS_DEFAULT_REGION={region}")
     lines.append(f"  aws rekognition list-collections --endpoint-url {endpoint}")
     lines.append("boto3:")
@@ -113,6 +115,20 @@ def startup_text(o: dict) -> str:
     lines.append("                     aws_access_key_id=KEY, aws_secret_access_key=SECRET)")
     lines.append("  print(rek.list_collections())")
     return "\n".join(lines)
+
+
+def secret_line(o: dict) -> str:
+    """The secret on first start; after that a shell expression that reads it from the profile.
+
+    Later starts do not print the secret, and the old placeholder (``<secret ... profile>``)
+    pasted into a shell was a redirection error, not a key.
+    """
+    import shlex
+
+    if o["KeyCreated"]:
+        return str(o["SecretAccessKey"])
+    read = 'import json,sys; print(json.load(open(sys.argv[1]))["secret_access_key"])'
+    return f'"$(python3 -c {shlex.quote(read)} {shlex.quote(o["Profile"])})"'
 
 
 def _exit_on_signal(signum: int, frame: object) -> None:
@@ -140,26 +156,42 @@ def keys_create(role: str, label: str | None, purpose: str | None, case: str | N
     settings = settings_for(data_dir)
     defaults = {k: v for k, v in (("purpose", purpose), ("case", case)) if v}
     save_path = Path(save_to).expanduser() if save_to else None
-    if save_path is not None and save_path.exists():
-        raise InvalidParameterError(f"{save_path} exists; --save never overwrites a key file.")
-    with Catalog.open(settings.data_dir) as catalog, catalog.transaction() as tx:
-        key_id, secret = catalog.create_key(tx, role, label, defaults or None)
-    out = {"AccessKeyId": key_id, "SecretAccessKey": secret, "Role": role, "Label": label}
-    if save_path is not None:
-        _write_key_file(save_path, out)
+    # Claim the key file before the key exists: a file that cannot be written must not leave behind
+    # an active key whose secret nobody saw.
+    saved = _claim_key_file(save_path) if save_path is not None else None
+    try:
+        with Catalog.open(settings.data_dir) as catalog, catalog.transaction() as tx:
+            key_id, secret = catalog.create_key(tx, role, label, defaults or None)
+            out = {"AccessKeyId": key_id, "SecretAccessKey": secret, "Role": role, "Label": label}
+            if saved is not None:
+                saved.write(json.dumps(out, indent=2))
+                saved.flush()
+                os.fsync(saved.fileno())
+    except BaseException:
+        if saved is not None and save_path is not None:
+            saved.close()
+            save_path.unlink(missing_ok=True)
+        raise
+    if saved is not None:
+        saved.close()
         out["SavedTo"] = str(save_path)
     emit(out, as_json, lambda o: f"{o['AccessKeyId']} {o['SecretAccessKey']} ({o['Role']})"
          + (f"; saved to {o['SavedTo']} (use it with --key-file)" if "SavedTo" in o else ""))
 
 
-def _write_key_file(path: Path, key: dict) -> None:
-    import json
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(key, fh, indent=2)
+def _claim_key_file(path: Path) -> IO[str]:
+    """``path`` created empty, mode 0600, never over an existing file or link."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidParameterError(f"Cannot create the folder for the key file {path}: {exc.strerror}.") from exc
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise InvalidParameterError(f"{path} exists; --save never overwrites a key file.") from None
+    except OSError as exc:
+        raise InvalidParameterError(f"Cannot write the key file {path}: {exc.strerror}.") from exc
+    return os.fdopen(fd, "w", encoding="utf-8")
 
 
 @keys.command("list")

@@ -272,6 +272,11 @@ class Service:
             rule = self.policy.purpose(name)
         except AccessDeniedError as exc:
             self.refuse(call, collection_id, "purpose", exc)
+        if rule.investigative and bound.get("purpose") != name:
+            # the lowered floor is sanctioned per key: an admin issues keys for it, a header alone is not enough
+            self.refuse(call, collection_id, "purpose", AccessDeniedError(
+                f"Purpose {name!r} is investigative (a lowered floor): only a key created for it may search under "
+                f"it (`faceledger keys create --role searcher --purpose {name}`)."))
         if collection_id is not None and not rule.may_search(collection_id):
             self.refuse(call, collection_id, "purpose", AccessDeniedError(
                 f"Purpose {name!r} may not search collection {collection_id!r} under policy {self.policy.version}."))

@@ -46,6 +46,8 @@ def s3_object_bytes(obj: dict, buckets: dict[str, Path], limit: int, member: str
     bucket, name = obj.get("Bucket"), obj.get("Name")
     if not bucket or not name:
         raise InvalidParameterError(f"{member} needs Bucket and Name.")
+    if not isinstance(bucket, str) or not isinstance(name, str) or "\x00" in bucket or "\x00" in name:
+        raise InvalidParameterError(f"{member}.Bucket and .Name must be strings without NUL characters.")
     root = buckets.get(bucket)
     if root is None:
         raise InvalidS3ObjectError(
@@ -57,7 +59,10 @@ def s3_object_bytes(obj: dict, buckets: dict[str, Path], limit: int, member: str
     size = path.stat().st_size
     if size > limit:
         raise ImageTooLargeError(f"s3://{bucket}/{name} is {size:,} bytes; the limit is {limit:,}.")
-    return path.read_bytes()
+    try:
+        return path.read_bytes()
+    except OSError as exc:  # unreadable (permissions) or gone since the check: the object's fault, not a 500
+        raise InvalidS3ObjectError(f"s3://{bucket}/{name} cannot be read: {exc.strerror}.") from exc
 
 
 def sha256(data: bytes) -> str:

@@ -15,7 +15,8 @@ candidates need two-person confirmation.
 An ``investigative`` purpose is the sanctioned path to recall: its 1:N
 ceiling may go up to ``INVESTIGATIVE_MAX_EXPECTED_FALSE`` expected false
 candidates per search (other purposes stop at 1), so its floor is lower. It
-must require a case reference; its responses and ledger records are marked
+must require a case reference, and only a key created for it (bound to it)
+may use it (service.core.matching_rule); its responses and ledger records are marked
 investigative, and its candidates are for human review only.
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,8 @@ FIELDS = {
     "description": str,
 }
 MAX_EXPECTED_FALSE = 1.0
+# A purpose name travels in the X-Faceledger-Purpose request header and back in a response header.
+PURPOSE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}")
 INVESTIGATIVE_MAX_EXPECTED_FALSE = 100.0
 
 
@@ -110,6 +114,10 @@ def parse_policy(text: str, source: str) -> Policy:
 
 def _purpose(name: str, body: Any, source: str) -> Purpose:
     where = f"{source}: purposes.{name}"
+    if not PURPOSE_NAME.fullmatch(name):
+        raise InvalidParameterError(
+            f"{source}: purpose name {name!r} must be 1-64 letters, digits, '_', '.', ':' or '-' "
+            "(it travels in HTTP headers).")
     if not isinstance(body, dict):
         raise InvalidParameterError(f"{where} must be a table.")
     unknown = set(body) - set(FIELDS)

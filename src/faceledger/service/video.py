@@ -75,6 +75,8 @@ def video_path(video: dict | None, buckets: dict[str, Path]) -> tuple[Path, dict
     bucket, name = obj.get("Bucket"), obj.get("Name")
     if not bucket or not name:
         raise InvalidParameterError("Video.S3Object needs Bucket and Name.")
+    if not isinstance(bucket, str) or not isinstance(name, str) or "\x00" in bucket or "\x00" in name:
+        raise InvalidParameterError("Video.S3Object.Bucket and .Name must be strings without NUL characters.")
     if obj.get("Version"):
         raise InvalidS3ObjectError("Bucket folders keep no object versions: omit Video.S3Object.Version.")
     root = buckets.get(bucket)
@@ -228,6 +230,7 @@ def _page(svc: Service, call: Call, job: dict, items: list) -> tuple[list, str |
 def get_face_detection(svc: Service, call: Call) -> dict:
     job = _load_job(svc, call, "detection")
     out = _envelope(svc, job)
+    out["Faces"] = []  # list members are always present (docs/operations.md), empty until the job succeeds
     if job["status"] == "SUCCEEDED":
         faces = svc.video.results(job["job_id"])["Faces"]
         out["Faces"], token = _page(svc, call, job, faces)
@@ -239,6 +242,7 @@ def get_face_detection(svc: Service, call: Call) -> dict:
 def get_face_search(svc: Service, call: Call) -> dict:
     job = _load_job(svc, call, "search")
     out = _envelope(svc, job)
+    out["Persons"] = []
     if job["status"] == "SUCCEEDED":
         persons = list(svc.video.results(job["job_id"])["Persons"])
         if (call.params.get("SortBy") or "TIMESTAMP") == "INDEX":
