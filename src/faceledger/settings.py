@@ -28,7 +28,13 @@ class Settings:
     region: str = "us-east-1"
     account_id: str = "000000000000"
     workers: int = 0  # engine worker processes; 0 = one per core
-    max_queue: int = 16  # requests waiting for a worker before ThrottlingException
+    max_queue: int = 128  # requests that may wait for an engine slot (api/pool.py)
+    admission_wait_s: float = 10.0  # longest expected/actual wait for a slot before ThrottlingException
+    body_timeout_s: float = 20.0  # a request body must arrive within this
+    header_timeout_s: float = 10.0  # a connection must send its request headers within this
+    max_connections: int = 1024  # open connections; idle ones are evicted first
+    max_connections_per_address: int = 128  # open connections per client IP; idle ones evicted first
+    max_buffered_bytes: int = 256_000_000  # request bytes held in memory across all requests
     max_body_bytes: int = 7_500_000  # a 5 MB image, base64-encoded, plus JSON
     clock_skew_s: int = 900
     detector: str = "hog"

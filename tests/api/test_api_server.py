@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from api_fakes import ACCESS_KEY, REVOKED_KEY, SECRET, FakeService, serve
-from api_raw import call, make_client, post
+from api_raw import call, make_client, post, signed_headers
 from botocore.exceptions import ClientError
 
 from faceledger.api import check_response, create_app
@@ -208,8 +208,10 @@ def test_body_cap_with_and_without_content_length(chunked: bool) -> None:
     with serve(create_app(FakeService(), max_body_bytes=1000, max_inflight=1, max_queue=0)) as url:
         connection = http.client.HTTPConnection(urlsplit(url).netloc, timeout=10)
         body = b'{"CollectionId":"' + b"x" * 5000 + b'"}'
-        headers = {"Content-Type": "application/x-amz-json-1.1"}
+        # Signed (the key and date are checked before the body); the cap comes before the signature.
+        headers = signed_headers(url + "/", body, "RekognitionService.CreateCollection")
         if chunked:
+            headers.pop("Content-Length", None)
             connection.request(
                 "POST",
                 "/",
