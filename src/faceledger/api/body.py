@@ -67,8 +67,8 @@ class _Hold:
 async def read_body(request: Request, limit: int, timeout_s: float, hold: _Hold) -> bytes:
     """The whole body within ``timeout_s``, or ImageTooLargeError once it passes ``limit`` bytes.
 
-    Content-Length is checked (and its bytes taken from the budget) before
-    anything is read; a chunked body is counted as it streams.
+    A declared Content-Length over ``limit`` is refused before anything is
+    read; otherwise the body is counted (size and budget) as it streams.
     """
     try:
         return await asyncio.wait_for(_read(request, limit, hold), timeout_s)
@@ -89,8 +89,8 @@ async def _read(request: Request, limit: int, hold: _Hold) -> bytes:
         if not expects_continue and int(declared) <= DRAIN_LIMIT_BYTES:
             await _drain(request)
         raise too_large
-    reserved = int(declared) if declared.isdigit() else 0
-    hold.take(reserved)
+    # Bytes are taken as they arrive, not as declared: a client that declares 7 MB
+    # and stalls must not reserve budget that the clients actually sending need.
     chunks: list[bytes] = []
     size = 0
     stream = request.stream()
@@ -99,9 +99,7 @@ async def _read(request: Request, limit: int, hold: _Hold) -> bytes:
         if size > limit:
             await _drain(request, stream, size)
             raise too_large
-        if size > reserved:
-            hold.take(size - reserved)
-            reserved = size
+        hold.take(len(chunk))
         chunks.append(chunk)
     return b"".join(chunks)
 

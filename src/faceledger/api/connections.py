@@ -63,7 +63,7 @@ class _Registry:
                         del self.by_address[conn.address]
                     return False
                 self.evicted += 1
-                victim.drop()
+                victim.drop()  # leaves the registry now, not when the close completes
         peers.add(conn)
         self.every.add(conn)
         return True
@@ -129,6 +129,9 @@ class GuardedH11Protocol(H11Protocol):
         """Close this connection now (evicted, or too slow with its headers)."""
         self._cancel_header_timer()
         self.waiting_since = None
+        if self._registered:
+            self.registry.forget(self)
+            self._registered = False
         if not self.transport.is_closing():
             self.transport.close()
 
