@@ -201,9 +201,33 @@ def _parse_json(body: bytes) -> Any:
     if not body.strip():
         return {}
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidParameterError(f"The request body is not valid JSON: {exc}") from exc
+    # A lone surrogate can only come from a \uD8xx-style escape (raw ones fail to decode);
+    # let none in: no later layer could store, log or echo it as UTF-8.
+    if b"\\ud" in body.lower() and not _all_text_is_unicode(value):
+        raise InvalidParameterError(
+            "The request body is not valid JSON: a string contains a lone surrogate (\\uD800-\\uDFFF)."
+        )
+    return value
+
+
+def _all_text_is_unicode(value: Any) -> bool:
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            todo.extend(item.keys())
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return True
 
 
 def _context(request: Request, verified: VerifiedRequest, request_id: str) -> dict[str, Any]:

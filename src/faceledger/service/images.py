@@ -46,18 +46,40 @@ def s3_object_bytes(obj: dict, buckets: dict[str, Path], limit: int, member: str
     bucket, name = obj.get("Bucket"), obj.get("Name")
     if not bucket or not name:
         raise InvalidParameterError(f"{member} needs Bucket and Name.")
-    root = buckets.get(bucket)
-    if root is None:
-        raise InvalidS3ObjectError(
-            f"Bucket {bucket!r} is not mapped; map it with FACELEDGER_BUCKETS={bucket}=/path."
-        )
-    path = (root / name).resolve()
-    if not path.is_relative_to(root.resolve()) or not path.is_file():
-        raise InvalidS3ObjectError(f"s3://{bucket}/{name} does not exist.")
+    path = bucket_object_path(bucket, name, buckets)
     size = path.stat().st_size
     if size > limit:
         raise ImageTooLargeError(f"s3://{bucket}/{name} is {size:,} bytes; the limit is {limit:,}.")
     return path.read_bytes()
+
+
+def bucket_object_path(bucket: str, name: str, buckets: dict[str, Path]) -> Path:
+    """The existing local file behind ``s3://bucket/name``, or InvalidS3ObjectError.
+
+    Any name the file system cannot take (NUL, a lone surrogate, too long, a
+    path escaping the bucket folder) is an object that does not exist, never
+    an internal error.
+    """
+    root = buckets.get(bucket)
+    if root is None:
+        shown = bucket if bucket.isprintable() and len(bucket) <= 255 else "<bucket>"
+        raise InvalidS3ObjectError(
+            f"Bucket {_short(bucket)} is not mapped; map it with FACELEDGER_BUCKETS={shown}=/path."
+        )
+    missing = InvalidS3ObjectError(f"s3://{_short(bucket, 60)}/{_short(name)} does not exist.")
+    try:
+        path = (root / name).resolve()
+        if not path.is_relative_to(root.resolve()) or not path.is_file():
+            raise missing
+    except (ValueError, OSError):  # NUL (ValueError), unencodable (UnicodeEncodeError), too long
+        raise missing from None
+    return path
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """``text`` for an error message: repr'd (control characters escaped) and cut to ``limit``."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def sha256(data: bytes) -> str:
