@@ -246,4 +246,5 @@ def _context(request: Request, verified: VerifiedRequest, request_id: str) -> di
         "case": faceledger_headers.get("x-faceledger-case"),
         "faceledger_headers": faceledger_headers,
         "signed_headers": list(verified.signed_headers),
+        "signature": verified.signature,
     }

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import AccessDeniedError, InvalidParameterError, ResourceNotFoundError
 from .core import Call, Service
+from .replay import purge as purge_replays
 
 log = logging.getLogger("faceledger.retention")
 
@@ -170,6 +171,7 @@ def sweep(svc: Service, call: Call) -> dict:
             reason = "consent-withdrawn" if consent["withdrawn_at"] is not None else "consent-expired"
             lapsed += delete_with_receipts(svc, call, targets, reason, {"consent_id": consent["consent_id"]})
     with svc.catalog.transaction() as tx:
+        purge_replays(svc, tx, now)
         svc.record(tx, call, None, {"retention_deleted": deleted, "consent_deleted": lapsed})
     return {"RetentionDeleted": deleted, "ConsentDeleted": lapsed}
 
