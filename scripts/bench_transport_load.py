@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -99,7 +100,8 @@ def burst(server: Any, images: list[bytes], n: int, bursts: int) -> dict:
             t.start()
         for t in threads:
             t.join()
-    return {"concurrent": n, "bursts": bursts, **_summary(lat, codes, time.perf_counter() - t0)}
+    return {"concurrent": n, "bursts": bursts, **_summary(lat, codes, time.perf_counter() - t0),
+            "load_avg_1m_end": round(os.getloadavg()[0], 2)}
 
 
 def mixed(server: Any, probes: list[tuple[str, bytes]], n: int, seconds: float) -> dict:
@@ -132,6 +134,7 @@ def mixed(server: Any, probes: list[tuple[str, bytes]], n: int, seconds: float) 
     for t in threads:
         t.start()
     deadline[0] = time.perf_counter() + seconds
+    cpu0 = server.cpu_seconds()
     t0 = time.perf_counter()
     barrier.wait()
     for t in threads:
@@ -146,6 +149,11 @@ def mixed(server: Any, probes: list[tuple[str, bytes]], n: int, seconds: float) 
         for k, v in codes.items():
             all_codes[k] = all_codes.get(k, 0) + v
     out["all"] = _summary(all_lat, all_codes, wall)
+    out["load_avg_1m_end"] = round(os.getloadavg()[0], 2)  # other jobs on the machine disturb the figures
+    cpu1 = server.cpu_seconds()
+    if cpu0 is not None and cpu1 is not None and all_lat:
+        # server process tree (HTTP, SigV4, engine workers): what other load barely moves
+        out["server_cpu_ms_per_ok_request"] = round(1000 * (cpu1 - cpu0) / len(all_lat), 1)
     return out
 
 

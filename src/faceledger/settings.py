@@ -29,7 +29,7 @@ class Settings:
     account_id: str = "000000000000"
     workers: int = 0  # engine worker processes; 0 = one per core
     max_queue: int = 128  # requests that may wait for an engine slot (api/pool.py)
-    admission_wait_s: float = 10.0  # longest expected/actual wait for a slot before ThrottlingException
+    admission_wait_s: float = 20.0  # longest expected wait for an engine slot before ThrottlingException
     body_timeout_s: float = 20.0  # a request body must arrive within this
     header_timeout_s: float = 10.0  # a connection must send its request headers within this
     max_connections: int = 1024  # open connections; idle ones are evicted first

@@ -112,3 +112,16 @@ def test_client_request_token_is_honoured_by_the_user_operations(server: Any) ->
         with pytest.raises(ClientError) as exc:
             call(CollectionId="tokens", ClientRequestToken=token, **params)
         assert exc.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"
+
+
+def test_replayed_signed_write_without_a_token_gets_its_first_answer(server: Any) -> None:
+    """CreateUser and the other token operations, sent without a token: the signature stands in."""
+    server.client().create_collection(CollectionId="notoken")
+    body = json.dumps({"CollectionId": "notoken", "UserId": "once"}).encode()
+    headers = signed_headers(server.endpoint + "/", body, "RekognitionService.CreateUser",
+                             key=server.key, secret=server.secret)
+    assert send(server.endpoint, body, headers) == {}
+    assert send(server.endpoint, body, headers) == {}  # not ConflictException: the same request
+    with pytest.raises(ClientError) as exc:  # a new request to create it again is refused as before
+        server.client().create_user(CollectionId="notoken", UserId="once")
+    assert exc.value.response["Error"]["Code"] in ("ConflictException", "ResourceAlreadyExistsException")

@@ -60,7 +60,7 @@ def create_app(
     max_body_bytes: int = 7_000_000,
     max_inflight: int,
     max_queue: int,
-    admission_wait_s: float = 10.0,
+    admission_wait_s: float = 20.0,
     body_timeout_s: float = 20.0,
     max_buffered_bytes: int = 256_000_000,
     clock_skew_s: float = 900,

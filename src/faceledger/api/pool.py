@@ -9,8 +9,10 @@ every slot busy waits in a FIFO queue instead of failing, as long as
   slot / ``max_inflight``) is at most ``max_wait_s``;
 
 otherwise it is refused at once with ``ThrottlingError``. A call that has
-waited ``max_wait_s`` without getting a slot (the estimate was wrong) is
-refused then. So a burst queues and completes, and only a sustained overload
+waited ``DEADLINE_FACTOR x max_wait_s`` without getting a slot (the estimate
+was badly wrong, e.g. the machine slowed down) is refused then; the slack
+keeps a call admitted on a fair estimate from being refused after it has
+already waited most of its time. So a burst queues and completes, and only a sustained overload
 is pushed back to the clients' retry logic.
 
 A slot is released when the work itself ends, not when the awaiting request
@@ -36,12 +38,14 @@ T = TypeVar("T")
 
 # Weight of the newest service time in the running mean the expected wait uses.
 EWMA_ALPHA = 0.2
+# A waiting call is refused after this many times max_wait_s without a slot.
+DEADLINE_FACTOR = 2.0
 
 
 class BoundedPool:
     """``max_inflight`` worker threads plus a deadline-bounded waiting room of ``max_queue`` calls."""
 
-    def __init__(self, max_inflight: int, max_queue: int, max_wait_s: float = 10.0) -> None:
+    def __init__(self, max_inflight: int, max_queue: int, max_wait_s: float = 20.0) -> None:
         if max_inflight < 1 or max_queue < 0 or max_wait_s < 0:
             raise ValueError("max_inflight must be >= 1, max_queue >= 0 and max_wait_s >= 0")
         self.max_inflight = max_inflight
@@ -119,7 +123,7 @@ class BoundedPool:
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiters.append(waiter)
         try:
-            await asyncio.wait({waiter}, timeout=self.max_wait_s)
+            await asyncio.wait({waiter}, timeout=DEADLINE_FACTOR * self.max_wait_s)
         except BaseException:  # cancelled while waiting: give back a slot handed over meanwhile
             if waiter.done() and not waiter.cancelled():
                 self._release_slot()
@@ -130,7 +134,8 @@ class BoundedPool:
         waiter.cancel()
         self.refused += 1
         raise ThrottlingError(
-            f"No engine slot became free within {self.max_wait_s:g} s; retry with back-off."
+            f"No engine slot became free within {DEADLINE_FACTOR * self.max_wait_s:g} s; "
+            "retry with back-off."
         )
 
     def _submit(self, loop: asyncio.AbstractEventLoop, fn: Callable[..., T], *args: Any) -> Future[T]:

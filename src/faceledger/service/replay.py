@@ -12,7 +12,8 @@ request carrying them could still pass the skew check.
 
 Operations that do have ClientRequestToken (CreateUser, DeleteUser,
 AssociateFaces, DisassociateFaces, StartFaceDetection, StartFaceSearch) use
-it instead (users.idempotent).
+it (users.idempotent), and the signature in its place when the client sent
+none.
 """
 
 from __future__ import annotations
@@ -25,25 +26,26 @@ PREFIX = "sig:"
 SLACK_S = 60.0
 
 
-def _token(call: Call) -> str | None:
+def token(call: Call) -> str | None:
+    """``sig:<signature>`` for a signed request (the key its answer is stored under), else None."""
     signature = getattr(call.ctx, "signature", None)
     return f"{PREFIX}{signature}" if signature else None
 
 
 def replayed(svc: Service, call: Call) -> dict | None:
     """The stored answer when ``call`` is a replay of an accepted signed request, else None."""
-    token = _token(call)
-    if token is None:
+    token_ = token(call)
+    if token_ is None:
         return None
-    seen = svc.catalog.idempotent_get(call.operation, token)
+    seen = svc.catalog.idempotent_get(call.operation, token_)
     return None if seen is None else dict(seen[1])
 
 
 def remember(svc: Service, tx: Transaction, call: Call, response: dict) -> None:
     """Store ``response`` for replays of ``call`` (inside the write's own transaction)."""
-    token = _token(call)
-    if token is not None:
-        svc.catalog.idempotent_put(tx, call.operation, token, "signed", response)
+    token_ = token(call)
+    if token_ is not None:
+        svc.catalog.idempotent_put(tx, call.operation, token_, "signed", response)
 
 
 def purge(svc: Service, tx: Transaction, now: float) -> int:
