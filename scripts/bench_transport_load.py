@@ -104,6 +104,44 @@ def burst(server: Any, images: list[bytes], n: int, bursts: int) -> dict:
             "load_avg_1m_end": round(os.getloadavg()[0], 2)}
 
 
+def flood(server: Any, images: list[bytes], idle: int, calls: int) -> dict:
+    """Signed DetectFaces, one at a time, while ``idle`` sockets from 127.0.0.1 sit silent and as
+    many more send ``POST /`` with ``Content-Length: 10`` and no body (the issue's attack)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(server.endpoint)
+    addr = (parts.hostname, parts.port)
+    junk: list[socket.socket] = []
+    opened = 0
+    try:
+        for i in range(2 * idle):
+            s = socket.socket()
+            s.settimeout(2)
+            try:
+                s.connect(addr)
+                if i % 2:
+                    s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n")
+                opened += 1
+            except OSError:
+                s.close()
+                continue
+            junk.append(s)
+        client = _client(server)
+        lat: list[float] = []
+        codes: dict[str, int] = {}
+        lock = threading.Lock()
+        t0 = time.perf_counter()
+        for i in range(calls):
+            _timed(lambda i=i: client.detect_faces(Image={"Bytes": images[i % len(images)]}), lat, codes, lock)
+        wall = time.perf_counter() - t0
+    finally:
+        for s in junk:
+            s.close()
+    return {"junk_sockets": opened, "signed_calls": calls, **_summary(lat, codes, wall),
+            "load_avg_1m_end": round(os.getloadavg()[0], 2)}
+
+
 def mixed(server: Any, probes: list[tuple[str, bytes]], n: int, seconds: float) -> dict:
     clients = [_client(server) for _ in range(n)]
     for c in clients:
@@ -166,6 +204,8 @@ def main() -> None:
     ap.add_argument("--bursts", type=int, default=3)
     ap.add_argument("--clients", default="16,32")
     ap.add_argument("--seconds", type=float, default=60)
+    ap.add_argument("--flood", type=int, default=0, help="idle sockets (and as many bodyless POSTs)")
+    ap.add_argument("--flood-calls", type=int, default=20)
     ap.add_argument("--skip-burst", action="store_true")
     ap.add_argument("--skip-mixed", action="store_true")
     args = ap.parse_args()
@@ -180,6 +220,9 @@ def main() -> None:
             admin.create_collection(CollectionId=INDEX_COLLECTION)
             with_face = _index_all(server, images, args.workers)
             probes = [images[i] for i in with_face]
+            if args.flood:
+                report["flood"] = flood(server, [d for _, d in probes], args.flood, args.flood_calls)
+                print(json.dumps(report["flood"]), flush=True)
             if not args.skip_burst:
                 report["burst"] = burst(server, [d for _, d in probes], args.burst, args.bursts)
                 print(json.dumps(report["burst"]), flush=True)
