@@ -143,6 +143,9 @@ def test_image_over_5mb_but_under_body_cap(client: Any) -> None:
         ("DetectFaces", {"Image": {"Bytes": "***"}}, "base64"),
         ("DetectFaces", {"Image": {}}, "Exactly one of"),
         ("ListCollections", b"{not json", "not valid JSON"),
+        # a lone surrogate escape used to reach the error encoder and give a plain-text 500
+        ("CreateCollection", b'{"CollectionId": "a\\ud800"}', "lone surrogate"),
+        ("CreateCollection", b'{"CollectionId": "ok", "Tags": {"\\uDFFF": "v"}}', "lone surrogate"),
     ],
 )
 def test_invalid_parameters_reach_the_server(

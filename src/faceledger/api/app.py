@@ -206,7 +206,7 @@ def _parse_json(body: bytes) -> Any:
         raise InvalidParameterError(f"The request body is not valid JSON: {exc}") from exc
     # A lone surrogate can only come from a \uD8xx-style escape (raw ones fail to decode);
     # let none in: no later layer could store, log or echo it as UTF-8.
-    if b"\\ud" in body.lower() and not _all_text_is_unicode(value):
+    if (b"\\ud" in body or b"\\uD" in body) and not _all_text_is_unicode(value):
         raise InvalidParameterError(
             "The request body is not valid JSON: a string contains a lone surrogate (\\uD800-\\uDFFF)."
         )
