@@ -195,6 +195,30 @@ def mixed(server: Any, probes: list[tuple[str, bytes]], n: int, seconds: float) 
     return out
 
 
+def js_burst(server: Any, images: str | None, n: int, bursts: int, modules: str) -> dict:
+    """The same burst from the AWS SDK for JavaScript v3 with its default retries (node)."""
+    import subprocess
+
+    from faceledger.evaluation.apibench import default_images_dir
+
+    script = Path(__file__).with_name("bench_transport_burst.mjs")
+    # ESM resolves packages from the script's own folder up (not NODE_PATH): run a copy placed
+    # in the folder that holds node_modules/@aws-sdk/client-rekognition.
+    copy = Path(modules).resolve() / f".bench_transport_burst_{os.getpid()}.mjs"
+    shutil.copyfile(script, copy)
+    env = {**os.environ, "ENDPOINT": server.endpoint, "KEY": server.key, "SECRET": server.secret,
+           "IMAGES": str(images or default_images_dir()), "N": str(n), "BURSTS": str(bursts)}
+    try:
+        out = subprocess.run(["node", str(copy)], env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        copy.unlink(missing_ok=True)
+    if out.returncode != 0:
+        return {"sdk": "aws-sdk-js-v3", "error": out.stderr[-500:]}
+    result: dict = json.loads(out.stdout.strip().splitlines()[-1])
+    result["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", default=None)
@@ -206,6 +230,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--flood", type=int, default=0, help="idle sockets (and as many bodyless POSTs)")
     ap.add_argument("--flood-calls", type=int, default=20)
+    ap.add_argument("--js", action="store_true",
+                    help="also the burst from the AWS SDK for JavaScript v3 (scripts/bench_transport_burst.mjs)")
+    ap.add_argument("--js-modules", default=".",
+                    help="folder where `npm install @aws-sdk/client-rekognition` was run")
     ap.add_argument("--skip-burst", action="store_true")
     ap.add_argument("--skip-mixed", action="store_true")
     args = ap.parse_args()
@@ -226,6 +254,9 @@ def main() -> None:
             if not args.skip_burst:
                 report["burst"] = burst(server, [d for _, d in probes], args.burst, args.bursts)
                 print(json.dumps(report["burst"]), flush=True)
+            if args.js:
+                report["js_burst"] = js_burst(server, args.images, args.burst, args.bursts, args.js_modules)
+                print(json.dumps(report["js_burst"]), flush=True)
             if not args.skip_mixed:
                 report["mixed"] = []
                 for n in (int(x) for x in args.clients.split(",") if x):
