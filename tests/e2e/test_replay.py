@@ -125,3 +125,18 @@ def test_replayed_signed_write_without_a_token_gets_its_first_answer(server: Any
     with pytest.raises(ClientError) as exc:  # a new request to create it again is refused as before
         server.client().create_user(CollectionId="notoken", UserId="once")
     assert exc.value.response["Error"]["Code"] in ("ConflictException", "ResourceAlreadyExistsException")
+
+
+def test_replayed_create_consent_records_one_consent(server: Any) -> None:
+    """faceledger's own CreateConsent has no token either: a replay returns the consent it made."""
+    params = {"Subject": "replay-subject", "NoticeText": "notice", "NoticeVersion": "1", "Purpose": "test"}
+    body = json.dumps(params).encode()
+    headers = signed_headers(server.endpoint + "/", body, "FaceledgerService.CreateConsent",
+                             key=server.key, secret=server.secret)
+    first = send(server.endpoint, body, headers)
+    assert send(server.endpoint, body, headers) == first
+    listing_body = json.dumps({"Subject": "replay-subject"}).encode()
+    listing = send(server.endpoint, listing_body, signed_headers(
+        server.endpoint + "/", listing_body, "FaceledgerService.ListConsents", key=server.key,
+        secret=server.secret))
+    assert len(listing["Consents"]) == 1

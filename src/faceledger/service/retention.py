@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import AccessDeniedError, InvalidParameterError, ResourceNotFoundError
 from .core import Call, Service
 from .replay import purge as purge_replays
+from .replay import remember, replayed
 
 log = logging.getLogger("faceledger.retention")
 
@@ -82,6 +83,9 @@ def recheck_consent(svc: Service, consent_id: str, now: float) -> None:
 
 
 def create_consent(svc: Service, call: Call) -> dict:
+    earlier = replayed(svc, call)  # the same signed request again: the consent it created, not a second one
+    if earlier is not None:
+        return earlier
     p = call.params
     record: dict[str, Any] = {}
     for member, key in (("Subject", "subject"), ("NoticeText", "notice_text"), ("NoticeVersion", "notice_version"),
@@ -98,11 +102,16 @@ def create_consent(svc: Service, call: Call) -> dict:
         raise InvalidParameterError("GivenAt must be epoch seconds, not in the future.")
     record.update(term_days=term, given_at=float(given), created_by=call.principal.access_key_id)
     with svc.catalog.transaction() as tx:
+        earlier = replayed(svc, call)  # a concurrent replay may have committed first (writers are serial)
+        if earlier is not None:
+            return earlier
         consent = svc.catalog.create_consent(tx, record)
         svc.record(tx, call, None, {"consent_id": consent["consent_id"], "subject": consent["subject"],
                                     "notice_version": consent["notice_version"], "consent_purpose": consent["purpose"],
                                     "term_days": term})
-    return {"Consent": _wire(consent)}
+        response = {"Consent": _wire(consent)}
+        remember(svc, tx, call, response)
+    return response
 
 
 def _wire(consent: dict) -> dict:
