@@ -159,6 +159,14 @@ class ServiceUnavailableError(FaceledgerError):
     exit_code = 11
 
 
+class RequestTimeoutError(FaceledgerError):
+    """The request body did not arrive within the server's body timeout (a slow or stalled client)."""
+
+    code = "RequestTimeoutException"
+    http_status = 408
+    exit_code = 11
+
+
 ALL_ERRORS: tuple[type[FaceledgerError], ...] = (
     FaceledgerError,
     InvalidParameterError,
@@ -181,4 +189,5 @@ ALL_ERRORS: tuple[type[FaceledgerError], ...] = (
     UnrecognizedClientError,
     InvalidSignatureError,
     ServiceUnavailableError,
+    RequestTimeoutError,
 )

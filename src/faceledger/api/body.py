@@ -23,8 +23,7 @@ from collections.abc import AsyncIterator, Iterator
 
 from starlette.requests import ClientDisconnect, Request
 
-from faceledger.api.errors import RequestTimeoutError
-from faceledger.errors import ImageTooLargeError, ThrottlingError
+from faceledger.errors import ImageTooLargeError, RequestTimeoutError, ThrottlingError
 
 # Past the cap we keep reading (and discarding) up to this many bytes so that
 # the client, still writing, reads our error instead of a connection reset.

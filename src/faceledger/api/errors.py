@@ -20,14 +20,6 @@ class UnknownOperationError(FaceledgerError):
     exit_code = 3
 
 
-class RequestTimeoutError(FaceledgerError):
-    """The request body did not arrive in time (a slow or stalled client)."""
-
-    code = "RequestTimeoutException"
-    http_status = 408
-    exit_code = 11
-
-
 class IncompleteSignatureError(InvalidSignatureError):
     """The Authorization header is present but malformed (AWS's own code)."""
 
@@ -35,4 +27,4 @@ class IncompleteSignatureError(InvalidSignatureError):
     http_status = 403
 
 
-__all__ = ["IncompleteSignatureError", "RequestTimeoutError", "UnknownOperationError"]
+__all__ = ["IncompleteSignatureError", "UnknownOperationError"]
