@@ -202,3 +202,32 @@ def test_nul_in_s3_object_name_is_invalid_s3_object(fuzz_server) -> None:  # typ
         body = json.dumps({"Image": {"S3Object": {"Bucket": "fuzzbucket", "Name": name}}}).encode()
         status, answer = call(srv.endpoint, "DetectFaces", body, key=srv.key, secret=srv.secret)
         assert (status, answer["__type"]) == (400, expected), answer
+
+
+OWN_STRING_MEMBERS = {  # faceledger's own operations (flat bodies, checked by the service); not Halt
+    "CreateConsent": {"Subject": "s", "NoticeText": "n", "NoticeVersion": "1", "Purpose": "p"},
+    "ListConsents": {"Subject": "s"},
+    "WithdrawConsent": {"ConsentId": "c"},
+    "GetReview": {"SearchId": "1"},
+    "ReviewCandidate": {"SearchId": "1", "Candidate": "c", "Decision": "CONFIRM", "Reason": "r"},
+}
+
+
+def test_no_string_member_of_our_own_operations_gives_a_server_error(fuzz_server) -> None:  # type: ignore[no-untyped-def]
+    srv, _ = fuzz_server
+    failures = []
+    for op, base in OWN_STRING_MEMBERS.items():
+        for member in base:
+            for label, bad in BAD_VALUES.items():
+                body = json.dumps({**base, member: bad}).encode()
+                headers = signed_headers(srv.endpoint + "/", body, f"FaceledgerService.{op}",
+                                         key=srv.key, secret=srv.secret)
+                req = urllib.request.Request(srv.endpoint + "/", data=body, headers=headers, method="POST")
+                try:
+                    with urllib.request.urlopen(req, timeout=60) as response:
+                        status, raw = response.status, response.read()
+                except urllib.error.HTTPError as exc:
+                    status, raw = exc.code, exc.read()
+                if status >= 500:
+                    failures.append(f"{op} {member} {label}: {status} {raw[:200]!r}")
+    assert not failures, "\n".join(failures)
