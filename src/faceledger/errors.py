@@ -212,6 +212,14 @@ class StorageFullError(FaceledgerError):
     exit_code = 14
 
 
+class RequestTimeoutError(FaceledgerError):
+    """The request body did not arrive within the server's body timeout (a slow or stalled client)."""
+
+    code = "RequestTimeoutException"
+    http_status = 408
+    exit_code = 11
+
+
 ALL_ERRORS: tuple[type[FaceledgerError], ...] = (
     FaceledgerError,
     InvalidParameterError,
@@ -237,4 +245,5 @@ ALL_ERRORS: tuple[type[FaceledgerError], ...] = (
     ServiceUnavailableError,
     IntegrityFailedError,
     StorageFullError,
+    RequestTimeoutError,
 )

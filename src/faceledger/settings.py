@@ -33,7 +33,13 @@ class Settings:
     region: str = "us-east-1"
     account_id: str = "000000000000"
     workers: int = 0  # engine worker processes; 0 = one per core
-    max_queue: int = 16  # requests waiting for a worker before ThrottlingException
+    max_queue: int = 128  # requests that may wait for an engine slot (api/pool.py)
+    admission_wait_s: float = 20.0  # longest expected wait for an engine slot before ThrottlingException
+    body_timeout_s: float = 20.0  # a request body must arrive within this
+    header_timeout_s: float = 10.0  # a connection must send its request headers within this
+    max_connections: int = 1024  # open connections; idle ones are evicted first
+    max_connections_per_address: int = 128  # open connections per client IP; idle ones evicted first
+    max_buffered_bytes: int = 256_000_000  # request bytes held in memory across all requests
     engine_timeout_s: float = 120.0  # one image's (or video frame's) time in a worker before it is killed
     engine_max_rss_mb: int = 2048  # a worker resident above this after a job is replaced (0: never)
     engine_max_memory_mb: int = 4096  # a worker's address-space cap; a job needing more fails (0: none)

@@ -22,6 +22,7 @@ from typing import Any
 import uvicorn
 
 from faceledger.api import create_app
+from faceledger.api.connections import ConnectionLimits
 from faceledger.api.server import config
 from faceledger.errors import ResourceAlreadyExistsError, ResourceNotFoundError
 
@@ -122,14 +123,14 @@ class FakeService:
 
 
 @contextlib.contextmanager
-def serve(app: Any) -> Iterator[str]:
+def serve(app: Any, limits: ConnectionLimits | None = None) -> Iterator[str]:
     """Run ``app`` on a real uvicorn server on a free port in a thread; yield its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(
-        config(app, "127.0.0.1", port, log_level="warning", graceful_timeout_s=5)
+        config(app, "127.0.0.1", port, log_level="warning", graceful_timeout_s=5, limits=limits)
     )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

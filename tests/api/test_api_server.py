@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from api_fakes import ACCESS_KEY, REVOKED_KEY, SECRET, FakeService, serve
-from api_raw import call, make_client, post
+from api_raw import call, make_client, post, signed_headers
 from botocore.exceptions import ClientError
 
 from faceledger.api import check_response, create_app
@@ -143,6 +143,9 @@ def test_image_over_5mb_but_under_body_cap(client: Any) -> None:
         ("DetectFaces", {"Image": {"Bytes": "***"}}, "base64"),
         ("DetectFaces", {"Image": {}}, "Exactly one of"),
         ("ListCollections", b"{not json", "not valid JSON"),
+        # a lone surrogate escape used to reach the error encoder and give a plain-text 500
+        ("CreateCollection", b'{"CollectionId": "a\\ud800"}', "lone surrogate"),
+        ("CreateCollection", b'{"CollectionId": "ok", "Tags": {"\\uDFFF": "v"}}', "lone surrogate"),
     ],
 )
 def test_invalid_parameters_reach_the_server(
@@ -208,8 +211,10 @@ def test_body_cap_with_and_without_content_length(chunked: bool) -> None:
     with serve(create_app(FakeService(), max_body_bytes=1000, max_inflight=1, max_queue=0)) as url:
         connection = http.client.HTTPConnection(urlsplit(url).netloc, timeout=10)
         body = b'{"CollectionId":"' + b"x" * 5000 + b'"}'
-        headers = {"Content-Type": "application/x-amz-json-1.1"}
+        # Signed (the key and date are checked before the body); the cap comes before the signature.
+        headers = signed_headers(url + "/", body, "RekognitionService.CreateCollection")
         if chunked:
+            headers.pop("Content-Length", None)
             connection.request(
                 "POST",
                 "/",

@@ -117,3 +117,14 @@ def test_idempotency(catalog: Catalog) -> None:
         assert catalog.purge_idempotency(tx, older_than=0.0) == 0
         assert catalog.purge_idempotency(tx, older_than=float("inf")) == 1
     assert catalog.idempotent_get("IndexFaces", "tok") is None
+
+
+def test_purge_idempotency_by_token_prefix(catalog: Catalog) -> None:
+    """The retention sweep forgets replay signatures (``sig:``) but keeps clients' own tokens."""
+    with catalog.transaction() as tx:
+        catalog.idempotent_put(tx, "IndexFaces", "sig:abc", "signed", {"FaceRecords": []})
+        catalog.idempotent_put(tx, "CreateUser", "client-token", "h", {})
+    with catalog.transaction() as tx:
+        assert catalog.purge_idempotency(tx, float("inf"), "sig:") == 1
+    assert catalog.idempotent_get("IndexFaces", "sig:abc") is None
+    assert catalog.idempotent_get("CreateUser", "client-token") is not None

@@ -1,10 +1,14 @@
 """The Rekognition JSON 1.1 transport: a Starlette app in front of the service layer.
 
 Every ``POST`` (on any path; the operation comes from ``X-Amz-Target``) goes
-through the same steps: cap and read the body, verify SigV4, resolve the
-operation, check the content type, parse and validate the JSON against
-botocore's model, run ``service.dispatch`` in a bounded thread pool, and
-encode the result or the error. ``GET /health`` (liveness and the engine's
+through the same steps, cheapest refusal first: check the Authorization
+header, key and date from the headers alone; read the body (capped in size
+and time, counted against a memory budget: api/body.py); verify the
+signature; resolve the operation, check the content type, parse and validate
+the JSON against botocore's model; wait for an engine slot (api/pool.py:
+a queue with a deadline); run ``service.dispatch``; encode the result or the
+error. Connection-level caps (idle sockets, per-address) are in
+api/connections.py. ``GET /health`` (liveness and the engine's
 state) and ``GET /ready`` (503 while no engine worker can take work) answer
 without authentication.
 
@@ -31,25 +35,24 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from faceledger.api import wire
+from faceledger.api.body import BodyBudget, read_body
 from faceledger.api.contract import Principal, Service
 from faceledger.api.errors import UnknownOperationError
 from faceledger.api.model import SUPPORTED_OPERATIONS, validate_request
 from faceledger.api.pool import BoundedPool
-from faceledger.api.sigv4 import VerifiedRequest, WireRequest, verify
-from faceledger.errors import (
-    FaceledgerError,
-    ImageTooLargeError,
-    InvalidParameterError,
-    ThrottlingError,
+from faceledger.api.sigv4 import (
+    Prechecked,
+    VerifiedRequest,
+    WireRequest,
+    precheck,
+    verify_signature,
 )
+from faceledger.errors import FaceledgerError, InvalidParameterError, ThrottlingError
 
 log = logging.getLogger("faceledger.api")
 
 TARGET_PREFIX = "RekognitionService."
 OWN_PREFIX = "FaceledgerService."
-# Past the cap we keep reading (and discarding) up to this many bytes so that
-# the client, still writing, reads our error instead of a connection reset.
-DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 
 
 def create_app(
@@ -58,20 +61,22 @@ def create_app(
     max_body_bytes: int = 7_000_000,
     max_inflight: int,
     max_queue: int,
+    admission_wait_s: float = 20.0,
+    body_timeout_s: float = 20.0,
+    max_buffered_bytes: int = 256_000_000,
     clock_skew_s: float = 900,
 ) -> Starlette:
     """Build the ASGI app. ``max_body_bytes`` fits a 5 MB image base64-encoded, plus slack."""
-    pool = BoundedPool(max_inflight, max_queue)
-    # Bodies being read count against the same bound, so a burst of 7 MB uploads is
-    # refused before it is read into memory, not after.
-    admitted = {"now": 0, "limit": 2 * (max_inflight + max_queue)}
+    pool = BoundedPool(max_inflight, max_queue, admission_wait_s)
+    budget = BodyBudget(max_buffered_bytes)
+
+    def precheck_headers(request: Request) -> Prechecked:
+        return precheck(_wire_request(request, b""), service.lookup_key, clock_skew_s=clock_skew_s)
 
     def prepare(
-        request: Request, body: bytes, request_id: str
+        request: Request, body: bytes, pre: Prechecked, request_id: str
     ) -> tuple[str, dict[str, Any], Principal, dict[str, Any]]:
-        verified = verify(
-            _wire_request(request, body), service.lookup_key, clock_skew_s=clock_skew_s
-        )
+        verified = verify_signature(_wire_request(request, body), pre)
         operation, own = _operation(request, getattr(service, "own_operations", frozenset()))
         _check_content_type(request)
         params = _own_params(_parse_json(body)) if own else validate_request(operation, _parse_json(body))
@@ -81,21 +86,24 @@ def create_app(
         request_id = str(uuid.uuid4())
         started = time.monotonic()
         operation = "-"
-        if admitted["now"] >= admitted["limit"]:
-            return wire.error(ThrottlingError("Too many requests in progress; retry with back-off."), request_id)
-        admitted["now"] += 1
+        body_read = False
         try:
-            body = await _read_body(request, max_body_bytes)
-            operation, params, principal, context = await asyncio.to_thread(
-                prepare, request, body, request_id
-            )
-            result = await pool.run(service.dispatch, operation, params, principal, context)
-            if not isinstance(result, dict):
-                raise TypeError(f"dispatch returned {type(result).__name__}, not dict")
-            response = await asyncio.to_thread(wire.success, result, request_id)
+            # Headers only: no body buffer or engine slot for a request without a live key.
+            pre = await asyncio.to_thread(precheck_headers, request)
+            with budget.hold() as hold:
+                body = await read_body(request, max_body_bytes, body_timeout_s, hold)
+                body_read = True
+                operation, params, principal, context = await asyncio.to_thread(
+                    prepare, request, body, pre, request_id
+                )
+                del body
+                result = await pool.run(service.dispatch, operation, params, principal, context)
+                if not isinstance(result, dict):
+                    raise TypeError(f"dispatch returned {type(result).__name__}, not dict")
+                response = await asyncio.to_thread(wire.success, result, request_id)
         except FaceledgerError as exc:
             response = wire.error(exc, request_id)
-            if exc.http_status >= 500:
+            if exc.http_status >= 500 and not isinstance(exc, ThrottlingError):
                 log.warning(
                     "request %s %s failed: %s: %s", request_id, operation, exc.code, exc.message
                 )
@@ -105,8 +113,9 @@ def create_app(
         except Exception:
             log.exception("request %s %s: unexpected error", request_id, operation)
             response = wire.internal_error(request_id)
-        finally:
-            admitted["now"] -= 1
+        if not body_read:
+            # The rest of the body may still be on its way; do not parse it as the next request.
+            response.headers["connection"] = "close"
         log.info(
             "request %s %s -> %d in %.1f ms",
             request_id,
@@ -157,46 +166,6 @@ def create_app(
     app.state.service = service
     app.state.pool = pool
     return app
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The whole body, or ImageTooLargeError once it passes ``limit`` bytes.
-
-    Content-Length is checked before anything is read; a chunked body is
-    counted as it streams. Past the cap the rest is read and discarded (up to
-    DRAIN_LIMIT_BYTES) so the client sees the error rather than a reset,
-    unless it asked for ``100-continue`` and so has not sent the body yet.
-    """
-    too_large = ImageTooLargeError(
-        f"Request body exceeds {limit} bytes; images must be at most 5 MB "
-        "(base64-encoded in the JSON body)."
-    )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        expects_continue = request.headers.get("expect", "").lower() == "100-continue"
-        if not expects_continue and int(declared) <= DRAIN_LIMIT_BYTES:
-            await _drain(request)
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    stream = request.stream()
-    async for chunk in stream:
-        size += len(chunk)
-        if size > limit:
-            await _drain(request, stream, size)
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _drain(
-    request: Request, stream: AsyncIterator[bytes] | None = None, seen: int = 0
-) -> None:
-    with contextlib.suppress(ClientDisconnect):
-        async for chunk in stream or request.stream():
-            seen += len(chunk)
-            if seen > DRAIN_LIMIT_BYTES:
-                return
 
 
 def _wire_request(request: Request, body: bytes) -> WireRequest:
@@ -251,9 +220,33 @@ def _parse_json(body: bytes) -> Any:
     if not body.strip():
         return {}
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        value = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InvalidParameterError(f"The request body is not valid JSON: {exc}") from exc
+    # A lone surrogate can only come from a \uD8xx-style escape (raw ones fail to decode);
+    # let none in: no later layer could store, log or echo it as UTF-8.
+    if (b"\\ud" in body or b"\\uD" in body) and not _all_text_is_unicode(value):
+        raise InvalidParameterError(
+            "The request body is not valid JSON: a string contains a lone surrogate (\\uD800-\\uDFFF)."
+        )
+    return value
+
+
+def _all_text_is_unicode(value: Any) -> bool:
+    todo = [value]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif isinstance(item, dict):
+            todo.extend(item.keys())
+            todo.extend(item.values())
+        elif isinstance(item, list):
+            todo.extend(item)
+    return True
 
 
 def _context(request: Request, verified: VerifiedRequest, request_id: str) -> dict[str, Any]:
@@ -272,4 +265,5 @@ def _context(request: Request, verified: VerifiedRequest, request_id: str) -> di
         "case": faceledger_headers.get("x-faceledger-case"),
         "faceledger_headers": faceledger_headers,
         "signed_headers": list(verified.signed_headers),
+        "signature": verified.signature,
     }

@@ -62,6 +62,8 @@ class RequestContext(TypedDict):
     faceledger_headers  every ``x-faceledger-*`` header, lower-cased name -> value
     signed_headers    lower-cased names the client signed (a purpose header not listed
                       here could have been altered in transit)
+    signature         the request's hex SigV4 signature; a replay of the exact signed
+                      request (within the clock-skew window) carries the same one
     """
 
     request_id: str
@@ -73,3 +75,4 @@ class RequestContext(TypedDict):
     case: str | None
     faceledger_headers: dict[str, str]
     signed_headers: list[str]
+    signature: str

@@ -4,13 +4,15 @@ uvicorn owns the signals: on the first SIGTERM/SIGINT it stops accepting
 connections, lets open requests finish (up to ``graceful_timeout_s``), then
 runs the app's lifespan shutdown, which waits for the dispatch pool to drain.
 This module only configures that; it must not build the service or read
-settings itself (the caller passes a ready app).
+settings itself (the caller passes a ready app and its connection limits).
 """
 
 from __future__ import annotations
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from faceledger.api.connections import ConnectionLimits, protocol_class
 
 
 def config(
@@ -19,7 +21,7 @@ def config(
     port: int,
     *,
     graceful_timeout_s: int = 30,
-    limit_concurrency: int | None = 256,
+    limits: ConnectionLimits | None = None,
     log_level: str = "info",
 ) -> uvicorn.Config:
     """The uvicorn settings faceledger runs with (exposed so tests can serve the same way)."""
@@ -28,8 +30,10 @@ def config(
         host=host,
         port=port,
         lifespan="on",
-        # Bounds open connections, and with them the request bodies held in memory.
-        limit_concurrency=limit_concurrency,
+        # Connection caps that idle sockets cannot exhaust (uvicorn's limit_concurrency
+        # counts idle connections, so a few hundred of them would 503 every real client).
+        http=protocol_class(limits or ConnectionLimits()),  # type: ignore[arg-type]
+        limit_concurrency=None,
         timeout_graceful_shutdown=graceful_timeout_s,
         timeout_keep_alive=5,
         # Never trust X-Forwarded-For by default: the ledger records the peer address.
@@ -45,18 +49,12 @@ def run(
     port: int = 8085,
     *,
     graceful_timeout_s: int = 30,
-    limit_concurrency: int | None = 256,
+    limits: ConnectionLimits | None = None,
     log_level: str = "info",
 ) -> None:
     """Serve ``app`` until SIGTERM/SIGINT, then shut down gracefully. Blocks."""
     server = uvicorn.Server(
-        config(
-            app,
-            host,
-            port,
-            graceful_timeout_s=graceful_timeout_s,
-            limit_concurrency=limit_concurrency,
-            log_level=log_level,
-        )
+        config(app, host, port, graceful_timeout_s=graceful_timeout_s, limits=limits,
+               log_level=log_level)
     )
     server.run()

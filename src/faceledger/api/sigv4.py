@@ -74,6 +74,7 @@ class VerifiedRequest:
     region: str
     signed_headers: tuple[str, ...]
     timestamp: datetime = field(compare=False)
+    signature: str = field(default="", compare=False)  # hex; identifies a replay of this exact request
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,16 @@ class _Authorization:
     signature: str
 
 
+@dataclass(frozen=True)
+class Prechecked:
+    """A request whose Authorization header, key and date check out; the signature is still unchecked."""
+
+    principal: Principal
+    auth: _Authorization
+    amz_date: str
+    timestamp: datetime
+
+
 def verify(
     request: WireRequest,
     lookup_key: Callable[[str], Principal | None],
@@ -96,6 +107,24 @@ def verify(
     now: datetime | None = None,
 ) -> VerifiedRequest:
     """Check ``request``'s SigV4 signature; return who signed it or raise an AuthError."""
+    pre = precheck(request, lookup_key, service=service, clock_skew_s=clock_skew_s, now=now)
+    return verify_signature(request, pre)
+
+
+def precheck(
+    request: WireRequest,
+    lookup_key: Callable[[str], Principal | None],
+    *,
+    service: str = SERVICE_NAME,
+    clock_skew_s: float = DEFAULT_CLOCK_SKEW_S,
+    now: datetime | None = None,
+) -> Prechecked:
+    """Everything :func:`verify` checks that needs no body: run before the body is read.
+
+    A request without a well-formed Authorization header naming a live key,
+    signed within the clock-skew window, is refused here, so it never holds
+    a body buffer or an engine slot. ``request.body`` is not looked at.
+    """
     header = request.header("authorization")
     if not header:
         raise MissingAuthenticationTokenError("Missing Authentication Token")
@@ -122,7 +151,12 @@ def verify(
             raise InvalidSignatureError(
                 f"'{required}' must be a 'SignedHeader' in the AWS Authorization."
             )
+    return Prechecked(principal, auth, amz_date, timestamp)
 
+
+def verify_signature(request: WireRequest, pre: Prechecked) -> VerifiedRequest:
+    """The body-dependent half of :func:`verify`: payload hash and signature."""
+    auth, principal = pre.auth, pre.principal
     body_hash = hashlib.sha256(request.body).hexdigest()
     declared = request.header("x-amz-content-sha256")
     if declared is not None and declared != body_hash:
@@ -132,7 +166,7 @@ def verify(
     canonical = canonical_request(request, auth.signed_headers, body_hash)
     scope = f"{auth.date}/{auth.region}/{auth.service}/aws4_request"
     string_to_sign = "\n".join(
-        [ALGORITHM, amz_date, scope, hashlib.sha256(canonical.encode("utf-8")).hexdigest()]
+        [ALGORITHM, pre.amz_date, scope, hashlib.sha256(canonical.encode("utf-8")).hexdigest()]
     )
     expected = signature(principal.secret, auth.date, auth.region, auth.service, string_to_sign)
     if not hmac.compare_digest(expected.encode("ascii"), auth.signature.encode("ascii", "replace")):
@@ -142,7 +176,8 @@ def verify(
         access_key_id=auth.access_key_id,
         region=auth.region,
         signed_headers=auth.signed_headers,
-        timestamp=timestamp,
+        timestamp=pre.timestamp,
+        signature=auth.signature,
     )
 
 

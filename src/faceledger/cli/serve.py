@@ -62,6 +62,7 @@ def serve(host: str | None, port: int | None, data_dir: str | None, workers: int
     import socket
 
     from ..api.app import create_app
+    from ..api.connections import ConnectionLimits
     from ..api.server import run
     from ..console import mount_console
     from ..service import Service
@@ -84,13 +85,16 @@ def serve(host: str | None, port: int | None, data_dir: str | None, workers: int
     emit(started, as_json, startup_text)
     app = create_app(cast(Any, service), max_body_bytes=settings.max_body_bytes,
                      max_inflight=2 * max(1, service.engines.processes), max_queue=settings.max_queue,
-                     clock_skew_s=settings.clock_skew_s)
+                     admission_wait_s=settings.admission_wait_s, body_timeout_s=settings.body_timeout_s,
+                     max_buffered_bytes=settings.max_buffered_bytes, clock_skew_s=settings.clock_skew_s)
+    limits = ConnectionLimits(settings.max_connections, settings.max_connections_per_address,
+                              settings.header_timeout_s)
     mount_console(app, service)
     # uvicorn re-raises SIGTERM after its graceful shutdown; turning it into SystemExit
     # lets the finally below close the engine workers instead of orphaning them.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        run(app, settings.host, port_)
+        run(app, settings.host, port_, limits=limits)
     finally:
         service.close()
 

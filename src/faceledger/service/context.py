@@ -53,6 +53,7 @@ class RequestContext:
     case: str | None = None
     consent: str | None = None
     remote: str | None = None
+    signature: str | None = None  # the request's SigV4 signature: an exact replay repeats it
 
     @classmethod
     def from_transport(cls, context: dict) -> RequestContext:
@@ -73,6 +74,7 @@ class RequestContext:
             case=pick("case"),
             consent=pick("consent"),
             remote=context.get("remote"),
+            signature=context.get("signature") or None,
         )
 
 

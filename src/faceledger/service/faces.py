@@ -16,6 +16,7 @@ from .collections import check_collection_id
 from .core import Call, Service
 from .images import image_bytes, sha256
 from .pagination import page
+from .replay import remember, replayed
 from .retention import consent_for_enrolment, recheck_consent
 from .thumbnails import keep_faces
 
@@ -71,6 +72,9 @@ def stored_face(row: dict, model_version: str) -> dict:
 
 
 def index_faces(svc: Service, call: Call) -> dict:
+    earlier = replayed(svc, call)  # the same signed request again: its first answer, no second enrolment
+    if earlier is not None:
+        return earlier
     p = call.params
     cid = check_collection_id(p.get("CollectionId"))
     external = p.get("ExternalImageId")
@@ -105,7 +109,12 @@ def index_faces(svc: Service, call: Call) -> dict:
         }
         rows.append(row)
         records.append({"Face": stored_face(row, svc.model_version), "FaceDetail": detail})
+    response = {"FaceRecords": records, "FaceModelVersion": wire_version(svc.model_version),
+                "UnindexedFaces": unindexed}
     with svc.write_lock:  # commit and index update in one order for every writer
+        earlier = replayed(svc, call)  # a concurrent replay may have committed meanwhile
+        if earlier is not None:
+            return earlier
         with svc.catalog.transaction() as tx:
             if consent_id is not None:
                 recheck_consent(svc, consent_id, call.at)  # a withdrawal may have landed meanwhile
@@ -118,9 +127,10 @@ def index_faces(svc: Service, call: Call) -> dict:
                 "face_ids": [r["face_id"] for r in rows],
                 "unindexed": [u["Reasons"] for u in unindexed],
             })
+            remember(svc, tx, call, response)
         if rows:
             svc.index.add(cid, [r["face_id"] for r in rows], np.stack([r["vector"] for r in rows]))
-    return {"FaceRecords": records, "FaceModelVersion": wire_version(svc.model_version), "UnindexedFaces": unindexed}
+    return response
 
 
 def list_faces(svc: Service, call: Call) -> dict:

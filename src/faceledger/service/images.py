@@ -48,14 +48,7 @@ def s3_object_bytes(obj: dict, buckets: dict[str, Path], limit: int, member: str
         raise InvalidParameterError(f"{member} needs Bucket and Name.")
     if not isinstance(bucket, str) or not isinstance(name, str) or "\x00" in bucket or "\x00" in name:
         raise InvalidParameterError(f"{member}.Bucket and .Name must be strings without NUL characters.")
-    root = buckets.get(bucket)
-    if root is None:
-        raise InvalidS3ObjectError(
-            f"Bucket {bucket!r} is not mapped; map it with FACELEDGER_BUCKETS={bucket}=/path."
-        )
-    path = (root / name).resolve()
-    if not path.is_relative_to(root.resolve()) or not path.is_file():
-        raise InvalidS3ObjectError(f"s3://{bucket}/{name} does not exist.")
+    path = bucket_object_path(bucket, name, buckets)
     size = path.stat().st_size
     if size > limit:
         raise ImageTooLargeError(f"s3://{bucket}/{name} is {size:,} bytes; the limit is {limit:,}.")
@@ -63,6 +56,35 @@ def s3_object_bytes(obj: dict, buckets: dict[str, Path], limit: int, member: str
         return path.read_bytes()
     except OSError as exc:  # unreadable (permissions) or gone since the check: the object's fault, not a 500
         raise InvalidS3ObjectError(f"s3://{bucket}/{name} cannot be read: {exc.strerror}.") from exc
+
+
+def bucket_object_path(bucket: str, name: str, buckets: dict[str, Path]) -> Path:
+    """The existing local file behind ``s3://bucket/name``, or InvalidS3ObjectError.
+
+    Any name the file system cannot take (NUL, a lone surrogate, too long, a
+    path escaping the bucket folder) is an object that does not exist, never
+    an internal error.
+    """
+    root = buckets.get(bucket)
+    if root is None:
+        shown = bucket if bucket.isprintable() and len(bucket) <= 255 else "<bucket>"
+        raise InvalidS3ObjectError(
+            f"Bucket {_short(bucket)} is not mapped; map it with FACELEDGER_BUCKETS={shown}=/path."
+        )
+    missing = InvalidS3ObjectError(f"s3://{_short(bucket, 60)}/{_short(name)} does not exist.")
+    try:
+        path = (root / name).resolve()
+        if not path.is_relative_to(root.resolve()) or not path.is_file():
+            raise missing
+    except (ValueError, OSError):  # NUL (ValueError), unencodable (UnicodeEncodeError), too long
+        raise missing from None
+    return path
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """``text`` for an error message: repr'd (control characters escaped) and cut to ``limit``."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def sha256(data: bytes) -> str:

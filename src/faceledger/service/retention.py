@@ -22,6 +22,8 @@ from typing import Any
 from ..errors import AccessDeniedError, ConflictError, InvalidParameterError, ResourceNotFoundError
 from ..store.db import Transaction
 from .core import Call, Service
+from .replay import purge as purge_replays
+from .replay import remember, replayed
 from .thumbnails import check_tags as check_thumbnail_tags
 from .thumbnails import sweep_expired
 
@@ -98,6 +100,9 @@ def check_given_at(given: object, now: float, skew_s: float) -> float:
 
 
 def create_consent(svc: Service, call: Call) -> dict:
+    earlier = replayed(svc, call)  # the same signed request again: the consent it created, not a second one
+    if earlier is not None:
+        return earlier
     p = call.params
     record: dict[str, Any] = {}
     for member, key in (("Subject", "subject"), ("NoticeText", "notice_text"), ("NoticeVersion", "notice_version"),
@@ -117,11 +122,16 @@ def create_consent(svc: Service, call: Call) -> dict:
     given = check_given_at(p.get("GivenAt", call.at), call.at, svc.settings.clock_skew_s)
     record.update(term_days=term, given_at=given, created_by=call.principal.access_key_id)
     with svc.catalog.transaction() as tx:
+        earlier = replayed(svc, call)  # a concurrent replay may have committed first (writers are serial)
+        if earlier is not None:
+            return earlier
         consent = svc.catalog.create_consent(tx, record)
         svc.record(tx, call, None, {"consent_id": consent["consent_id"], "subject": consent["subject"],
                                     "notice_version": consent["notice_version"], "consent_purpose": consent["purpose"],
                                     "term_days": term})
-    return {"Consent": _wire(consent)}
+        response = {"Consent": _wire(consent)}
+        remember(svc, tx, call, response)
+    return response
 
 
 def _wire(consent: dict) -> dict:
@@ -259,6 +269,7 @@ def sweep(svc: Service, call: Call) -> dict:
     lapsed = _delete_by_consent(svc, call, [c for c in svc.catalog.list_consents() if consent_live(c, now)])
     thumbs = sweep_expired(svc, call)
     with svc.catalog.transaction() as tx:
+        purge_replays(svc, tx, now)
         svc.record(tx, call, None, {"retention_deleted": deleted, "consent_deleted": lapsed,
                                     "thumbnails_deleted": thumbs})
     return {"RetentionDeleted": deleted, "ConsentDeleted": lapsed, "ThumbnailsDeleted": thumbs}

@@ -23,6 +23,7 @@ from .core import Call, Service, Threshold, match_report
 from .faces import check_pinned
 from .images import image_bytes, sha256
 from .pagination import page
+from .replay import token as replay_token
 from .scores import matrix, score
 from .search import (
     _threshold_details,
@@ -45,8 +46,12 @@ def check_user_id(value: object) -> str:
 
 
 def idempotent(svc: Service, call: Call, cid: str | None, work: Callable[[Transaction], dict]) -> dict:
-    """Run ``work(tx)`` once per ClientRequestToken; replay or refuse repeats."""
-    token = call.params.get("ClientRequestToken")
+    """Run ``work(tx)`` once per ClientRequestToken; replay or refuse repeats.
+
+    Without a token, the request's signature stands in for one, so an exact
+    replay of the signed request also gets the first answer (service/replay.py).
+    """
+    token = call.params.get("ClientRequestToken") or replay_token(call)
     params = {k: v for k, v in call.params.items() if k != "ClientRequestToken"}
     digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
     with svc.catalog.transaction() as tx:

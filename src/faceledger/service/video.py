@@ -47,6 +47,7 @@ from .collections import check_collection_id
 from .context import Principal, RequestContext
 from .core import Call, Service, Threshold
 from .faces import check_pinned
+from .images import bucket_object_path
 from .search import _threshold_details, scoring_details, scoring_report, search_vector
 from .users import idempotent
 
@@ -79,14 +80,7 @@ def video_path(video: dict | None, buckets: dict[str, Path]) -> tuple[Path, dict
         raise InvalidParameterError("Video.S3Object.Bucket and .Name must be strings without NUL characters.")
     if obj.get("Version"):
         raise InvalidS3ObjectError("Bucket folders keep no object versions: omit Video.S3Object.Version.")
-    root = buckets.get(bucket)
-    if root is None:
-        raise InvalidS3ObjectError(
-            f"Bucket {bucket!r} is not mapped; map it with FACELEDGER_BUCKETS={bucket}=/path.")
-    path = (root / name).resolve()
-    if not path.is_relative_to(root.resolve()) or not path.is_file():
-        raise InvalidS3ObjectError(f"s3://{bucket}/{name} does not exist.")
-    return path, {"Bucket": bucket, "Name": name}
+    return bucket_object_path(bucket, name, buckets), {"Bucket": bucket, "Name": name}
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:

@@ -217,8 +217,8 @@ class Catalog:
     ) -> None:
         state.idempotent_put(self.write_connection(tx), operation, token, params_hash, response)
 
-    def purge_idempotency(self, tx: Transaction, older_than: float) -> int:
-        return state.purge_idempotency(self.write_connection(tx), older_than)
+    def purge_idempotency(self, tx: Transaction, older_than: float, token_prefix: str = "") -> int:
+        return state.purge_idempotency(self.write_connection(tx), older_than, token_prefix)
 
     # -- keys --------------------------------------------------------------
 

@@ -68,7 +68,10 @@ def idempotent_put(
     )
 
 
-def purge_idempotency(conn: sqlite3.Connection, older_than: float) -> int:
-    """Forget tokens recorded before ``older_than`` (epoch seconds)."""
-    cur = conn.execute("DELETE FROM idempotency WHERE created_at < ?", (older_than,))
+def purge_idempotency(conn: sqlite3.Connection, older_than: float, token_prefix: str = "") -> int:
+    """Forget tokens (starting with ``token_prefix``) recorded before ``older_than`` (epoch seconds)."""
+    cur = conn.execute(
+        "DELETE FROM idempotency WHERE created_at < ? AND substr(token, 1, ?) = ?",
+        (older_than, len(token_prefix), token_prefix),
+    )
     return cur.rowcount
