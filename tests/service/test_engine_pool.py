@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 import numpy as np
 import pytest
 
 from faceledger.engine import EngineSettings
 from faceledger.errors import InvalidImageError, InvalidParameterError
+from faceledger.service import workers
 from faceledger.service.workers import EnginePool
 
 
@@ -51,5 +53,28 @@ def test_a_worker_killed_while_idle_costs_no_request(grace_hopper_bytes) -> None
             assert pool.pids()[0] not in (None, pid)
         state = pool.state()
         assert state["restarts"] == 3 and state["alive"] == 1
+    finally:
+        pool.close()
+
+
+class _LateTimer(threading.Timer):
+    """A watchdog whose deadline passes just as its job answers: cancel() comes too late to stop it."""
+
+    def cancel(self) -> None:
+        super().cancel()
+        self.function(*self.args, **self.kwargs)
+
+
+def test_a_watchdog_that_fires_as_its_job_answers_kills_nothing(grace_hopper_bytes, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The job has its answer: its late watchdog must not kill the worker (nor fail the next job)."""
+    pool = EnginePool(EngineSettings(), processes=1, timeout_s=120)
+    try:
+        monkeypatch.setattr(workers.threading, "Timer", _LateTimer)
+        pid = pool.pids()[0]
+        for _ in range(3):
+            assert len(pool.analyze(grace_hopper_bytes).faces) == 1
+        state = pool.state()
+        assert (state["timeouts"], state["runaway"], state["restarts"]) == (0, 0, 0), state
+        assert pool.pids()[0] == pid
     finally:
         pool.close()

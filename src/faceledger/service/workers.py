@@ -98,6 +98,9 @@ class _Slot:
         self.state = "starting"
         self.expired = False  # the watchdog killed it
         self.runaway = False  # ... and it had been computing
+        # the job whose watchdog may still kill the worker: None once its answer is in
+        self.job: _Job | None = None
+        self.watch = threading.Lock()  # the watchdog's check-and-kill against the answer arriving
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.is_alive()
@@ -239,8 +242,9 @@ class EnginePool:
         assert slot.conn is not None and slot.proc is not None
         slot.state, slot.expired, slot.runaway = "busy", False, False
         proc = slot.proc
+        slot.job = job
         watchdog = threading.Timer(self.timeout_s, self._expire,
-                                   args=(slot, proc, _cpu_seconds(slot.pid), time.monotonic()))
+                                   args=(slot, job, proc, _cpu_seconds(slot.pid), time.monotonic()))
         watchdog.daemon = True
         watchdog.start()
         msg, taken = None, False
@@ -260,12 +264,12 @@ class EnginePool:
         except (EOFError, OSError):
             msg = None
         except BaseException as exc:  # noqa: BLE001 - e.g. unpicklable arguments: the caller's error
-            watchdog.cancel()
+            self._unwatch(slot, watchdog)
             slot.state = "idle"
             job.future.set_exception(exc)
             return
         finally:
-            watchdog.cancel()
+            self._unwatch(slot, watchdog)
         if msg is not None:
             status, payload, rss = msg
             if status == "ok":
@@ -319,15 +323,24 @@ class EnginePool:
                     f"The engine worker analysing this request {why} and was replaced; retry the request."))
         self._reap(slot)
 
-    def _expire(self, slot: _Slot, proc: Any, cpu0: float | None, started: float) -> None:
+    @staticmethod
+    def _unwatch(slot: _Slot, watchdog: threading.Timer) -> None:
+        """The job's answer is in (or it ended): its watchdog, even one already firing, kills nothing now."""
+        with slot.watch:
+            slot.job = None
+        watchdog.cancel()
+
+    def _expire(self, slot: _Slot, job: _Job, proc: Any, cpu0: float | None, started: float) -> None:
         """The watchdog: the job ran past its deadline; note whether the worker was computing, kill it."""
-        if slot.proc is not proc or slot.state != "busy":
-            return
-        cpu1 = _cpu_seconds(proc.pid)
-        wall = time.monotonic() - started
-        slot.runaway = cpu0 is not None and cpu1 is not None and (cpu1 - cpu0) >= BUSY_FRACTION * wall
-        slot.expired = True
-        proc.kill()
+        with slot.watch:
+            # a watchdog firing as its job answers must not kill the worker (nor its next job)
+            if slot.job is not job or slot.proc is not proc:
+                return
+            cpu1 = _cpu_seconds(proc.pid)
+            wall = time.monotonic() - started
+            slot.runaway = cpu0 is not None and cpu1 is not None and (cpu1 - cpu0) >= BUSY_FRACTION * wall
+            slot.expired = True
+            proc.kill()
 
     def _restart(self, slot: _Slot) -> bool:
         """Replace a dead worker; on failure retry with back-off. False when the pool is closing."""
