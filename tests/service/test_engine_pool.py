@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from faceledger.engine import EngineSettings
-from faceledger.errors import InvalidImageError, InvalidParameterError
+from faceledger.errors import EngineBudgetError, InvalidImageError, InvalidParameterError
 from faceledger.service import workers
 from faceledger.service.workers import EnginePool
 
@@ -76,5 +76,39 @@ def test_a_watchdog_that_fires_as_its_job_answers_kills_nothing(grace_hopper_byt
         state = pool.state()
         assert (state["timeouts"], state["runaway"], state["restarts"]) == (0, 0, 0), state
         assert pool.pids()[0] == pid
+    finally:
+        pool.close()
+
+
+def _mosaic(tiles: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    from ..conftest import data_path
+
+    face = Image.open(sorted(data_path("lfw_dev").glob("A*/*_0001.jpg"))[0]).convert("RGB")
+    big = Image.new("RGB", (250 * tiles, 250 * tiles))
+    for i in range(tiles):
+        for j in range(tiles):
+            big.paste(face, (250 * i, 250 * j))
+    out = io.BytesIO()
+    big.save(out, "JPEG", quality=70)
+    return out.getvalue()
+
+
+def test_a_worker_that_ran_out_of_memory_is_replaced_before_its_next_job() -> None:
+    """dlib's CNN does not survive a failed allocation: the next job (another caller's) crashed the worker."""
+    pool = EnginePool(EngineSettings(detector="cnn"), processes=1, timeout_s=120, max_memory_mb=600)
+    try:
+        big, small = _mosaic(4), _mosaic(1)
+        for data in (big, big, small):
+            try:
+                pool.analyze(data)
+            except EngineBudgetError as exc:
+                assert "FACELEDGER_ENGINE_MAX_MEMORY_MB" in str(exc)
+        state = pool.state()
+        assert state["lost"] == 0, state  # no caller got InternalServerError for another's image
+        assert state["recycled"] >= 2, state
     finally:
         pool.close()

@@ -12,7 +12,8 @@ acknowledged ("taken") never ran and is queued again; only a job it held fails: 
 AWS SDK), or :class:`EngineBudgetError` (ImageTooLargeException, not retried)
 when the worker was busy computing for the whole budget, i.e. the image itself
 runs away. A worker's address space is capped at ``max_memory_mb`` (a job
-that needs more fails with EngineBudgetError; the worker lives on), and a
+that needs more fails with EngineBudgetError, and the worker is replaced before its
+next job: dlib's native code is not safe after a failed allocation), and a
 worker whose resident memory passes ``max_rss_mb`` after a job is recycled. With ``processes=0`` the engine runs in the calling thread (unit
 tests, fakes), without a time budget.
 """
@@ -277,7 +278,13 @@ class EnginePool:
             else:
                 job.future.set_exception(payload)
             slot.state = "idle"
-            if self.max_rss_bytes and rss > self.max_rss_bytes:
+            if status != "ok" and isinstance(payload, (MemoryError, EngineBudgetError)):
+                # native code (dlib's CNN) is not safe after a failed allocation: the next job,
+                # another caller's, could crash the worker; a fresh one takes it instead
+                log.info("engine worker %d ran out of memory in a job; recycling it", slot.index)
+                self._count("recycled")
+                self._stop_worker(slot)
+            elif self.max_rss_bytes and rss > self.max_rss_bytes:
                 log.info("engine worker %d uses %d MiB (> FACELEDGER_ENGINE_MAX_RSS_MB); recycling it",
                          slot.index, rss >> 20)
                 self._count("recycled")
