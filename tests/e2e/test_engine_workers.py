@@ -116,9 +116,31 @@ def test_killed_worker_mid_request_under_load_is_replaced(srv: Server) -> None:
             t.join()
     assert failed_at_kill <= 1 and len(failures) == failed_at_kill, failures  # only the held request failed
     assert all(f in ("InternalServerError 500",) for f in failures), failures
-    # with the SDK's default retries the client does not even see the lost request
     rek = srv.client()
     assert all(len(rek.detect_faces(Image={"Bytes": img})["FaceDetails"]) == 1 for img in images[:3])
+
+
+def test_the_sdks_default_retries_hide_a_lost_request(srv: Server) -> None:
+    """The held request's error is one boto3 retries by itself: killed mid-request, the call still succeeds."""
+    lost = wait_for(lambda: all_alive(srv, 0))["lost"]
+    big = _big_image()  # over a second of HOG work: its worker is killed while it holds it
+    result: dict = {}
+
+    def call() -> None:
+        try:
+            result["ok"] = srv.client().detect_faces(Image={"Bytes": big})  # the SDK's default retries
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            result["error"] = exc
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    wait_for(lambda: get(srv, "/health")[1]["engine"]["busy"] == 1, step=0.01)
+    for pid in engine_pids(srv):
+        os.kill(pid, signal.SIGKILL)
+    caller.join(300)
+    assert "error" not in result and "ok" in result, result
+    assert result["ok"]["ResponseMetadata"]["RetryAttempts"] >= 1  # it did fail once, and was retried
+    assert wait_for(lambda: all_alive(srv, 0))["lost"] >= lost + 1
 
 
 def test_ready_is_503_while_every_worker_is_dead(srv: Server) -> None:
