@@ -143,6 +143,19 @@ def test_the_sdks_default_retries_hide_a_lost_request(srv: Server) -> None:
     assert wait_for(lambda: all_alive(srv, 0))["lost"] >= lost + 1
 
 
+def test_a_killed_forkserver_is_started_again_and_its_workers_replaced(srv: Server) -> None:
+    restarts = wait_for(lambda: all_alive(srv, 0))["restarts"]
+    workers = engine_pids(srv)
+    forkserver = [c for c in children(srv.proc.pid) if set(children(c)) & set(workers)]
+    assert len(forkserver) == 1
+    os.kill(forkserver[0], signal.SIGKILL)  # its workers die with it (parent-death signal)
+    wait_for(lambda: all_alive(srv, restarts + 2), timeout=180)
+    assert not set(workers) & set(engine_pids(srv))
+    assert [c for c in children(srv.proc.pid) if children(c)] != forkserver  # a new forkserver forks them
+    rek = srv.client(retries={"total_max_attempts": 1})
+    assert len(rek.detect_faces(Image={"Bytes": photos(1)[0]})["FaceDetails"]) == 1
+
+
 def test_ready_is_503_while_every_worker_is_dead(srv: Server) -> None:
     before = wait_for(lambda: all_alive(srv, 0))["restarts"]
     assert get(srv, "/ready")[0] == 200
