@@ -368,6 +368,12 @@ def test_workers_that_cannot_restart_fail_health_then_recover(tmp_path) -> None:
         status, body = wait_for(lambda: (lambda r: r if r[0] == 503 else None)(get(s, "/health")), timeout=60)
         assert body["status"] == "failing" and body["engine"]["failed"] == 1
         assert get(s, "/ready")[0] == 503
+        # it keeps trying (with back-off) and stays failing meanwhile: no 200 while an attempt runs
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            status, body = get(s, "/health")
+            assert (status, body["status"]) == (503, "failing"), body
+            time.sleep(0.05)
         rek = s.client(retries={"total_max_attempts": 1})
         with pytest.raises(ClientError) as err:
             rek.detect_faces(Image={"Bytes": photos(1)[0]})

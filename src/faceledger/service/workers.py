@@ -357,7 +357,8 @@ class EnginePool:
             self._reap(slot)
         delay = 0.5
         while not self._stop.is_set():
-            slot.state = "restarting"
+            if slot.state != "failed":  # a slot that failed stays failed until an attempt succeeds
+                slot.state = "restarting"
             try:
                 self._spawn(slot)
                 self._await_ready(slot)
