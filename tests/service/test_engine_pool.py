@@ -112,3 +112,28 @@ def test_a_worker_that_ran_out_of_memory_is_replaced_before_its_next_job() -> No
         assert state["recycled"] >= 2, state
     finally:
         pool.close()
+
+
+def test_a_video_frame_whose_worker_died_holding_it_is_run_again() -> None:
+    """submit_pixels: a frame is queued once more when its worker dies mid-frame (FRAME_RETRIES)."""
+    import io
+    import time
+
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(_mosaic(8))).convert("RGB"))  # 2000 x 2000: ~0.5 s of HOG
+    pool = EnginePool(EngineSettings(), processes=1, timeout_s=120)
+    try:
+        frames = [pool.submit_pixels(pixels) for _ in range(3)]
+        deadline = time.monotonic() + 60
+        while pool.state()["busy"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.2)  # it has taken the frame (acknowledged) and is analysing it
+        pid = pool.pids()[0]
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        assert [len(f.result(timeout=180).faces) for f in frames] == [64, 64, 64]
+        state = pool.state()
+        assert state["lost"] == 1 and state["restarts"] == 1, state
+    finally:
+        pool.close()
