@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 import numpy as np
 import pytest
 
 from faceledger.engine import EngineSettings
-from faceledger.errors import InvalidImageError, InvalidParameterError
+from faceledger.errors import EngineBudgetError, InvalidImageError, InvalidParameterError
+from faceledger.service import workers
 from faceledger.service.workers import EnginePool
 
 
@@ -51,5 +53,87 @@ def test_a_worker_killed_while_idle_costs_no_request(grace_hopper_bytes) -> None
             assert pool.pids()[0] not in (None, pid)
         state = pool.state()
         assert state["restarts"] == 3 and state["alive"] == 1
+    finally:
+        pool.close()
+
+
+class _LateTimer(threading.Timer):
+    """A watchdog whose deadline passes just as its job answers: cancel() comes too late to stop it."""
+
+    def cancel(self) -> None:
+        super().cancel()
+        self.function(*self.args, **self.kwargs)
+
+
+def test_a_watchdog_that_fires_as_its_job_answers_kills_nothing(grace_hopper_bytes, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The job has its answer: its late watchdog must not kill the worker (nor fail the next job)."""
+    pool = EnginePool(EngineSettings(), processes=1, timeout_s=120)
+    try:
+        monkeypatch.setattr(workers.threading, "Timer", _LateTimer)
+        pid = pool.pids()[0]
+        for _ in range(3):
+            assert len(pool.analyze(grace_hopper_bytes).faces) == 1
+        state = pool.state()
+        assert (state["timeouts"], state["runaway"], state["restarts"]) == (0, 0, 0), state
+        assert pool.pids()[0] == pid
+    finally:
+        pool.close()
+
+
+def _mosaic(tiles: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    from ..conftest import data_path
+
+    face = Image.open(sorted(data_path("lfw_dev").glob("A*/*_0001.jpg"))[0]).convert("RGB")
+    big = Image.new("RGB", (250 * tiles, 250 * tiles))
+    for i in range(tiles):
+        for j in range(tiles):
+            big.paste(face, (250 * i, 250 * j))
+    out = io.BytesIO()
+    big.save(out, "JPEG", quality=70)
+    return out.getvalue()
+
+
+def test_a_worker_that_ran_out_of_memory_is_replaced_before_its_next_job() -> None:
+    """dlib's CNN does not survive a failed allocation: the next job (another caller's) crashed the worker."""
+    pool = EnginePool(EngineSettings(detector="cnn"), processes=1, timeout_s=120, max_memory_mb=600)
+    try:
+        big, small = _mosaic(4), _mosaic(1)
+        for data in (big, big, small):
+            try:
+                pool.analyze(data)
+            except EngineBudgetError as exc:
+                assert "FACELEDGER_ENGINE_MAX_MEMORY_MB" in str(exc)
+        state = pool.state()
+        assert state["lost"] == 0, state  # no caller got InternalServerError for another's image
+        assert state["recycled"] >= 2, state
+    finally:
+        pool.close()
+
+
+def test_a_video_frame_whose_worker_died_holding_it_is_run_again() -> None:
+    """submit_pixels: a frame is queued once more when its worker dies mid-frame (FRAME_RETRIES)."""
+    import io
+    import time
+
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(_mosaic(8))).convert("RGB"))  # 2000 x 2000: ~0.5 s of HOG
+    pool = EnginePool(EngineSettings(), processes=1, timeout_s=120)
+    try:
+        frames = [pool.submit_pixels(pixels) for _ in range(3)]
+        deadline = time.monotonic() + 60
+        while pool.state()["busy"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.2)  # it has taken the frame (acknowledged) and is analysing it
+        pid = pool.pids()[0]
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        assert [len(f.result(timeout=180).faces) for f in frames] == [64, 64, 64]
+        state = pool.state()
+        assert state["lost"] == 1 and state["restarts"] == 1, state
     finally:
         pool.close()

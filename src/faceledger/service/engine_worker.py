@@ -8,7 +8,8 @@ once (a job not taken never ran, so the supervisor may run it elsewhere), then
 memory after the job so the supervisor can recycle a worker that grew too big.
 ``None`` (or the pipe closing) ends it. Its address space is capped
 (FACELEDGER_ENGINE_MAX_MEMORY_MB): a job that needs more fails with
-:class:`EngineBudgetError` and the worker lives on. The supervisor is
+:class:`EngineBudgetError`, and the supervisor replaces the worker before its next
+job (native code may be left broken by a failed allocation). The supervisor is
 :mod:`faceledger.service.workers`.
 """
 
@@ -137,8 +138,8 @@ def main(conn: Connection, settings: EngineSettings, max_memory_bytes: int = 0) 
         kind, args = msg
         try:
             result = JOBS[kind](engine, *args)
-        except MemoryError:
-            conn.send(("error", over_memory(max_memory_bytes), resident_bytes()))
+        except MemoryError as exc:
+            conn.send(("error", over_memory(max_memory_bytes) if max_memory_bytes else exc, resident_bytes()))
         except Exception as exc:  # noqa: BLE001 - the caller's error, raised in the caller
             conn.send(("error", portable(exc), resident_bytes()))
         else:

@@ -12,7 +12,8 @@ acknowledged ("taken") never ran and is queued again; only a job it held fails: 
 AWS SDK), or :class:`EngineBudgetError` (ImageTooLargeException, not retried)
 when the worker was busy computing for the whole budget, i.e. the image itself
 runs away. A worker's address space is capped at ``max_memory_mb`` (a job
-that needs more fails with EngineBudgetError; the worker lives on), and a
+that needs more fails with EngineBudgetError, and the worker is replaced before its
+next job: dlib's native code is not safe after a failed allocation), and a
 worker whose resident memory passes ``max_rss_mb`` after a job is recycled. With ``processes=0`` the engine runs in the calling thread (unit
 tests, fakes), without a time budget.
 """
@@ -98,6 +99,9 @@ class _Slot:
         self.state = "starting"
         self.expired = False  # the watchdog killed it
         self.runaway = False  # ... and it had been computing
+        # the job whose watchdog may still kill the worker: None once its answer is in
+        self.job: _Job | None = None
+        self.watch = threading.Lock()  # the watchdog's check-and-kill against the answer arriving
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.is_alive()
@@ -239,8 +243,9 @@ class EnginePool:
         assert slot.conn is not None and slot.proc is not None
         slot.state, slot.expired, slot.runaway = "busy", False, False
         proc = slot.proc
+        slot.job = job
         watchdog = threading.Timer(self.timeout_s, self._expire,
-                                   args=(slot, proc, _cpu_seconds(slot.pid), time.monotonic()))
+                                   args=(slot, job, proc, _cpu_seconds(slot.pid), time.monotonic()))
         watchdog.daemon = True
         watchdog.start()
         msg, taken = None, False
@@ -260,12 +265,12 @@ class EnginePool:
         except (EOFError, OSError):
             msg = None
         except BaseException as exc:  # noqa: BLE001 - e.g. unpicklable arguments: the caller's error
-            watchdog.cancel()
+            self._unwatch(slot, watchdog)
             slot.state = "idle"
             job.future.set_exception(exc)
             return
         finally:
-            watchdog.cancel()
+            self._unwatch(slot, watchdog)
         if msg is not None:
             status, payload, rss = msg
             if status == "ok":
@@ -273,7 +278,13 @@ class EnginePool:
             else:
                 job.future.set_exception(payload)
             slot.state = "idle"
-            if self.max_rss_bytes and rss > self.max_rss_bytes:
+            if status != "ok" and isinstance(payload, (MemoryError, EngineBudgetError)):
+                # native code (dlib's CNN) is not safe after a failed allocation: the next job,
+                # another caller's, could crash the worker; a fresh one takes it instead
+                log.info("engine worker %d ran out of memory in a job; recycling it", slot.index)
+                self._count("recycled")
+                self._stop_worker(slot)
+            elif self.max_rss_bytes and rss > self.max_rss_bytes:
                 log.info("engine worker %d uses %d MiB (> FACELEDGER_ENGINE_MAX_RSS_MB); recycling it",
                          slot.index, rss >> 20)
                 self._count("recycled")
@@ -319,15 +330,24 @@ class EnginePool:
                     f"The engine worker analysing this request {why} and was replaced; retry the request."))
         self._reap(slot)
 
-    def _expire(self, slot: _Slot, proc: Any, cpu0: float | None, started: float) -> None:
+    @staticmethod
+    def _unwatch(slot: _Slot, watchdog: threading.Timer) -> None:
+        """The job's answer is in (or it ended): its watchdog, even one already firing, kills nothing now."""
+        with slot.watch:
+            slot.job = None
+        watchdog.cancel()
+
+    def _expire(self, slot: _Slot, job: _Job, proc: Any, cpu0: float | None, started: float) -> None:
         """The watchdog: the job ran past its deadline; note whether the worker was computing, kill it."""
-        if slot.proc is not proc or slot.state != "busy":
-            return
-        cpu1 = _cpu_seconds(proc.pid)
-        wall = time.monotonic() - started
-        slot.runaway = cpu0 is not None and cpu1 is not None and (cpu1 - cpu0) >= BUSY_FRACTION * wall
-        slot.expired = True
-        proc.kill()
+        with slot.watch:
+            # a watchdog firing as its job answers must not kill the worker (nor its next job)
+            if slot.job is not job or slot.proc is not proc:
+                return
+            cpu1 = _cpu_seconds(proc.pid)
+            wall = time.monotonic() - started
+            slot.runaway = cpu0 is not None and cpu1 is not None and (cpu1 - cpu0) >= BUSY_FRACTION * wall
+            slot.expired = True
+            proc.kill()
 
     def _restart(self, slot: _Slot) -> bool:
         """Replace a dead worker; on failure retry with back-off. False when the pool is closing."""
@@ -337,7 +357,8 @@ class EnginePool:
             self._reap(slot)
         delay = 0.5
         while not self._stop.is_set():
-            slot.state = "restarting"
+            if slot.state != "failed":  # a slot that failed stays failed until an attempt succeeds
+                slot.state = "restarting"
             try:
                 self._spawn(slot)
                 self._await_ready(slot)
