@@ -40,7 +40,7 @@ class Settings:
     max_connections: int = 1024  # open connections; idle ones are evicted first
     max_connections_per_address: int = 128  # open connections per client IP; idle ones evicted first
     max_buffered_bytes: int = 256_000_000  # request bytes held in memory across all requests
-    engine_timeout_s: float = 120.0  # one image's (or video frame's) time in a worker before it is killed
+    engine_timeout_s: float = 55.0  # one image's (or video frame's) time in a worker before it is killed
     engine_max_rss_mb: int = 2048  # a worker resident above this after a job is replaced (0: never)
     engine_max_memory_mb: int = 4096  # a worker's address-space cap; a job needing more fails (0: none)
     max_body_bytes: int = 7_500_000  # a 5 MB image, base64-encoded, plus JSON
@@ -48,7 +48,7 @@ class Settings:
     detector: str = "hog"
     landmarks68: bool = False
     min_face_px: float = 40.0
-    engine_cpu_budget_s: float = 60.0  # CPU seconds one image may cost the engine; 0 = no budget
+    engine_cpu_budget_s: float = 20.0  # CPU seconds one image may cost the engine; 0 = no budget
     compare_fmr: float = 1e-4  # CompareFaces default/floor: the Similarity of this FMR
     max_expected_false: float = 0.001  # 1:N default/floor: N x FMR at or below this
     score_normalization: str = "cohort"  # "cohort": never-looser cohort S-norm (docs/fairness.md); "off": raw only

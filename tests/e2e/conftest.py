@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from faceledger.evaluation import server as serve_process
+
 FACELEDGER = [sys.executable, "-m", "faceledger.cli.main"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+free_port = serve_process.free_port
 
 
 @dataclass
@@ -76,30 +71,14 @@ class Server:
 
 
 def start_server(data_dir: Path, workers: int = 1, extra_env: dict | None = None) -> Server:
+    """``faceledger serve`` as the benchmarks start it (evaluation/server.py), in its own session."""
     port = free_port()
     log = data_dir.parent / f"server-{port}.log"
-    env = {**os.environ, **(extra_env or {})}
-    fh = open(log, "w")
-    proc = subprocess.Popen(
-        [*FACELEDGER, "serve", "--port", str(port), "--data", str(data_dir), "--workers", str(workers)],
-        stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {log.read_text()}")
-        try:
-            with urllib.request.urlopen(endpoint + "/health", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        raise RuntimeError(f"server did not start: {log.read_text()}")
-    prof = json.loads((data_dir / "profile.json").read_text())
-    return Server(proc, endpoint, data_dir, prof["access_key_id"], prof["secret_access_key"], log)
+    proc, endpoint = serve_process.spawn(data_dir, workers, log, env={**os.environ, **(extra_env or {})},
+                                         new_session=True, port=port)
+    serve_process.wait_healthy(proc, endpoint, log, timeout_s=120)
+    key, secret, _ = serve_process.admin_key(data_dir)
+    return Server(proc, endpoint, data_dir, key, secret, log)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from faceledger.engine import Engine, EngineSettings
-from faceledger.service import Principal, Service
+from faceledger.service import Principal, Service, create
 from faceledger.service.checkpoints import checkpoint_details, signing_key_details
 from faceledger.service.workers import EnginePool
 from faceledger.settings import Settings
@@ -36,7 +36,7 @@ ADMIN = Principal(access_key_id="AKIAADMIN00000000000", secret="x", role="admin"
 
 def open_service(settings: Settings) -> Service:
     engine = Engine(EngineSettings(), detector=FakeDetector(), embedder=FakeEmbedder())
-    return Service(settings, Catalog.open(settings.data_dir), VectorIndex(),
+    return create(settings, Catalog.open(settings.data_dir), VectorIndex(),
                    EnginePool(EngineSettings(), engine=engine))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from faceledger.engine import Engine, EngineSettings
-from faceledger.service import Principal, Service
+from faceledger.service import Principal, create
 from faceledger.service.workers import EnginePool
 from faceledger.settings import Settings
 from faceledger.store.catalog import Catalog
@@ -18,7 +18,7 @@ def service(tmp_path):  # type: ignore[no-untyped-def]
     settings = Settings(data_dir=tmp_path / "data")
     settings.data_dir.mkdir()
     engine = Engine(EngineSettings(), detector=FakeDetector(), embedder=FakeEmbedder())
-    svc = Service(settings, Catalog.open(settings.data_dir), VectorIndex(), EnginePool(EngineSettings(), engine=engine))
+    svc = create(settings, Catalog.open(settings.data_dir), VectorIndex(), EnginePool(EngineSettings(), engine=engine))
     yield svc
     svc.close()
 

@@ -16,7 +16,7 @@ import pytest
 
 from faceledger.engine import Engine, EngineSettings
 from faceledger.errors import ConflictError
-from faceledger.service import Principal, Service
+from faceledger.service import Principal, Service, open_service
 from faceledger.service.workers import EnginePool
 from faceledger.testing import FakeDetector, FakeEmbedder, png_bytes, striped_image
 
@@ -102,7 +102,7 @@ def test_start_up_finishes_a_withdrawal_cut_short(service) -> None:  # type: ign
     service.close()
     engine = Engine(EngineSettings(), detector=FakeDetector(), embedder=FakeEmbedder())
     umask = os.umask(0o022)
-    reopened = Service.open(settings, engines=EnginePool(EngineSettings(), engine=engine))
+    reopened = open_service(settings, engines=EnginePool(EngineSettings(), engine=engine))
     os.umask(umask)  # Service.open makes the process umask 077; give the test process its own back
     try:
         assert reopened.index.size("m") == 0 and run(reopened, "ListFaces", CollectionId="m")["Faces"] == []

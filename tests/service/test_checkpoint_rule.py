@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from faceledger.engine import Engine, EngineSettings
-from faceledger.service import Service
+from faceledger.service import Service, create
 from faceledger.service.checkpoints import CHECKPOINT, SIGNING_KEY, public_pem
 from faceledger.service.signing_key import read_key
 from faceledger.service.verification import LedgerVerifier
@@ -22,7 +22,7 @@ def open_service(tmp_path: Path, every: int) -> Service:
                         ledger_key_file=str(tmp_path / "op" / "ledger.key"))
     settings.data_dir.mkdir(exist_ok=True)
     engine = Engine(EngineSettings(), detector=FakeDetector(), embedder=FakeEmbedder())
-    return Service(settings, Catalog.open(settings.data_dir), VectorIndex(), EnginePool(EngineSettings(), engine=engine))
+    return create(settings, Catalog.open(settings.data_dir), VectorIndex(), EnginePool(EngineSettings(), engine=engine))
 
 
 def test_records_the_service_writes_itself_count_towards_a_checkpoint(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from faceledger.engine import Engine, EngineSettings, scoring
 from faceledger.errors import InvalidParameterError
-from faceledger.service import Service
+from faceledger.service import create
 from faceledger.service.workers import EnginePool
 from faceledger.settings import Settings
 from faceledger.store.catalog import Catalog
@@ -74,7 +74,7 @@ def test_normalisation_can_be_switched_off(tmp_path, monkeypatch) -> None:  # ty
     settings = Settings(data_dir=tmp_path / "data", score_normalization="off")
     settings.data_dir.mkdir()
     engine = Engine(EngineSettings(), detector=FakeDetector(), embedder=FakeEmbedder())
-    svc = Service(settings, Catalog.open(settings.data_dir), VectorIndex(), EnginePool(EngineSettings(), engine=engine))
+    svc = create(settings, Catalog.open(settings.data_dir), VectorIndex(), EnginePool(EngineSettings(), engine=engine))
     try:
         enrol(svc)
         out = run(svc, "SearchFacesByImage", CollectionId="people", Image=img(COLOURS[0]))
@@ -91,7 +91,7 @@ def test_an_unknown_mode_is_refused_at_start(tmp_path) -> None:  # type: ignore[
     engine = Engine(EngineSettings(), detector=FakeDetector(), embedder=FakeEmbedder())
     catalog = Catalog.open(settings.data_dir)
     with pytest.raises(InvalidParameterError, match="FACELEDGER_SCORE_NORMALIZATION"):
-        Service(settings, catalog, VectorIndex(), EnginePool(EngineSettings(), engine=engine))
+        create(settings, catalog, VectorIndex(), EnginePool(EngineSettings(), engine=engine))
     catalog.close()
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from faceledger.engine import Engine, EngineSettings
 from faceledger.errors import IntegrityFailedError
-from faceledger.service import Service
+from faceledger.service import create
 from faceledger.service.workers import EnginePool
 from faceledger.settings import Settings
 from faceledger.store.catalog import Catalog
@@ -41,7 +41,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     settings = Settings(data_dir=root / "data", checkpoint_every=EVERY, ledger_key_file=str(root / "op" / "k.key"))
     settings.data_dir.mkdir()
     engine = Engine(EngineSettings(), detector=FakeDetector(), embedder=FakeEmbedder())
-    svc = Service(settings, Catalog.open(settings.data_dir), VectorIndex(), EnginePool(EngineSettings(), engine=engine))
+    svc = create(settings, Catalog.open(settings.data_dir), VectorIndex(), EnginePool(EngineSettings(), engine=engine))
     try:
         with svc.catalog.transaction() as tx:
             for i in range(700):

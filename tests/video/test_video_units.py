@@ -10,10 +10,11 @@ import pytest
 from faceledger.engine import Engine, EngineSettings
 from faceledger.engine.types import Face, Pose, Quality
 from faceledger.errors import InvalidParameterError, InvalidS3ObjectError, VideoTooLargeError
-from faceledger.service import Principal, Service
+from faceledger.service import Principal, Service, create
 from faceledger.service.context import RequestContext
 from faceledger.service.core import Call
-from faceledger.service.video import ACTIVE, VideoJobs, get_face_detection, start_face_detection
+from faceledger.service.video import get_face_detection, start_face_detection
+from faceledger.service.video_jobs import ACTIVE, VideoJobs
 from faceledger.service.workers import EnginePool
 from faceledger.settings import Settings
 from faceledger.store.catalog import Catalog
@@ -83,7 +84,7 @@ def service(tmp_path):  # type: ignore[no-untyped-def]
     settings = Settings(data_dir=tmp_path / "data", buckets=f"clips={clips}")
     settings.data_dir.mkdir()
     engine = Engine(EngineSettings(), detector=FakeDetector(), embedder=FakeEmbedder())
-    svc = Service(settings, Catalog.open(settings.data_dir), VectorIndex(),
+    svc = create(settings, Catalog.open(settings.data_dir), VectorIndex(),
                   EnginePool(EngineSettings(), engine=engine))
     yield svc
     svc.close()

@@ -65,7 +65,7 @@ def serve(host: str | None, port: int | None, data_dir: str | None, workers: int
     from ..api.connections import ConnectionLimits
     from ..api.server import run
     from ..console import mount_console
-    from ..service import Service
+    from ..service import open_service
 
     settings = settings_for(data_dir, host=host, port=port, workers=workers)
     port_ = settings.port
@@ -74,7 +74,7 @@ def serve(host: str | None, port: int | None, data_dir: str | None, workers: int
             s.bind((settings.host, 0))
             port_ = s.getsockname()[1]
     endpoint = f"http://{settings.host}:{port_}"
-    service = Service.open(settings)
+    service = open_service(settings)
     prof, created = ensure_admin(settings, service.catalog, endpoint)
     started = {"Endpoint": endpoint, "Region": settings.region, "DataDir": str(settings.data_dir),
                "Profile": str(profile_path(settings)), "ModelVersion": service.model_version,

@@ -54,7 +54,7 @@ class EngineSettings:
     landmarks68: bool = False  # opt-in: iBUG 300-W licence excludes commercial use
     mirror: bool = True  # average the descriptors of the chip and its mirror image
     runtime: str = "fast"  # fast (ONNX Runtime) | dlib (the reference); same weights, same descriptors
-    cpu_budget_s: float = 60.0  # per image; AnalysisBudgetError beyond it; 0 = none
+    cpu_budget_s: float = 20.0  # per image; AnalysisBudgetError beyond it; 0 = none
 
     @property
     def model_version(self) -> str:

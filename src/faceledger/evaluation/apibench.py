@@ -31,32 +31,25 @@ means the pass was undisturbed.
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing as mp
 import os
 import re
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from ..engine.engine import Engine, EngineSettings
-from ..errors import FaceledgerError
-from ..imaging import REKOGNITION_FORMATS, decode_image
+from ..engine.engine import EngineSettings
 from ..settings import Settings
+from .bare import BareEngine, summarise_bare
+from .bare import percentile_ms as _percentile_ms
 from .embedding import image_paths
+from .server import BenchSetupError, ServerProcess, machine_busy_s, start_server
+from .server import other_cpu as _other
 
 OVERHEAD_AIM = 0.10
 THROTTLE_CODES = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException",
@@ -64,13 +57,6 @@ THROTTLE_CODES = frozenset({"ThrottlingException", "ProvisionedThroughputExceede
 SEARCH_COLLECTION = "bench-search"
 INDEX_COLLECTION = "bench-index"
 REPO = Path(__file__).resolve().parents[3]
-
-
-class BenchSetupError(FaceledgerError):
-    """The benchmark could not be set up (no images, server would not start...)."""
-
-    code = "BenchSetupError"
-    exit_code = 2
 
 
 def default_images_dir() -> Path:
@@ -95,162 +81,6 @@ def load_images(images_dir: str | Path | None, limit: int) -> tuple[Path, list[t
     return root, out
 
 
-# -- the server ----------------------------------------------------------------
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class ServerProcess:
-    """A ``faceledger serve`` subprocess and the admin key it wrote to its profile."""
-
-    proc: subprocess.Popen
-    endpoint: str
-    key: str
-    secret: str
-    region: str
-    log: Path
-
-    def client(self, **config: Any) -> Any:
-        """A new boto3 Rekognition client on its own session (safe to use in one thread)."""
-        import boto3
-        from botocore.config import Config
-
-        return boto3.session.Session().client(
-            "rekognition", endpoint_url=self.endpoint, region_name=self.region,
-            aws_access_key_id=self.key, aws_secret_access_key=self.secret,
-            config=Config(retries={"mode": "standard"}, **config),
-        )
-
-    def cpu_seconds(self) -> float | None:
-        """User + system CPU of the server process and its live descendants (Linux only)."""
-        table = _proc_table()
-        if self.proc.pid not in table:
-            return None
-        tick = os.sysconf("SC_CLK_TCK")
-        return sum(table[p][1] for p in [self.proc.pid, *_descendants(table, self.proc.pid)]) / tick
-
-    def stop(self) -> None:
-        """Stop the server and every process under it.
-
-        SIGINT, not SIGTERM: uvicorn re-raises the signal it caught once it
-        has shut down, and a re-raised SIGTERM ends the process before
-        ``serve`` closes its engine pool, leaving the forkserver and the
-        workers behind; a re-raised SIGINT is a KeyboardInterrupt, which
-        unwinds through ``serve``'s ``finally``. Whatever is still left of the
-        process tree afterwards is ended by pid.
-        """
-        left = _descendants(_proc_table(), self.proc.pid)
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            alive = [p for p in left if p in _proc_table()]
-            for p in alive:
-                with contextlib.suppress(OSError):
-                    os.kill(p, sig)
-            deadline = time.monotonic() + 5
-            while alive and time.monotonic() < deadline:
-                time.sleep(0.1)
-                alive = [p for p in alive if p in _proc_table()]
-            if not alive:
-                break
-
-
-def _proc_table() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, user + system CPU ticks) of live processes, from /proc; {} elsewhere."""
-    out: dict[int, tuple[int, int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return out
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            text = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2 :].split()
-        if fields[0] == "Z":  # a zombie is already gone
-            continue
-        out[int(entry)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
-    return out
-
-
-def machine_busy_s() -> float | None:
-    """CPU seconds all processes on this machine have used since boot (/proc/stat), or None."""
-    try:
-        with open("/proc/stat") as fh:
-            fields = fh.readline().split()
-    except OSError:
-        return None
-    # user nice system idle iowait irq softirq steal: everything but idle and iowait
-    busy = sum(int(fields[i]) for i in (1, 2, 3, 6, 7, 8))
-    return busy / os.sysconf("SC_CLK_TCK")
-
-
-def _other(busy0: float | None, busy1: float | None, ours: float | None) -> float | None:
-    """CPU seconds the rest of the machine used meanwhile (what disturbs a wall-clock figure)."""
-    if busy0 is None or busy1 is None or ours is None:
-        return None
-    return round(max(0.0, busy1 - busy0 - ours), 3)
-
-
-def _descendants(table: dict[int, tuple[int, int]], pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        kids = [c for c, (ppid, _) in table.items() if ppid == parent]
-        out.extend(kids)
-        todo.extend(kids)
-    return out
-
-
-def start_server(data_dir: Path, workers: int, log: Path, timeout_s: float = 180) -> ServerProcess:
-    """Start ``faceledger serve`` on a free port and wait until ``/health`` answers."""
-    import json
-
-    port = _free_port()
-    cmd = [sys.executable, "-m", "faceledger.cli.main", "serve", "--port", str(port), "--data",
-           str(data_dir), "--workers", str(workers)]
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT)
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if proc.poll() is not None:
-            raise BenchSetupError(f"the server exited with code {proc.returncode}: {_tail(log)}")
-        try:
-            with urllib.request.urlopen(endpoint + "/health", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
-            raise BenchSetupError(f"the server did not answer /health in {timeout_s:.0f} s: {_tail(log)}")
-        time.sleep(0.2)
-    prof = json.loads((data_dir / "profile.json").read_text())
-    return ServerProcess(proc, endpoint, prof["access_key_id"], prof["secret_access_key"],
-                         prof.get("region") or "us-east-1", log)
-
-
-def _tail(log: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
 # -- the load ------------------------------------------------------------------
 
 @dataclass
@@ -260,10 +90,6 @@ class _Tally:
     throttled: int = 0
     retries: int = 0
     codes: dict[str, int] = field(default_factory=dict)
-
-
-def _percentile_ms(seconds: Sequence[float], q: float) -> float | None:
-    return round(float(np.percentile(np.asarray(seconds) * 1000, q)), 2) if seconds else None
 
 
 def _call(fn: Callable[[], dict], tally: _Tally) -> None:
@@ -377,91 +203,6 @@ def run_level(server: ServerProcess, operation: str, clients: int, per_client: i
         "client_cpu_ms_per_request": round(1000 * client_cpu / ok, 2) if ok else None,
         "server_cpu_ms_per_request": (round(1000 * server_cpu / ok, 2)
                                       if ok and server_cpu is not None else None),
-    }
-
-
-# -- the bare engine -------------------------------------------------------------
-
-_engine: Engine | None = None
-
-
-def _bare_init(settings: EngineSettings) -> None:
-    global _engine
-    _engine = Engine(settings)
-
-
-def _bare_search(data: bytes) -> tuple[float, float, int]:
-    """What the service's SearchFacesByImage asks of its worker: decode, analyze one face.
-
-    Returns wall seconds, CPU seconds (this worker process) and faces found.
-    """
-    assert _engine is not None
-    t, c = time.perf_counter(), time.process_time()
-    decoded = decode_image(data, allowed_formats=REKOGNITION_FORMATS)
-    faces = _engine.analyze(decoded, max_faces=1)
-    return time.perf_counter() - t, time.process_time() - c, len(faces)
-
-
-class BareEngine:
-    """``workers`` processes, each with an :class:`Engine` loaded at start, doing what a search asks.
-
-    >>> with BareEngine(2, EngineSettings()) as bare:        # doctest: +SKIP
-    ...     bare.throughput(images, 200)["images_per_s"]
-    """
-
-    def __init__(self, workers: int, settings: EngineSettings | None = None) -> None:
-        self.workers = workers
-        self.settings = settings or EngineSettings()
-        ctx = mp.get_context("forkserver" if os.name == "posix" else "spawn")
-        self._pool = ctx.Pool(workers, initializer=_bare_init, initargs=(self.settings,))
-
-    def __enter__(self) -> BareEngine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._pool.terminate()
-        self._pool.join()
-
-    def warm_up(self, images: Sequence[bytes]) -> None:
-        self._pool.map(_bare_search, list(images[: 2 * self.workers]) * 2, chunksize=1)
-
-    def latency(self, images: Sequence[bytes], n: int) -> tuple[list[float], list[float]]:
-        """One image at a time: seconds in the worker, and seconds round trip from here."""
-        in_worker, round_trip = [], []
-        for i in range(n):
-            t = time.perf_counter()
-            took, _, _ = self._pool.apply(_bare_search, (images[i % len(images)],))
-            round_trip.append(time.perf_counter() - t)
-            in_worker.append(took)
-        return in_worker, round_trip
-
-    def throughput(self, images: Sequence[bytes], n: int) -> dict:
-        """``n`` images (cycling through ``images``) with every worker busy."""
-        batch = [images[i % len(images)] for i in range(n)]
-        own0, busy0, t = time.process_time(), machine_busy_s(), time.perf_counter()
-        cpu = [c for _, c, _ in self._pool.imap_unordered(_bare_search, batch, chunksize=1)]
-        wall = time.perf_counter() - t
-        own, busy1 = time.process_time() - own0, machine_busy_s()
-        return {"images": len(cpu), "seconds": round(wall, 3), "images_per_s": round(len(cpu) / wall, 3),
-                "cpu_s": round(sum(cpu), 3), "other_cpu_s": _other(busy0, busy1, sum(cpu) + own)}
-
-
-def summarise_bare(workers: int, settings: EngineSettings, runs: list[dict],
-                   in_worker: list[float], round_trip: list[float]) -> dict:
-    """The baseline over its runs: images/s is the best run's, as for the service's levels.
-
-    ``spread`` (best - worst) / best says how much the machine's other load moved it.
-    """
-    rates = [r["images_per_s"] for r in runs]
-    best = max(rates)
-    return {
-        "workers": workers, "images_per_s": round(best, 3),
-        "runs": runs, "spread": round((best - min(rates)) / best, 4) if best else None,
-        "cpu_ms_per_image": round(1000 * sum(r["cpu_s"] for r in runs) / sum(r["images"] for r in runs), 2),
-        "latency_images": len(in_worker),
-        "p50_ms": _percentile_ms(in_worker, 50), "p99_ms": _percentile_ms(in_worker, 99),
-        "roundtrip_p50_ms": _percentile_ms(round_trip, 50),
-        "model_version": settings.model_version, "runtime": settings.runtime,
     }
 
 

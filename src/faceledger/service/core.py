@@ -11,10 +11,10 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from ..engine import EngineSettings
 from ..engine.calibration import (
@@ -99,6 +99,10 @@ def match_report(table: CalibrationTable, threshold: Threshold, scoring: dict, s
 Operation = Callable[["Service", Call], dict]
 
 
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
 class Service:
     def __init__(
         self,
@@ -107,6 +111,9 @@ class Service:
         index: VectorIndex,
         engines: EnginePool,
         calibration: CalibrationTable | None = None,
+        *,
+        operations: Mapping[str, Operation] | None = None,
+        own_operations: Iterable[str] = (),
     ) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -133,20 +140,15 @@ class Service:
         self.policy = load_policy(settings.policy_path(), max_expected_false=settings.max_expected_false,
                                   compare_fmr=settings.compare_fmr)
         self._note_policy()
-        from .operations import OPERATIONS
+        # Assembled by service/assembly.py, which knows the operation modules: core imports none of them.
+        self.operations: Mapping[str, Operation] = dict(operations or {})
+        self.own_operations = frozenset(own_operations or ())
+        self.video: Closeable | None = None  # background video jobs (assembly.VideoJobs)
+        self.sweeper: Closeable | None = None  # the retention sweeper thread
 
-        self.sweeper: Any = None
-
-        self.operations: Mapping[str, Operation] = OPERATIONS  # type: ignore[assignment]
-        from .operations import FACELEDGER_OPERATIONS
-
-        self.own_operations = frozenset(FACELEDGER_OPERATIONS)
-        from .video import VideoJobs
-
-        self.video = VideoJobs(self)  # background video jobs; resumes any a stopped service left
-
-    @classmethod
-    def open(cls, settings: Settings, *, engines: EnginePool | None = None) -> Service:
+    @staticmethod
+    def open_store(settings: Settings) -> tuple[Catalog, VectorIndex]:
+        """The catalog (checked and private) and the in-memory index loaded from it."""
         # process-wide: everything the service writes lives in the data directory and is private
         os.umask(PRIVATE_UMASK)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -157,39 +159,15 @@ class Service:
         for coll in catalog.list_collections(None, 1_000_000):
             ids, matrix = catalog.iter_vectors(coll["collection_id"])
             index.load(coll["collection_id"], ids, matrix)
-        own_engines = engines is None
-        if engines is None:
-            es = EngineSettings(detector=settings.detector, landmarks68=settings.landmarks68,
-                                min_face_px=settings.min_face_px, cpu_budget_s=settings.engine_cpu_budget_s)
-            procs = settings.workers or os.cpu_count() or 1
-            try:
-                engines = EnginePool(es, processes=procs, timeout_s=settings.engine_timeout_s,
-                                     max_rss_mb=settings.engine_max_rss_mb,
-                                     max_memory_mb=settings.engine_max_memory_mb)
-            except BaseException:  # a bad budget or a corrupt model file: the database is closed too
-                catalog.close()
-                raise
-        try:
-            svc = cls(settings, catalog, index, engines)
-        except BaseException:
-            # a bad setting or policy: leave no worker processes or open database behind the error
-            if own_engines:
-                engines.close()
-            catalog.close()
-            raise
-        from .retention import Sweeper, finish_withdrawals
+        return catalog, index
 
-        try:
-            finish_withdrawals(svc)  # before the first request: a withdrawn consent's faces never match
-        except BaseException:
-            svc.video.close()
-            if own_engines:
-                engines.close()
-            catalog.close()
-            raise
-        svc.sweeper = Sweeper(svc, settings.retention_sweep_s)
-        svc.sweeper.start()
-        return svc
+    @staticmethod
+    def open_engines(settings: Settings) -> EnginePool:
+        es = EngineSettings(detector=settings.detector, landmarks68=settings.landmarks68,
+                            min_face_px=settings.min_face_px, cpu_budget_s=settings.engine_cpu_budget_s)
+        procs = settings.workers or os.cpu_count() or 1
+        return EnginePool(es, processes=procs, timeout_s=settings.engine_timeout_s,
+                          max_rss_mb=settings.engine_max_rss_mb, max_memory_mb=settings.engine_max_memory_mb)
 
     def engine_state(self) -> dict[str, Any]:
         """The engine workers' state for ``/health`` and ``/ready`` ("ready": one can take work)."""
@@ -198,7 +176,8 @@ class Service:
     def close(self) -> None:
         if self.sweeper is not None:
             self.sweeper.close()
-        self.video.close()
+        if self.video is not None:
+            self.video.close()
         self.engines.close()
         self.catalog.close()
 

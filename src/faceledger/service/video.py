@@ -1,14 +1,9 @@
 """Rekognition Video's stored-video face jobs: StartFaceDetection/GetFaceDetection, StartFaceSearch/GetFaceSearch.
 
 A Start* call checks the request, hashes the video and writes the job and its
-ledger record in one catalog transaction; ``VideoJobs`` then analyses it in a
-background thread, frame by frame through the shared engine pool, and ends it
-SUCCEEDED or FAILED with a second ledger record ("FaceDetectionCompleted" /
-"FaceSearchCompleted", attributed to the key that started it). Jobs are state
-entries (``video_job:<JobId>``, plus ``video_jobs:active``); results are a JSON
-file per job under ``<data_dir>/video``. A job the service was running when it
-stopped is resumed (from the start of the video) at the next start; one that
-keeps dying with the service is marked FAILED, never left IN_PROGRESS.
+ledger record in one catalog transaction; ``video_jobs.VideoJobs`` then runs
+it in the background. Jobs are state entries (``video_job:<JobId>``, plus
+``video_jobs:active``); Get* reads a job's state and its results file.
 
 NotificationChannel is accepted and recorded but nothing is published (there is
 no SNS here): clients poll Get*. This module must not decode video or run the
@@ -17,53 +12,31 @@ engine itself (``faceledger.video`` does), nor parse HTTP.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import os
-import queue
 import secrets
-import threading
-import time
-from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..errors import (
     AccessDeniedError,
-    FaceledgerError,
-    HaltedError,
     InvalidParameterError,
     InvalidS3ObjectError,
     LimitExceededError,
     ResourceNotFoundError,
     VideoTooLargeError,
 )
-from ..video import UnreadableVideo, VideoSettings, analyse_video, probe
-from ..video.analysis import Interrupted, VideoAnalysis
+from ..video import UnreadableVideo, VideoSettings, probe
 from .collections import check_collection_id
-from .context import Principal, RequestContext
 from .core import Call, Service, Threshold
 from .faces import check_pinned
 from .images import bucket_object_path
-from .search import _threshold_details, scoring_details, scoring_report, search_vector
+from .search import _threshold_details
 from .users import idempotent
+from .video_jobs import ACTIVE, _job_key, file_sha256, jobs
 
-log = logging.getLogger("faceledger.video")
-
-ACTIVE = "video_jobs:active"
-UPLOADS_BUCKET = "uploads"
 KINDS = {"StartFaceDetection": "detection", "StartFaceSearch": "search"}
-COMPLETED = {"detection": "FaceDetectionCompleted", "search": "FaceSearchCompleted"}
 GETTER = {"detection": "GetFaceDetection", "search": "GetFaceSearch"}
 NOT_DELIVERED = ("NotificationChannel is recorded but not delivered: faceledger has no SNS; "
                  "poll GetFaceDetection/GetFaceSearch.")
-
-
-def _job_key(job_id: str) -> str:
-    return f"video_job:{job_id}"
 
 
 # -- inputs -------------------------------------------------------------------
@@ -81,14 +54,6 @@ def video_path(video: dict | None, buckets: dict[str, Path]) -> tuple[Path, dict
     if obj.get("Version"):
         raise InvalidS3ObjectError("Bucket folders keep no object versions: omit Video.S3Object.Version.")
     return bucket_object_path(bucket, name, buckets), {"Bucket": bucket, "Name": name}
-
-
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _check_size(path: Path, obj: dict, settings: VideoSettings) -> int:
@@ -111,7 +76,7 @@ def _check_size(path: Path, obj: dict, settings: VideoSettings) -> int:
 # -- Start* -------------------------------------------------------------------
 
 def _start(svc: Service, call: Call, kind: str) -> dict:
-    jobs = svc.video
+    runner = jobs(svc)
     p = call.params
     path, obj = video_path(p.get("Video"), svc.buckets)
     cid: str | None = None
@@ -123,13 +88,13 @@ def _start(svc: Service, call: Call, kind: str) -> dict:
         rule = svc.matching_rule(call, cid)  # halt, purpose, case: refusals are ledgered there
         purpose = rule.name
         threshold = svc.search_threshold(p.get("FaceMatchThreshold"), svc.index.size(cid), rule)
-    size = _check_size(path, obj, jobs.settings)
+    size = _check_size(path, obj, runner.settings)
     digest = file_sha256(path)
     created: list[str] = []
 
     def work(tx: Any) -> dict:
         active = list(svc.catalog.get_state(ACTIVE) or [])
-        if len(active) >= jobs.settings.max_active_jobs:
+        if len(active) >= runner.settings.max_active_jobs:
             raise LimitExceededError(
                 f"{len(active)} video jobs are already queued or running; wait for one to finish.")
         job_id = secrets.token_hex(32)
@@ -143,13 +108,13 @@ def _start(svc: Service, call: Call, kind: str) -> dict:
             "principal": call.principal.access_key_id, "role": call.principal.role,
             "purpose": call.ctx.purpose, "case": call.ctx.case, "request_id": call.ctx.request_id,
             "rule": purpose,
-            "created_at": call.at, "resumes": 0, "sample_fps": jobs.settings.sample_fps,
+            "created_at": call.at, "resumes": 0, "sample_fps": runner.settings.sample_fps,
         }
         svc.catalog.set_state(tx, _job_key(job_id), job)
         svc.catalog.set_state(tx, ACTIVE, [*active, job_id])
         details: dict = {"job_id": job_id, "video_sha256": digest, "video_bytes": size,
                          "video": f"s3://{obj['Bucket']}/{obj['Name']}", "job_tag": p.get("JobTag"),
-                         "sample_fps": jobs.settings.sample_fps}
+                         "sample_fps": runner.settings.sample_fps}
         if threshold is not None:
             details.update(_threshold_details(threshold))
         if p.get("NotificationChannel"):
@@ -160,7 +125,7 @@ def _start(svc: Service, call: Call, kind: str) -> dict:
 
     out = idempotent(svc, call, cid, work)
     if created:
-        jobs.submit(created[0])
+        runner.submit(created[0])
     return out
 
 
@@ -189,7 +154,7 @@ def _load_job(svc: Service, call: Call, kind: str) -> dict:
 
 
 def _envelope(svc: Service, job: dict) -> dict:
-    jobs = svc.video
+    runner = jobs(svc)
     out: dict = {"JobStatus": job["status"], "JobId": job["job_id"], "Video": job["video"]}
     if job.get("status_message"):
         out["StatusMessage"] = job["status_message"]
@@ -197,7 +162,7 @@ def _envelope(svc: Service, job: dict) -> dict:
         out["VideoMetadata"] = job["metadata"]
     if job.get("job_tag"):
         out["JobTag"] = job["job_tag"]
-    progress, frames = jobs.progress(job)
+    progress, frames = runner.progress(job)
     extra: dict = {"Progress": progress, "FramesAnalysed": frames, "SampleRateFps": job.get("sample_fps"),
                    "VideoSha256": job["sha256"]}
     if job.get("notification_channel"):
@@ -226,7 +191,7 @@ def get_face_detection(svc: Service, call: Call) -> dict:
     out = _envelope(svc, job)
     out["Faces"] = []  # list members are always present (docs/operations.md), empty until the job succeeds
     if job["status"] == "SUCCEEDED":
-        faces = svc.video.results(job["job_id"])["Faces"]
+        faces = jobs(svc).results(job["job_id"])["Faces"]
         out["Faces"], token = _page(svc, call, job, faces)
         if token:
             out["NextToken"] = token
@@ -238,7 +203,7 @@ def get_face_search(svc: Service, call: Call) -> dict:
     out = _envelope(svc, job)
     out["Persons"] = []
     if job["status"] == "SUCCEEDED":
-        persons = list(svc.video.results(job["job_id"])["Persons"])
+        persons = list(jobs(svc).results(job["job_id"])["Persons"])
         if (call.params.get("SortBy") or "TIMESTAMP") == "INDEX":
             persons.sort(key=lambda m: (m["Person"]["Index"], m["Timestamp"]))
         out["Persons"], token = _page(svc, call, job, persons)
@@ -249,238 +214,3 @@ def get_face_search(svc: Service, call: Call) -> dict:
 
 # -- the background jobs --------------------------------------------------------
 
-class VideoJobs:
-    """A bounded set of worker threads running video jobs, one video at a time per thread."""
-
-    def __init__(self, svc: Service, settings: VideoSettings | None = None) -> None:
-        self.svc = svc
-        self.settings = settings or VideoSettings.from_env()
-        self.folder = Path(svc.settings.data_dir) / "video"
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._live: dict[str, tuple[float, int]] = {}
-        self._cache: OrderedDict[str, dict] = OrderedDict()
-        uploads = Path(svc.settings.data_dir) / "buckets" / UPLOADS_BUCKET
-        uploads.mkdir(parents=True, exist_ok=True)  # where `faceledger video search FILE` puts local files
-        svc.buckets.setdefault(UPLOADS_BUCKET, uploads)
-        self._recover()
-
-    # lifecycle
-    def _ensure_threads(self) -> None:
-        with self._lock:
-            if self._threads or self._stop.is_set():
-                return
-            for i in range(max(1, self.settings.job_workers)):
-                t = threading.Thread(target=self._loop, name=f"faceledger-video-{i}", daemon=True)
-                t.start()
-                self._threads.append(t)
-
-    def submit(self, job_id: str) -> None:
-        self._queue.put(job_id)
-        self._ensure_threads()
-
-    def close(self, timeout_s: float = 60.0) -> None:
-        """Stop after the frames in flight; a job cut short stays IN_PROGRESS and resumes at next start."""
-        self._stop.set()
-        for _ in self._threads:
-            self._queue.put(None)
-        deadline = time.monotonic() + timeout_s
-        for t in self._threads:
-            t.join(max(0.0, deadline - time.monotonic()))
-
-    def _recover(self) -> None:
-        """Jobs left IN_PROGRESS by a stopped or crashed service: resume them, or fail the crash-loopers."""
-        active = list(self.svc.catalog.get_state(ACTIVE) or [])
-        resume: list[str] = []
-        for job_id in active:
-            job = self.svc.catalog.get_state(_job_key(job_id))
-            if not isinstance(job, dict) or job["status"] != "IN_PROGRESS":
-                with self.svc.catalog.transaction() as tx:
-                    self._deactivate(tx, job_id)
-                continue
-            graceful = bool(job.pop("stopped_gracefully", False))
-            if not graceful:
-                job["resumes"] = int(job.get("resumes", 0)) + 1
-            if job["resumes"] > self.settings.max_resumes:
-                self._finish(job, "FAILED", None,
-                             f"The service stopped {job['resumes']} times while analysing this video "
-                             "(it may crash the decoder or run out of memory); the job was abandoned.")
-                continue
-            job["status_message"] = "Resumed after a service restart: the analysis restarted from the beginning."
-            with self.svc.catalog.transaction() as tx:
-                self.svc.catalog.set_state(tx, _job_key(job_id), job)
-            resume.append(job_id)
-        for job_id in resume:
-            self.submit(job_id)
-
-    # progress and results
-    def progress(self, job: dict) -> tuple[float, int]:
-        if job["status"] != "IN_PROGRESS":
-            return (100.0 if job["status"] == "SUCCEEDED" else float(job.get("progress", 0.0)),
-                    int(job.get("frames_analysed", 0)))
-        return self._live.get(job["job_id"], (0.0, 0))
-
-    def _results_path(self, job_id: str) -> Path:
-        return self.folder / f"{job_id}.json"
-
-    def results(self, job_id: str) -> dict:
-        with self._lock:
-            if job_id in self._cache:
-                self._cache.move_to_end(job_id)
-                return self._cache[job_id]
-        data = json.loads(self._results_path(job_id).read_text())
-        with self._lock:
-            self._cache[job_id] = data
-            while len(self._cache) > 4:
-                self._cache.popitem(last=False)
-        return data
-
-    # the work
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            job_id = self._queue.get()
-            if job_id is None:
-                return
-            try:
-                self._run(job_id)
-            except Exception:  # never let one job kill the worker
-                log.exception("video job %s: unexpected error", job_id)
-
-    def _run(self, job_id: str) -> None:
-        job = self.svc.catalog.get_state(_job_key(job_id))
-        if not isinstance(job, dict) or job["status"] != "IN_PROGRESS":
-            return
-        self._live[job_id] = (0.0, 0)
-        try:
-            analysis = self._analyse(job)
-            results, summary = self._report(job, analysis)
-        except Interrupted:
-            job["stopped_gracefully"] = True
-            with self.svc.catalog.transaction() as tx:
-                self.svc.catalog.set_state(tx, _job_key(job_id), job)
-            return
-        except UnreadableVideo as exc:
-            self._finish(job, "FAILED", None, str(exc))
-            return
-        except FaceledgerError as exc:
-            self._finish(job, "FAILED", None, f"{exc.code}: {exc.message}")
-            return
-        except Exception as exc:
-            log.exception("video job %s failed", job_id)
-            self._finish(job, "FAILED", None, f"Internal error while analysing the video: {type(exc).__name__}.")
-            return
-        finally:
-            self._live.pop(job_id, None)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self._results_path(job_id).with_suffix(".tmp")
-        with open(tmp, "w") as fh:
-            json.dump(results, fh, separators=(",", ":"))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._results_path(job_id))
-        job["metadata"] = analysis.info.metadata()
-        job["frames_analysed"] = analysis.frames_analysed
-        self._finish(job, "SUCCEEDED", summary, None)
-
-    def _analyse(self, job: dict) -> VideoAnalysis:
-        path = Path(job["path"])
-        if not path.is_file():
-            raise UnreadableVideo(f"{path.name} was removed after the job started.")
-        if file_sha256(path) != job["sha256"]:
-            raise UnreadableVideo(f"{path.name} changed after the job started (SHA-256 differs).")
-        track = job["kind"] == "search"
-
-        def submit(pixels: np.ndarray) -> Any:
-            return self.svc.engines.submit_pixels(pixels, descriptors=track,
-                                                  fallback=self.settings.cnn_fallback)
-
-        def progress(percent: float, frames: int) -> None:
-            self._live[job["job_id"]] = (percent, frames)
-
-        return analyse_video(path, self.settings, submit, track=track,
-                             all_attributes=job.get("face_attributes") == "ALL",
-                             progress=progress, cancelled=self._stop.is_set)
-
-    def _report(self, job: dict, analysis: VideoAnalysis) -> tuple[dict, dict]:
-        """The Rekognition results and the ledger summary of a finished analysis."""
-        base = {"frames_analysed": analysis.frames_analysed, "seconds": round(analysis.seconds, 3),
-                "duration_ms": analysis.info.duration_ms}
-        if job["kind"] == "detection":
-            faces = [{"Timestamp": a.ms, "Face": a.detail} for a in analysis.appearances]
-            return {"Faces": faces}, {**base, "faces": len(faces)}
-        svc, cid = self.svc, job["collection_id"]
-        check_pinned(svc, svc.catalog.get_collection(cid))
-        halt = svc.halted()
-        if halt:
-            raise HaltedError(f"Matching was halted by {halt['by']} before this search ran: {halt['reason']}.")
-        rule = svc.policy.purpose(job["rule"])
-        threshold = svc.search_threshold(job.get("threshold_requested"), svc.index.size(cid), rule)
-        limit = min(self.settings.max_matches_per_person, int(rule.max_candidates))
-        # the purpose's probe-quality floor applies to video probes as to images
-        gated = {index: [p for p, q in zip(probes, analysis.qualities.get(index, [100.0] * len(probes)), strict=False)
-                         if q >= rule.min_probe_quality]
-                 for index, probes in analysis.persons.items()}
-        scoring = scoring_report(svc, cid)  # replaced by what the searches used, when any ran
-        matches: dict = {}
-        for index, probes in gated.items():
-            matches[index], used = self._search(cid, probes, threshold, limit) if probes else ([], None)
-            scoring = used or scoring
-        persons: list[dict[str, Any]] = [{
-            "Timestamp": a.ms,
-            "Person": {"Index": a.index, "BoundingBox": a.detail["BoundingBox"], "Face": a.detail},
-            "FaceMatches": matches.get(-1 if a.index is None else a.index, []),
-        } for a in analysis.appearances]
-        persons.sort(key=lambda m: (m["Timestamp"], m["Person"]["Index"]))
-        job["threshold"] = {**threshold.report(svc.calibration), **scoring, "Purpose": rule.name}
-        summary = {**base, **_threshold_details(threshold), **scoring_details(scoring), "persons": len(analysis.persons),
-                   "confirmations_required": 2 if rule.two_person_review else 1,
-                   "persons_below_quality": sum(1 for probes in gated.values() if not probes),
-                   "appearances": len(persons),
-                   "candidates": [{"Index": i, "Matches": [{"FaceId": m["Face"]["FaceId"],
-                                                            "Similarity": m["Similarity"]} for m in ms]}
-                                  for i, ms in sorted(matches.items()) if ms]}
-        return {"Persons": persons}, summary
-
-    def _search(self, cid: str, probes: list[np.ndarray], threshold: Threshold,
-                limit: int) -> tuple[list[dict], dict | None]:
-        """A person's best faces searched one by one; each candidate kept at its best Similarity."""
-        best: dict[str, dict] = {}
-        report = None
-        for vector in probes:
-            found, report = search_vector(self.svc, cid, vector, threshold, limit)
-            for m in found:
-                fid = m["Face"]["FaceId"]
-                if fid not in best or m["Similarity"] > best[fid]["Similarity"]:
-                    best[fid] = m
-        ranked = sorted(best.values(), key=lambda m: -m["Similarity"])
-        return ranked[:limit], report
-
-    def _deactivate(self, tx: Any, job_id: str) -> None:
-        active = [j for j in (self.svc.catalog.get_state(ACTIVE) or []) if j != job_id]
-        self.svc.catalog.set_state(tx, ACTIVE, active)
-
-    def _finish(self, job: dict, status: str, summary: dict | None, message: str | None) -> None:
-        """End a job: status, its ledger record and leaving the active list, in one transaction."""
-        job["status"] = status
-        job["finished_at"] = time.time()
-        if message is not None:
-            job["status_message"] = message
-        elif status == "SUCCEEDED":
-            job.pop("status_message", None)
-        job.pop("stopped_gracefully", None)
-        call = Call(
-            operation=COMPLETED[job["kind"]], params={},
-            principal=Principal(access_key_id=job["principal"], secret="", role=job["role"]),
-            ctx=RequestContext(request_id=job.get("request_id", ""), purpose=job.get("purpose"),
-                               case=job.get("case")),
-        )
-        details = {"job_id": job["job_id"], "status": status, "status_message": message,
-                   "video_sha256": job["sha256"], "resumes": job.get("resumes") or None, **(summary or {})}
-        with self.svc.catalog.transaction() as tx:
-            rec = self.svc.record(tx, call, job.get("collection_id"), details)
-            if job["kind"] == "search" and status == "SUCCEEDED":
-                job["search_id"] = rec["seq"]  # reviewers name this record to confirm or reject candidates
-            self.svc.catalog.set_state(tx, _job_key(job["job_id"]), job)
-            self._deactivate(tx, job["job_id"])
