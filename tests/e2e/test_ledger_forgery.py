@@ -355,3 +355,56 @@ def test_a_record_replaced_by_a_self_consistent_one_is_settled_by_the_checkpoint
     rewrite(site, records, rehash_from=len(records) + 1)
     rc, out = verify(site, "--checkpoint-every", "0")
     assert rc == 13 and (out["first_bad_seq"], out["checked"]) == (13, 12), out["reason"]
+
+
+def append_forged(records: list[dict[str, Any]], operation: str, details: dict[str, Any],
+                  **fields: Any) -> dict[str, Any]:
+    """Append one record at the tail, chained and hashed as a forger with the file would."""
+    last = records[-1]
+    r = {"seq": last["seq"] + 1, "at": last["at"] + 1, "principal": None, "operation": operation,
+         "collection_id": None, "details": details, "prev_hash": last["hash"], **fields}
+    r["hash"] = record_hash(r)
+    records.append(r)
+    return r
+
+
+def test_a_retired_key_cannot_endorse_a_key_of_the_forgers(site: Settings, tmp_path: Path) -> None:
+    """Whoever kept the old key (a key an older faceledger left in the data directory, say) has it endorse
+    a key of their own after the honest rotation, then signs forged records with that: refused, whichever
+    keys the auditor holds, even with a head published after the rotation."""
+    from faceledger.service.checkpoints import fingerprint
+    from faceledger.service.signing_key import read_key, write_new_key
+
+    old_key = read_key(Path(site.ledger_key_file))
+    old_pub = tmp_path / "old.pem"
+    old_pub.write_text(cli(site, "audit", "public-key").stdout)
+    new_key = tmp_path / "operator" / "ledger-2.key"
+    assert cli(site, "audit", "rotate-key", "--new-key-file", str(new_key)).returncode == 0
+    rotated = Settings(data_dir=site.data_dir, checkpoint_every=EVERY, ledger_key_file=str(new_key))
+    write_ledger(rotated, 3, prefix="after")
+    new_pub = tmp_path / "new.pem"
+    new_pub.write_text(cli(rotated, "audit", "public-key").stdout)
+    heads = tmp_path / "heads.jsonl"
+    anchor(rotated, heads)
+    records = rows(rotated)
+    honest = len(records)
+    forger = write_new_key(tmp_path / "forger.key")
+    head = records[-1]
+    append_forged(records, "SigningKey", signing_key_details(forger, old_key, fingerprint(old_key), head))
+    last_signed = max(r["seq"] for r in records if r["operation"] == "Checkpoint") - 1
+    for i in range(2 * EVERY):
+        if records[-1]["seq"] - last_signed >= EVERY or i == 0:
+            signed = records[-1]
+            append_forged(records, "Checkpoint", checkpoint_details(
+                forger, signed["seq"], signed["hash"], last_signed + 1,
+                [r["hash"] for r in records[last_signed:]]))
+            last_signed = signed["seq"]
+        append_forged(records, "CreateCollection", {"request_id": "forged"})
+    rewrite(rotated, records, rehash_from=len(records) + 1)
+    history = tmp_path / "history.pem"
+    history.write_text(old_pub.read_text() + new_pub.read_text())
+    for keys in ((), ("--public-key", str(new_pub)), ("--public-key", str(old_pub)),
+                 ("--public-key", str(history))):
+        rc, out = verify(rotated, "--heads", str(heads), *keys)
+        assert rc == 13 and out["first_bad_seq"] <= honest + 1, (keys, out["reason"])
+        assert "not trusted" in out["reason"], out["reason"]
