@@ -408,3 +408,34 @@ def test_a_retired_key_cannot_endorse_a_key_of_the_forgers(site: Settings, tmp_p
         rc, out = verify(rotated, "--heads", str(heads), *keys)
         assert rc == 13 and out["first_bad_seq"] <= honest + 1, (keys, out["reason"])
         assert "not trusted" in out["reason"], out["reason"]
+
+
+def test_copied_checkpoints_do_not_stretch_the_interval(site: Settings, tmp_path: Path) -> None:
+    """A genuine checkpoint copied to the tail any number of times, each copy carrying unsigned fields
+    (principal, collection, a note): they are records the service never wrote, and no checkpoint signs them."""
+    heads = tmp_path / "heads.jsonl"
+    anchor(site, heads)
+    records = rows(site)
+    honest = len(records)
+    genuine = [r for r in records if r["operation"] == "Checkpoint"][-1]
+    for i in range(3 * EVERY):
+        append_forged(records, "Checkpoint", {**genuine["details"], "note": f"approved by the board ({i})"},
+                      principal=ADMIN.access_key_id, collection_id="suspects")
+    rewrite(site, records, rehash_from=len(records) + 1)
+    rc, out = verify(site, "--heads", str(heads))
+    assert rc == 13 and out["first_bad_seq"] <= honest + 1, out["reason"]
+    assert "no valid checkpoint signs" in out["reason"]
+
+
+def test_a_repeated_seq_is_reported_where_it_is(site: Settings) -> None:
+    """Records after the first broken one have no meaningful position: the interval rule must not report
+    a 'missing checkpoint' before the record that is actually out of place."""
+    from faceledger.service.audit_trail import trusted_keys
+    from faceledger.service.verification import LedgerVerifier
+
+    records = rows(site)
+    verifier = LedgerVerifier(trusted_keys([], site), EVERY)
+    for r in [*records[:3], records[2], *records[3:]]:  # seq 3 twice (a table without its primary key)
+        verifier.add(r)
+    verdict = verifier.finish()
+    assert not verdict.ok and (verdict.first_bad_seq, verdict.checked) == (4, 3), verdict.reason

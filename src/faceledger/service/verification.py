@@ -191,20 +191,27 @@ class LedgerVerifier:
             v = self._vouched_after(max((c.seq for c in matched if c.pos is not None and c.pos < j), default=0),
                                     signed, j)
             cands.append((v + 1, f"checkpoint #{j} {why}: no record after #{v} can be vouched for"))
-        last_signed = self._interval(signing, matched, cands)
+        last_signed = self._interval(signing, matched, cands, chain_ok)
         if read_error is not None:
             cands.append((n + 1, f"the database is damaged: reading the ledger stopped after record #{n} "
                                  f"({read_error})"))
         problems = list(database)
         return self._verdict(cands, matched, last_signed, problems)
 
-    def _interval(self, signing: list[Claim], matched: list[Claim], cands: list[tuple[int, str]]) -> int:
-        """Every interval holds a validly signed checkpoint (whether what it signs matches is checked apart)."""
+    def _interval(self, signing: list[Claim], matched: list[Claim], cands: list[tuple[int, str]],
+                  chain_ok: int) -> int:
+        """Every interval holds a validly signed checkpoint (whether what it signs matches is checked apart).
+
+        Only a checkpoint that signs the record just before it restarts the interval; any other record,
+        a copied or stray ``Checkpoint`` included, counts towards it (or a forger could append any number
+        of them, unsigned fields and all). Records after the first broken one are not counted: their
+        positions mean nothing.
+        """
         by_pos = {c.pos: c.seq for c in signing if c.pos is not None}
         last = 0
-        for j, e in enumerate(self._entries, start=1):
-            if e.operation == CHECKPOINT:
-                last = max(last, by_pos.get(j, 0))
+        for j in range(1, min(len(self._entries), chain_ok) + 1):
+            if by_pos.get(j) == j - 1:
+                last = j - 1
                 continue
             if self._every and j - last > self._every:
                 cands.append((last + 1, f"no valid checkpoint signs records #{last + 1}..#{j - 1} (one is "
