@@ -439,3 +439,23 @@ def test_a_repeated_seq_is_reported_where_it_is(site: Settings) -> None:
         verifier.add(r)
     verdict = verifier.finish()
     assert not verdict.ok and (verdict.first_bad_seq, verdict.checked) == (4, 3), verdict.reason
+
+
+def test_unsigned_fields_of_a_version_1_checkpoint_are_not_read(site: Settings) -> None:
+    """A version-1 checkpoint (as faceledger wrote before record_hashes) signs only seq and hash; a
+    `covers_from` added to it is unsigned, and made verify die with a ValueError traceback."""
+    import base64
+
+    from faceledger.service.checkpoints import fingerprint, head_message
+    from faceledger.service.signing_key import read_key
+
+    key = read_key(Path(site.ledger_key_file))
+    records = rows(site)
+    head = records[-1]
+    append_forged(records, "Checkpoint", {
+        "signed_seq": head["seq"], "signed_hash": head["hash"], "key_fingerprint": fingerprint(key),
+        "signature": base64.b64encode(key.sign(head_message(head["seq"], head["hash"]))).decode(),
+        "covers_from": "x", "record_hashes_note": []})
+    rewrite(site, records, rehash_from=len(records) + 1)
+    rc, out = verify(site)
+    assert rc == 0 and out["ok"] and out["last_signed_seq"] == head["seq"], out["reason"]

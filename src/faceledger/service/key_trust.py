@@ -133,9 +133,11 @@ class KeyTrust:
             if fp in windows and not any(start <= j < end for start, end in windows[fp]):
                 bad.append((j, f"is signed by key {fp} outside the period the ledger says it was in force"))
                 continue
-            hashes = d.get("record_hashes")
+            # covers_from and record_hashes are signed only in a version-2 checkpoint; in a version-1 one
+            # they are whatever a forger added, so they are not read
+            hashes = d.get("record_hashes") if "record_hashes" in d else None
             claims.append(Claim(f"checkpoint #{j}", int(d["signed_seq"]), str(d["signed_hash"]), j,
-                                 int(d.get("covers_from", 0) or 0),
+                                 int(d["covers_from"]) if hashes is not None else 0,
                                  [str(h) for h in hashes] if isinstance(hashes, list) else []))
         return claims, bad
 
