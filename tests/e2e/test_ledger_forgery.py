@@ -459,3 +459,19 @@ def test_unsigned_fields_of_a_version_1_checkpoint_are_not_read(site: Settings) 
     rewrite(site, records, rehash_from=len(records) + 1)
     rc, out = verify(site)
     assert rc == 0 and out["ok"] and out["last_signed_seq"] == head["seq"], out["reason"]
+
+
+def test_a_published_anchor_cannot_be_passed_off_as_a_checkpoint(site: Settings, tmp_path: Path) -> None:
+    """Anchors are handed out (and may be published): whoever sees one copies its signature into a
+    Checkpoint record after the head it names, which would restart the interval for forged records."""
+    heads = tmp_path / "heads.jsonl"
+    doc = anchor(site, heads)
+    records = rows(site)
+    assert records[-1]["seq"] == doc["seq"]
+    append_forged(records, "Checkpoint", {k: doc[k] for k in ("key_fingerprint", "signature")}
+                  | {"signed_seq": doc["seq"], "signed_hash": doc["hash"]})
+    for _ in range(EVERY - 1):  # the checkpoint record counts towards the interval it starts
+        append_forged(records, "CreateCollection", {"request_id": "forged"})
+    rewrite(site, records, rehash_from=len(records) + 1)
+    rc, out = verify(site, "--heads", str(heads))
+    assert rc == 13 and "does not verify" in out["reason"], out["reason"]
