@@ -475,3 +475,28 @@ def test_a_published_anchor_cannot_be_passed_off_as_a_checkpoint(site: Settings,
     rewrite(site, records, rehash_from=len(records) + 1)
     rc, out = verify(site, "--heads", str(heads))
     assert rc == 13 and "does not verify" in out["reason"], out["reason"]
+
+
+@pytest.mark.parametrize("operation", ["Checkpoint", "SigningKey"])
+def test_many_copied_records_cost_linear_time(site: Settings, operation: str) -> None:
+    """20,000 copies of a genuine checkpoint (or of the SigningKey record, with copied checkpoints) at the
+    tail: every copy was compared with every other (63 s and 19 s before; a million copies: days)."""
+    import time
+
+    from faceledger.service.audit_trail import trusted_keys
+    from faceledger.service.verification import LedgerVerifier
+
+    records = rows(site)
+    honest = len(records)
+    genuine = [r for r in records if r["operation"] == operation][-1]
+    checkpoint = [r for r in records if r["operation"] == "Checkpoint"][-1]
+    for i in range(20_000):
+        copy = genuine if operation == "Checkpoint" or i % 2 else checkpoint
+        append_forged(records, copy["operation"], copy["details"])
+    started = time.monotonic()
+    verifier = LedgerVerifier(trusted_keys([], site), EVERY)
+    for r in records:
+        verifier.add(r)
+    verdict = verifier.finish()
+    assert not verdict.ok and verdict.first_bad_seq <= honest + 1, verdict.reason
+    assert time.monotonic() - started < 15

@@ -115,12 +115,20 @@ def _verifies(public: Ed25519PublicKey, signature: object, message: bytes) -> bo
     return True
 
 
-def checkpoint_verifies(details: Any, public: Ed25519PublicKey) -> bool:
+def checkpoint_verifies(details: Any, public: Ed25519PublicKey,
+                        seen: dict[tuple[bytes, str, str], bool] | None = None) -> bool:
+    """Whether ``public`` signed this checkpoint; ``seen`` remembers answers across calls (copies of one
+    checkpoint are checked once, whatever unsigned fields each carries)."""
     try:
         message = _checkpoint_message(details)
     except (KeyError, ValueError, TypeError, AttributeError):
         return False
-    return _verifies(public, details.get("signature"), message)
+    if seen is None:
+        return _verifies(public, details.get("signature"), message)
+    memo = (message, fingerprint(public), str(details.get("signature")))
+    if memo not in seen:
+        seen[memo] = _verifies(public, details.get("signature"), message)
+    return seen[memo]
 
 
 def endorsement_verifies(details: Any, previous: Ed25519PublicKey) -> bool:

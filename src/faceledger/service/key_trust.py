@@ -56,6 +56,7 @@ class KeyTrust:
         self._trusted = {fingerprint(k): k for k in trusted}
         self._given = set(self._trusted)
         self._endorsed: set[int] = set()
+        self._verified: dict[tuple[bytes, str, str], bool] = {}  # signature checks, across rounds
         self._records: list[Record] = []
         self._computed_of: Callable[[int], str | None] = lambda seq: None
 
@@ -87,7 +88,9 @@ class KeyTrust:
             if endorsed:
                 self._endorsed.add(j)
             opens = first_given or j <= vouched or endorsed
-            windows.setdefault(fp, []).append((1 if i == 0 else j, end) if opens else (0, 0))
+            periods = windows.setdefault(fp, [])  # named, so it signs only inside its periods
+            if opens:  # only opened periods are kept: a forger's namings would make every lookup long
+                periods.append((1 if i == 0 else j, end))
             in_force = fp if opens else None
         return windows
 
@@ -127,7 +130,7 @@ class KeyTrust:
                 bad.append((j, f"is signed by key {fp} which is not trusted (pass the published key history "
                                "with --public-key)"))
                 continue
-            if not checkpoint_verifies(d, key):
+            if not checkpoint_verifies(d, key, self._verified):
                 bad.append((j, "has a signature that does not verify"))
                 continue
             if fp in windows and not any(start <= j < end for start, end in windows[fp]):

@@ -95,6 +95,18 @@ def _entry(record: Any) -> _Entry:
     return entry
 
 
+def _distinct(claims: list[Claim]) -> list[Claim]:
+    """The first of each set of claims that say the same (a checkpoint copied across the ledger)."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for c in claims:
+        key = (c.seq, c.hash, c.start, tuple(c.hashes))
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
 class LedgerVerifier:
     """Feed records in ledger order with :meth:`add`, then :meth:`finish`."""
 
@@ -167,11 +179,12 @@ class LedgerVerifier:
         claims, bad = self._trust.evidence([Record(e.operation, e.details) for e in self._entries], chain_ok,
                                            self._computed)
         signing = list(claims)  # checkpoints with a trusted, valid signature (matching or not)
+        claims = _distinct(claims)  # copies of one checkpoint say the same once (or n copies cost n^2)
         signed = {c.start + i: h for c in claims for i, h in enumerate(c.hashes)}
         claims += [Claim(f"published head #{h.seq}", h.seq, h.hash) for h in self._heads]
         matched = [c for c in claims if 1 <= c.seq <= n and self._computed(c.seq) == c.hash]
         for c in claims:
-            if c in matched:
+            if 1 <= c.seq <= n and self._computed(c.seq) == c.hash:
                 continue
             if c.seq > n or c.seq < 1:
                 cands.append((n + 1, f"{c.source} vouches for record #{c.seq} (hash {c.hash[:16]}…), but the "
@@ -187,7 +200,7 @@ class LedgerVerifier:
                 settled = (doubtful + 1, f"seq {doubtful + 1}: it does not follow record {doubtful}, which a "
                                          "checkpoint vouches for: it was altered or put in place of another")
                 cands = [settled if s == doubtful else (s, r) for s, r in cands]
-        for j, why in bad:
+        for j, why in bad[:1]:  # what a later invalid checkpoint leaves vouched for is never less
             v = self._vouched_after(max((c.seq for c in matched if c.pos is not None and c.pos < j), default=0),
                                     signed, j)
             cands.append((v + 1, f"checkpoint #{j} {why}: no record after #{v} can be vouched for"))
