@@ -500,3 +500,26 @@ def test_many_copied_records_cost_linear_time(site: Settings, operation: str) ->
     verdict = verifier.finish()
     assert not verdict.ok and verdict.first_bad_seq <= honest + 1, verdict.reason
     assert time.monotonic() - started < 15
+
+
+def test_nesting_too_deep_to_decode_is_a_bad_record_not_a_traceback(site: Settings, tmp_path: Path) -> None:
+    """details 200,000 arrays deep (in the catalog or an export line): json gives up with RecursionError,
+    which verify, show and export let through as a traceback."""
+    deep = "[" * 200_000 + "]" * 200_000
+    export = tmp_path / "ledger.jsonl"
+    assert cli(site, "audit", "export", str(export)).returncode == 0
+    lines = export.read_text().splitlines()
+    lines[4] = deep
+    export.write_text("\n".join(lines) + "\n")
+    rc, out = verify(site, "--file", str(export))
+    assert rc == 13 and out["first_bad_seq"] == 5 and "not a JSON ledger record" in out["reason"], out
+    conn = sqlite3.connect(site.data_dir / "catalog.db")
+    conn.execute("DROP TRIGGER ledger_no_update")
+    conn.execute("UPDATE ledger SET details = ? WHERE seq = 5", (deep,))
+    conn.commit()
+    conn.close()
+    rc, out = verify(site)
+    assert rc == 13 and out["first_bad_seq"] == 5 and "edited" in out["reason"], out
+    for args in (("audit", "show", "--json"), ("audit", "export", str(tmp_path / "again.jsonl"))):
+        done = cli(site, *args)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-300:]
