@@ -233,9 +233,15 @@ def test_a_missing_checkpoint_is_a_failure(tmp_path: Path) -> None:
     assert rc == 0 and "await the next checkpoint" in out["reason"]
 
 
-def test_bad_head_argument_is_a_clear_error(site: Settings) -> None:
+def test_bad_head_argument_is_a_clear_error(site: Settings, tmp_path: Path) -> None:
     out = cli(site, "audit", "verify", "--expect-head", "12:nothex")
     assert out.returncode == 3 and out.stderr.startswith("error: InvalidParameterException")
+    heads = tmp_path / "heads.jsonl"
+    heads.write_text('{"seq":' + "[" * 100_000 + "\n")  # too deep for json: was a RecursionError traceback
+    out = cli(site, "audit", "verify", "--heads", str(heads))
+    assert out.returncode == 3 and out.stderr.startswith("error: InvalidParameterException"), out.stderr[-300:]
+    out = cli(site, "audit", "verify", "--checkpoint-every", "-1")  # silently turned the interval rule off
+    assert out.returncode == 2 and "Traceback" not in out.stderr
 
 
 def test_key_file_inside_the_data_directory_is_refused(site: Settings) -> None:
