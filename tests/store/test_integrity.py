@@ -74,6 +74,7 @@ def pages(db: Path) -> dict[str, list[int]]:
 
 def copy(pristine: Settings, tmp_path: Path) -> Settings:
     shutil.copytree(pristine.data_dir, tmp_path / "data")
+    (tmp_path / "data").chmod(0o700)  # as the service left it: else start-up warns that it tightened it
     return Settings(data_dir=tmp_path / "data", checkpoint_every=EVERY, ledger_key_file=pristine.ledger_key_file)
 
 
