@@ -74,7 +74,8 @@ def pages(db: Path) -> dict[str, list[int]]:
 
 def copy(pristine: Settings, tmp_path: Path) -> Settings:
     shutil.copytree(pristine.data_dir, tmp_path / "data")
-    (tmp_path / "data").chmod(0o700)  # as the service left it: else start-up warns that it tightened it
+    for folder in (tmp_path / "data", *(p for p in (tmp_path / "data").rglob("*") if p.is_dir())):
+        folder.chmod(0o700)  # as Service.open leaves them: else start-up warns that it tightened them
     return Settings(data_dir=tmp_path / "data", checkpoint_every=EVERY, ledger_key_file=pristine.ledger_key_file)
 
 
