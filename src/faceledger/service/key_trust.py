@@ -18,7 +18,6 @@ from typing import Any, NamedTuple
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ..store.ledger import GENESIS_HASH
-
 from .checkpoints import (
     CHECKPOINT,
     SIGNING_KEY,
