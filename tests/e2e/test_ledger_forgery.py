@@ -231,6 +231,8 @@ def test_a_missing_checkpoint_is_a_failure(tmp_path: Path) -> None:
     assert rc == 13 and out["first_bad_seq"] == 1 and "required every 5 records" in out["reason"]
     rc, out = verify(settings, "--checkpoint-every", "20")  # within the grace window: fine
     assert rc == 0 and "await the next checkpoint" in out["reason"]
+    rc, out = verify(settings, "--checkpoint-every", "0")  # the rule off: passes, and says it was not applied
+    assert rc == 0 and "interval was NOT checked" in out["reason"], out["reason"]
 
 
 def test_bad_head_argument_is_a_clear_error(site: Settings, tmp_path: Path) -> None:

@@ -247,9 +247,11 @@ class LedgerVerifier:
             reason = (f"{n} record(s) intact; {checkpoints} signed checkpoint(s)"
                       + (f", the last signs #{last_signed}" if last_signed else "")
                       + f"; {heads} published head(s) found in the chain")
-            if n > last_signed:
+            if not self._every:  # say so: with the rule off, a ledger stripped of its checkpoints passes
+                reason += "; the checkpoint interval was NOT checked (checkpoint_every 0)"
+            elif n > last_signed:
                 reason += (f"; records #{last_signed + 1}..#{n} await the next checkpoint (allowed: up to "
-                           f"{self._every} unsigned)" if self._every else "")
+                           f"{self._every} unsigned)")
         if problems:
             reason = f"the catalog database fails its integrity check ({problems[0][:200]}); " + reason
         return Verdict(
