@@ -302,3 +302,22 @@ def test_a_secret_typed_into_the_key_id_field_is_not_written_to_the_ledger(servi
     digest = hashlib.sha256(secret.encode()).hexdigest()[:16]
     assert [f.get("access_key_id_sha256") for f in failures[:2]] == [digest, digest]
     assert failures[2]["access_key_id"] == "AKIA" + "Z" * 16
+
+
+@pytest.mark.parametrize(("first_bad", "headline"), [(None, "Catalog DAMAGED: "), (7, "Ledger BROKEN at record 7: ")])
+def test_verify_page_names_a_damaged_catalog_and_the_last_intact_record(first_bad: int | None,
+                                                                        headline: str) -> None:
+    """An intact ledger in a catalog failing integrity_check read 'Ledger BROKEN at record None'."""
+    from pathlib import Path
+
+    from jinja2 import Environment, FileSystemLoader
+
+    import faceledger.console
+
+    env = Environment(loader=FileSystemLoader(Path(faceledger.console.__file__).parent / "templates"),
+                      autoescape=True)
+    env.filters["utc"] = str
+    verdict = {"ok": False, "first_bad_seq": first_bad, "reason": "why", "checked": 6, "head_hash": "ab" * 32,
+               "last_intact": {"seq": 6, "operation": "CreateCollection"}, "checkpoints": 1, "last_signed_seq": 5}
+    html = env.get_template("verify.html").render(v=verdict, nav=[], path="/console/audit/verify")
+    assert f'id="verify-result">{headline}why' in html and "#6 (CreateCollection)" in html

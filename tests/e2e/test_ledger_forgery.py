@@ -231,11 +231,19 @@ def test_a_missing_checkpoint_is_a_failure(tmp_path: Path) -> None:
     assert rc == 13 and out["first_bad_seq"] == 1 and "required every 5 records" in out["reason"]
     rc, out = verify(settings, "--checkpoint-every", "20")  # within the grace window: fine
     assert rc == 0 and "await the next checkpoint" in out["reason"]
+    rc, out = verify(settings, "--checkpoint-every", "0")  # the rule off: passes, and says it was not applied
+    assert rc == 0 and "interval was NOT checked" in out["reason"], out["reason"]
 
 
-def test_bad_head_argument_is_a_clear_error(site: Settings) -> None:
+def test_bad_head_argument_is_a_clear_error(site: Settings, tmp_path: Path) -> None:
     out = cli(site, "audit", "verify", "--expect-head", "12:nothex")
     assert out.returncode == 3 and out.stderr.startswith("error: InvalidParameterException")
+    heads = tmp_path / "heads.jsonl"
+    heads.write_text('{"seq":' + "[" * 100_000 + "\n")  # too deep for json: was a RecursionError traceback
+    out = cli(site, "audit", "verify", "--heads", str(heads))
+    assert out.returncode == 3 and out.stderr.startswith("error: InvalidParameterException"), out.stderr[-300:]
+    out = cli(site, "audit", "verify", "--checkpoint-every", "-1")  # silently turned the interval rule off
+    assert out.returncode == 2 and "Traceback" not in out.stderr
 
 
 def test_key_file_inside_the_data_directory_is_refused(site: Settings) -> None:
@@ -355,3 +363,171 @@ def test_a_record_replaced_by_a_self_consistent_one_is_settled_by_the_checkpoint
     rewrite(site, records, rehash_from=len(records) + 1)
     rc, out = verify(site, "--checkpoint-every", "0")
     assert rc == 13 and (out["first_bad_seq"], out["checked"]) == (13, 12), out["reason"]
+
+
+def append_forged(records: list[dict[str, Any]], operation: str, details: dict[str, Any],
+                  **fields: Any) -> dict[str, Any]:
+    """Append one record at the tail, chained and hashed as a forger with the file would."""
+    last = records[-1]
+    r = {"seq": last["seq"] + 1, "at": last["at"] + 1, "principal": None, "operation": operation,
+         "collection_id": None, "details": details, "prev_hash": last["hash"], **fields}
+    r["hash"] = record_hash(r)
+    records.append(r)
+    return r
+
+
+def test_a_retired_key_cannot_endorse_a_key_of_the_forgers(site: Settings, tmp_path: Path) -> None:
+    """Whoever kept the old key (a key an older faceledger left in the data directory, say) has it endorse
+    a key of their own after the honest rotation, then signs forged records with that: refused, whichever
+    keys the auditor holds, even with a head published after the rotation."""
+    from faceledger.service.checkpoints import fingerprint
+    from faceledger.service.signing_key import read_key, write_new_key
+
+    old_key = read_key(Path(site.ledger_key_file))
+    old_pub = tmp_path / "old.pem"
+    old_pub.write_text(cli(site, "audit", "public-key").stdout)
+    new_key = tmp_path / "operator" / "ledger-2.key"
+    assert cli(site, "audit", "rotate-key", "--new-key-file", str(new_key)).returncode == 0
+    rotated = Settings(data_dir=site.data_dir, checkpoint_every=EVERY, ledger_key_file=str(new_key))
+    write_ledger(rotated, 3, prefix="after")
+    new_pub = tmp_path / "new.pem"
+    new_pub.write_text(cli(rotated, "audit", "public-key").stdout)
+    heads = tmp_path / "heads.jsonl"
+    anchor(rotated, heads)
+    records = rows(rotated)
+    honest = len(records)
+    forger = write_new_key(tmp_path / "forger.key")
+    head = records[-1]
+    append_forged(records, "SigningKey", signing_key_details(forger, old_key, fingerprint(old_key), head))
+    last_signed = max(r["seq"] for r in records if r["operation"] == "Checkpoint") - 1
+    for i in range(2 * EVERY):
+        if records[-1]["seq"] - last_signed >= EVERY or i == 0:
+            signed = records[-1]
+            append_forged(records, "Checkpoint", checkpoint_details(
+                forger, signed["seq"], signed["hash"], last_signed + 1,
+                [r["hash"] for r in records[last_signed:]]))
+            last_signed = signed["seq"]
+        append_forged(records, "CreateCollection", {"request_id": "forged"})
+    rewrite(rotated, records, rehash_from=len(records) + 1)
+    history = tmp_path / "history.pem"
+    history.write_text(old_pub.read_text() + new_pub.read_text())
+    for keys in ((), ("--public-key", str(new_pub)), ("--public-key", str(old_pub)),
+                 ("--public-key", str(history))):
+        rc, out = verify(rotated, "--heads", str(heads), *keys)
+        assert rc == 13 and out["first_bad_seq"] <= honest + 1, (keys, out["reason"])
+        assert "not trusted" in out["reason"], out["reason"]
+
+
+def test_copied_checkpoints_do_not_stretch_the_interval(site: Settings, tmp_path: Path) -> None:
+    """A genuine checkpoint copied to the tail any number of times, each copy carrying unsigned fields
+    (principal, collection, a note): they are records the service never wrote, and no checkpoint signs them."""
+    heads = tmp_path / "heads.jsonl"
+    anchor(site, heads)
+    records = rows(site)
+    honest = len(records)
+    genuine = [r for r in records if r["operation"] == "Checkpoint"][-1]
+    for i in range(3 * EVERY):
+        append_forged(records, "Checkpoint", {**genuine["details"], "note": f"approved by the board ({i})"},
+                      principal=ADMIN.access_key_id, collection_id="suspects")
+    rewrite(site, records, rehash_from=len(records) + 1)
+    rc, out = verify(site, "--heads", str(heads))
+    assert rc == 13 and out["first_bad_seq"] <= honest + 1, out["reason"]
+    assert "no valid checkpoint signs" in out["reason"]
+
+
+def test_a_repeated_seq_is_reported_where_it_is(site: Settings) -> None:
+    """Records after the first broken one have no meaningful position: the interval rule must not report
+    a 'missing checkpoint' before the record that is actually out of place."""
+    from faceledger.service.audit_trail import trusted_keys
+    from faceledger.service.verification import LedgerVerifier
+
+    records = rows(site)
+    verifier = LedgerVerifier(trusted_keys([], site), EVERY)
+    for r in [*records[:3], records[2], *records[3:]]:  # seq 3 twice (a table without its primary key)
+        verifier.add(r)
+    verdict = verifier.finish()
+    assert not verdict.ok and (verdict.first_bad_seq, verdict.checked) == (4, 3), verdict.reason
+
+
+def test_unsigned_fields_of_a_version_1_checkpoint_are_not_read(site: Settings) -> None:
+    """A version-1 checkpoint (as faceledger wrote before record_hashes) signs only seq and hash; a
+    `covers_from` added to it is unsigned, and made verify die with a ValueError traceback."""
+    import base64
+
+    from faceledger.service.checkpoints import fingerprint, head_message
+    from faceledger.service.signing_key import read_key
+
+    key = read_key(Path(site.ledger_key_file))
+    records = rows(site)
+    head = records[-1]
+    append_forged(records, "Checkpoint", {
+        "signed_seq": head["seq"], "signed_hash": head["hash"], "key_fingerprint": fingerprint(key),
+        "signature": base64.b64encode(key.sign(head_message(head["seq"], head["hash"]))).decode(),
+        "covers_from": "x", "record_hashes_note": []})
+    rewrite(site, records, rehash_from=len(records) + 1)
+    rc, out = verify(site)
+    assert rc == 0 and out["ok"] and out["last_signed_seq"] == head["seq"], out["reason"]
+
+
+def test_a_published_anchor_cannot_be_passed_off_as_a_checkpoint(site: Settings, tmp_path: Path) -> None:
+    """Anchors are handed out (and may be published): whoever sees one copies its signature into a
+    Checkpoint record after the head it names, which would restart the interval for forged records."""
+    heads = tmp_path / "heads.jsonl"
+    doc = anchor(site, heads)
+    records = rows(site)
+    assert records[-1]["seq"] == doc["seq"]
+    append_forged(records, "Checkpoint", {k: doc[k] for k in ("key_fingerprint", "signature")}
+                  | {"signed_seq": doc["seq"], "signed_hash": doc["hash"]})
+    for _ in range(EVERY - 1):  # the checkpoint record counts towards the interval it starts
+        append_forged(records, "CreateCollection", {"request_id": "forged"})
+    rewrite(site, records, rehash_from=len(records) + 1)
+    rc, out = verify(site, "--heads", str(heads))
+    assert rc == 13 and "does not verify" in out["reason"], out["reason"]
+
+
+@pytest.mark.parametrize("operation", ["Checkpoint", "SigningKey"])
+def test_many_copied_records_cost_linear_time(site: Settings, operation: str) -> None:
+    """20,000 copies of a genuine checkpoint (or of the SigningKey record, with copied checkpoints) at the
+    tail: every copy was compared with every other (63 s and 19 s before; a million copies: days)."""
+    import time
+
+    from faceledger.service.audit_trail import trusted_keys
+    from faceledger.service.verification import LedgerVerifier
+
+    records = rows(site)
+    honest = len(records)
+    genuine = [r for r in records if r["operation"] == operation][-1]
+    checkpoint = [r for r in records if r["operation"] == "Checkpoint"][-1]
+    for i in range(20_000):
+        copy = genuine if operation == "Checkpoint" or i % 2 else checkpoint
+        append_forged(records, copy["operation"], copy["details"])
+    started = time.monotonic()
+    verifier = LedgerVerifier(trusted_keys([], site), EVERY)
+    for r in records:
+        verifier.add(r)
+    verdict = verifier.finish()
+    assert not verdict.ok and verdict.first_bad_seq <= honest + 1, verdict.reason
+    assert time.monotonic() - started < 15
+
+
+def test_nesting_too_deep_to_decode_is_a_bad_record_not_a_traceback(site: Settings, tmp_path: Path) -> None:
+    """details 200,000 arrays deep (in the catalog or an export line): json gives up with RecursionError,
+    which verify, show and export let through as a traceback."""
+    deep = "[" * 200_000 + "]" * 200_000
+    export = tmp_path / "ledger.jsonl"
+    assert cli(site, "audit", "export", str(export)).returncode == 0
+    lines = export.read_text().splitlines()
+    lines[4] = deep
+    export.write_text("\n".join(lines) + "\n")
+    rc, out = verify(site, "--file", str(export))
+    assert rc == 13 and out["first_bad_seq"] == 5 and "not a JSON ledger record" in out["reason"], out
+    conn = sqlite3.connect(site.data_dir / "catalog.db")
+    conn.execute("DROP TRIGGER ledger_no_update")
+    conn.execute("UPDATE ledger SET details = ? WHERE seq = 5", (deep,))
+    conn.commit()
+    conn.close()
+    rc, out = verify(site)
+    assert rc == 13 and out["first_bad_seq"] == 5 and "edited" in out["reason"], out
+    for args in (("audit", "show", "--json"), ("audit", "export", str(tmp_path / "again.jsonl"))):
+        done = cli(site, *args)
+        assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-300:]

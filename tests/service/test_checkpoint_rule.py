@@ -56,3 +56,22 @@ def test_an_on_demand_checkpoint_restarts_the_interval(tmp_path: Path) -> None:
         assert public_pem(key) in ledger.records(operation=SIGNING_KEY)[0]["details"]["public_key"]
     finally:
         svc.close()
+
+
+def test_a_signing_key_record_without_a_details_object_does_not_stop_the_service(tmp_path: Path) -> None:
+    """A forged SigningKey whose details are a JSON list made every start die with an AttributeError
+    traceback; the service names its key afresh instead (verify reports the forged record)."""
+    import sqlite3
+
+    open_service(tmp_path, every=0).close()
+    conn = sqlite3.connect(tmp_path / "data" / "catalog.db")
+    conn.execute("DROP TRIGGER ledger_no_update")
+    conn.execute("UPDATE ledger SET details = '[1]' WHERE operation = 'SigningKey'")
+    conn.commit()
+    conn.close()
+    svc = open_service(tmp_path, every=0)
+    try:
+        ops = [r["operation"] for r in Ledger(svc.catalog).records()]
+        assert ops.count(SIGNING_KEY) == 2 and ops[-1] == SIGNING_KEY, ops
+    finally:
+        svc.close()

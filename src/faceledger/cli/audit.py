@@ -54,7 +54,7 @@ def _verdict_text(o: dict) -> str:
               help="A head published earlier that must still be in the chain (repeatable).")
 @click.option("--heads", "heads_file", type=click.Path(dir_okay=False, exists=True), default=None,
               help="File of published heads: `audit anchor` lines or SEQ:HASH lines.")
-@click.option("--checkpoint-every", type=int, default=None,
+@click.option("--checkpoint-every", type=click.IntRange(min=0), default=None,
               help="Records allowed between checkpoints (default: FACELEDGER_CHECKPOINT_EVERY, 1000).")
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors

@@ -79,8 +79,9 @@ def _head(value: str, where: str) -> Head:
         else:
             left, _, digest = value.partition(":")
             seq = int(left)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidParameterError(f"{where}: {value[:80]!r} is not SEQ:HASH or an anchor line ({exc}).") from None
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        raise InvalidParameterError(f"{where}: {value[:80]!r} is not SEQ:HASH or an anchor line "
+                                    f"({str(exc)[:120]}).") from None
     if seq < 1 or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
         raise InvalidParameterError(f"{where}: a head is SEQ:HASH with seq >= 1 and 64 lower-case hex digits.")
     return Head(seq, digest)

@@ -51,8 +51,14 @@ def _canon(value: dict[str, Any]) -> bytes:
 
 
 def head_message(seq: int, head_hash: str) -> bytes:
-    """What a version-1 checkpoint and an anchor sign."""
+    """What a version-1 checkpoint signs (checkpoints written before ``record_hashes``)."""
     return _canon({"seq": seq, "hash": head_hash})
+
+
+def anchor_message(seq: int, head_hash: str) -> bytes:
+    """What an anchor signs: tagged, so that an anchor (published, kept outside) cannot be passed off as
+    a version-1 checkpoint by someone who copies its signature into a ledger record."""
+    return _canon({"anchor": "faceledger ledger head", "seq": seq, "hash": head_hash})
 
 
 def _checkpoint_message(details: dict[str, Any]) -> bytes:
@@ -98,7 +104,7 @@ def signing_key_details(new: Ed25519PrivateKey | Ed25519PublicKey, previous: Ed2
 def anchor(key: Ed25519PrivateKey, head: dict[str, Any], at: float) -> dict[str, Any]:
     """A signed head for an auditor to keep outside the system (``audit anchor``)."""
     return {"seq": head["seq"], "hash": head["hash"], "anchored_at": at, "key_fingerprint": fingerprint(key),
-            "signature": _sign(key, head_message(head["seq"], head["hash"]))}
+            "signature": _sign(key, anchor_message(head["seq"], head["hash"]))}
 
 
 def _verifies(public: Ed25519PublicKey, signature: object, message: bytes) -> bool:
@@ -109,12 +115,20 @@ def _verifies(public: Ed25519PublicKey, signature: object, message: bytes) -> bo
     return True
 
 
-def checkpoint_verifies(details: Any, public: Ed25519PublicKey) -> bool:
+def checkpoint_verifies(details: Any, public: Ed25519PublicKey,
+                        seen: dict[tuple[bytes, str, str], bool] | None = None) -> bool:
+    """Whether ``public`` signed this checkpoint; ``seen`` remembers answers across calls (copies of one
+    checkpoint are checked once, whatever unsigned fields each carries)."""
     try:
         message = _checkpoint_message(details)
     except (KeyError, ValueError, TypeError, AttributeError):
         return False
-    return _verifies(public, details.get("signature"), message)
+    if seen is None:
+        return _verifies(public, details.get("signature"), message)
+    memo = (message, fingerprint(public), str(details.get("signature")))
+    if memo not in seen:
+        seen[memo] = _verifies(public, details.get("signature"), message)
+    return seen[memo]
 
 
 def endorsement_verifies(details: Any, previous: Ed25519PublicKey) -> bool:

@@ -286,9 +286,10 @@ class Service:
         """A key the ledger has not named yet is published in it (SigningKey), before it signs anything."""
         with self.catalog.transaction() as tx:
             last = self.ledger.latest(SIGNING_KEY)
-            if last is not None and last["details"].get("key_fingerprint") == fingerprint(self.signing_key):
+            named = last["details"] if last is not None and isinstance(last["details"], dict) else {}
+            if named.get("key_fingerprint") == fingerprint(self.signing_key):
                 return
-            previous = last["details"].get("key_fingerprint") if last else None
+            previous = named.get("key_fingerprint")
             self.append(tx, operation=SIGNING_KEY, principal=None, collection_id=None,
                         details=signing_key_details(self.signing_key, None, previous, None))
 

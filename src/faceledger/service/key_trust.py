@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from ..store.ledger import GENESIS_HASH
 from .checkpoints import (
     CHECKPOINT,
     SIGNING_KEY,
@@ -54,6 +55,7 @@ class KeyTrust:
         self._trusted = {fingerprint(k): k for k in trusted}
         self._given = set(self._trusted)
         self._endorsed: set[int] = set()
+        self._verified: dict[tuple[bytes, str, str], bool] = {}  # signature checks, across rounds
         self._records: list[Record] = []
         self._computed_of: Callable[[int], str | None] = lambda seq: None
 
@@ -65,20 +67,30 @@ class KeyTrust:
         seq 1, so checkpoints older than the first SigningKey count) to the next SigningKey record.
 
         Any record closes a window, but only a record a forger cannot have made opens one: the first
-        naming of a key the auditor gave, an endorsed rotation, or a record inside the vouched prefix.
-        Otherwise a forger could name a leaked old key again at the tail and sign with it.
+        naming of a key the auditor gave, a rotation endorsed by the key in force just before it, or a
+        record inside the vouched prefix. Otherwise a forger could name a leaked old key again at the
+        tail and sign with it, or have a retired key endorse a key of their own.
         """
         named = [(j, e.details) for j, e in enumerate(self._records, start=1)
                  if e.operation == SIGNING_KEY and isinstance(e.details, dict)]
         windows: dict[str, list[tuple[int, int]]] = {}
+        in_force: str | None = None  # the key the previous SigningKey record put in force, if it opened
         for i, (j, d) in enumerate(named):
             fp = d.get("key_fingerprint")
             end = named[i + 1][0] if i + 1 < len(named) else len(self._records) + 1
-            if isinstance(fp, str):
-                # a given key opens its first window itself; naming it again needs the same proof as any
-                first_given = fp in self._given and fp not in windows
-                opens = first_given or j <= vouched or j in self._endorsed
-                windows.setdefault(fp, []).append((1 if i == 0 else j, end) if opens else (0, 0))
+            if not isinstance(fp, str):
+                in_force = None
+                continue
+            # a given key opens its first window itself; naming it again needs the same proof as any
+            first_given = fp in self._given and fp not in windows
+            endorsed = in_force is not None and self._endorse(j, d, in_force)
+            if endorsed:
+                self._endorsed.add(j)
+            opens = first_given or j <= vouched or endorsed
+            periods = windows.setdefault(fp, [])  # named, so it signs only inside its periods
+            if opens:  # only opened periods are kept: a forger's namings would make every lookup long
+                periods.append((1 if i == 0 else j, end))
+            in_force = fp if opens else None
         return windows
 
     def evidence(self, records: list[Record], chain_ok: int,
@@ -92,9 +104,6 @@ class KeyTrust:
         self._records, self._computed_of = records, computed
         vouched = 0
         while True:  # each round trusts more keys or vouches for more records, so it ends
-            for j, e in enumerate(self._records, start=1):
-                if e.operation == SIGNING_KEY and isinstance(e.details, dict) and self._endorse(e.details):
-                    self._endorsed.add(j)
             claims, bad = self._checkpoints(self._key_windows(vouched))
             now = min(chain_ok, max((c.seq for c in claims if self._computed_of(c.seq) == c.hash), default=0))
             learned = [self._learn(e.details) for e in self._records[:now]
@@ -120,15 +129,17 @@ class KeyTrust:
                 bad.append((j, f"is signed by key {fp} which is not trusted (pass the published key history "
                                "with --public-key)"))
                 continue
-            if not checkpoint_verifies(d, key):
+            if not checkpoint_verifies(d, key, self._verified):
                 bad.append((j, "has a signature that does not verify"))
                 continue
             if fp in windows and not any(start <= j < end for start, end in windows[fp]):
                 bad.append((j, f"is signed by key {fp} outside the period the ledger says it was in force"))
                 continue
-            hashes = d.get("record_hashes")
+            # covers_from and record_hashes are signed only in a version-2 checkpoint; in a version-1 one
+            # they are whatever a forger added, so they are not read
+            hashes = d.get("record_hashes") if "record_hashes" in d else None
             claims.append(Claim(f"checkpoint #{j}", int(d["signed_seq"]), str(d["signed_hash"]), j,
-                                 int(d.get("covers_from", 0) or 0),
+                                 int(d["covers_from"]) if hashes is not None else 0,
                                  [str(h) for h in hashes] if isinstance(hashes, list) else []))
         return claims, bad
 
@@ -143,11 +154,15 @@ class KeyTrust:
         self._trusted[str(fp)] = key
         return True
 
-    def _endorse(self, d: dict[str, Any]) -> bool:
-        """Trust the key a trusted key endorsed; True when this record is such an endorsement."""
+    def _endorse(self, j: int, d: dict[str, Any], in_force: str) -> bool:
+        """Trust the key that the key in force endorsed at record ``j``, over the record just before it;
+        True when this record is such an endorsement. A retired key endorses nothing: its period is over."""
         by, fp, pem = d.get("endorsed_by"), d.get("key_fingerprint"), d.get("public_key")
-        if not (isinstance(by, str) and by in self._trusted and isinstance(pem, str)):
+        if not (isinstance(by, str) and by == in_force and by in self._trusted and isinstance(pem, str)):
             return False
+        before = self._computed_of(j - 1) if j > 1 else GENESIS_HASH
+        if d.get("endorsed_seq") != j - 1 or before is None or d.get("endorsed_hash") != before:
+            return False  # an endorsement copied from elsewhere in the ledger
         try:
             new = load_public_key(pem)
         except Exception:  # noqa: BLE001 - a malformed key simply earns no trust
@@ -156,4 +171,3 @@ class KeyTrust:
             return False
         self._trusted.setdefault(fp, new)
         return True
-

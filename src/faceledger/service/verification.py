@@ -95,6 +95,18 @@ def _entry(record: Any) -> _Entry:
     return entry
 
 
+def _distinct(claims: list[Claim]) -> list[Claim]:
+    """The first of each set of claims that say the same (a checkpoint copied across the ledger)."""
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for c in claims:
+        key = (c.seq, c.hash, c.start, tuple(c.hashes))
+        if key not in seen:
+            seen.add(key)
+            out.append(c)
+    return out
+
+
 class LedgerVerifier:
     """Feed records in ledger order with :meth:`add`, then :meth:`finish`."""
 
@@ -167,11 +179,12 @@ class LedgerVerifier:
         claims, bad = self._trust.evidence([Record(e.operation, e.details) for e in self._entries], chain_ok,
                                            self._computed)
         signing = list(claims)  # checkpoints with a trusted, valid signature (matching or not)
+        claims = _distinct(claims)  # copies of one checkpoint say the same once (or n copies cost n^2)
         signed = {c.start + i: h for c in claims for i, h in enumerate(c.hashes)}
         claims += [Claim(f"published head #{h.seq}", h.seq, h.hash) for h in self._heads]
         matched = [c for c in claims if 1 <= c.seq <= n and self._computed(c.seq) == c.hash]
         for c in claims:
-            if c in matched:
+            if 1 <= c.seq <= n and self._computed(c.seq) == c.hash:
                 continue
             if c.seq > n or c.seq < 1:
                 cands.append((n + 1, f"{c.source} vouches for record #{c.seq} (hash {c.hash[:16]}…), but the "
@@ -187,24 +200,31 @@ class LedgerVerifier:
                 settled = (doubtful + 1, f"seq {doubtful + 1}: it does not follow record {doubtful}, which a "
                                          "checkpoint vouches for: it was altered or put in place of another")
                 cands = [settled if s == doubtful else (s, r) for s, r in cands]
-        for j, why in bad:
+        for j, why in bad[:1]:  # what a later invalid checkpoint leaves vouched for is never less
             v = self._vouched_after(max((c.seq for c in matched if c.pos is not None and c.pos < j), default=0),
                                     signed, j)
             cands.append((v + 1, f"checkpoint #{j} {why}: no record after #{v} can be vouched for"))
-        last_signed = self._interval(signing, matched, cands)
+        last_signed = self._interval(signing, matched, cands, chain_ok)
         if read_error is not None:
             cands.append((n + 1, f"the database is damaged: reading the ledger stopped after record #{n} "
                                  f"({read_error})"))
         problems = list(database)
         return self._verdict(cands, matched, last_signed, problems)
 
-    def _interval(self, signing: list[Claim], matched: list[Claim], cands: list[tuple[int, str]]) -> int:
-        """Every interval holds a validly signed checkpoint (whether what it signs matches is checked apart)."""
+    def _interval(self, signing: list[Claim], matched: list[Claim], cands: list[tuple[int, str]],
+                  chain_ok: int) -> int:
+        """Every interval holds a validly signed checkpoint (whether what it signs matches is checked apart).
+
+        Only a checkpoint that signs the record just before it restarts the interval; any other record,
+        a copied or stray ``Checkpoint`` included, counts towards it (or a forger could append any number
+        of them, unsigned fields and all). Records after the first broken one are not counted: their
+        positions mean nothing.
+        """
         by_pos = {c.pos: c.seq for c in signing if c.pos is not None}
         last = 0
-        for j, e in enumerate(self._entries, start=1):
-            if e.operation == CHECKPOINT:
-                last = max(last, by_pos.get(j, 0))
+        for j in range(1, min(len(self._entries), chain_ok) + 1):
+            if by_pos.get(j) == j - 1:
+                last = j - 1
                 continue
             if self._every and j - last > self._every:
                 cands.append((last + 1, f"no valid checkpoint signs records #{last + 1}..#{j - 1} (one is "
@@ -227,9 +247,11 @@ class LedgerVerifier:
             reason = (f"{n} record(s) intact; {checkpoints} signed checkpoint(s)"
                       + (f", the last signs #{last_signed}" if last_signed else "")
                       + f"; {heads} published head(s) found in the chain")
-            if n > last_signed:
+            if not self._every:  # say so: with the rule off, a ledger stripped of its checkpoints passes
+                reason += "; the checkpoint interval was NOT checked (checkpoint_every 0)"
+            elif n > last_signed:
                 reason += (f"; records #{last_signed + 1}..#{n} await the next checkpoint (allowed: up to "
-                           f"{self._every} unsigned)" if self._every else "")
+                           f"{self._every} unsigned)")
         if problems:
             reason = f"the catalog database fails its integrity check ({problems[0][:200]}); " + reason
         return Verdict(

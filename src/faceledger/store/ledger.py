@@ -56,7 +56,8 @@ def _details(text: str) -> Any:
     # An unparseable details column is evidence, not a crash: it fails the hash check.
     try:
         return loads(text)
-    except (ValueError, TypeError):  # TypeError: a damaged page turned the text into NULL or a number
+    # TypeError: a damaged page turned the text into NULL or a number; RecursionError: nesting too deep
+    except (ValueError, TypeError, RecursionError):
         return {"unparseable_details": str(text)}
 
 
@@ -242,7 +243,7 @@ def _read_lines(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
             continue
         try:
             value = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting deeper than json can decode
             value = None
         yield value if isinstance(value, dict) else Unreadable(line=number)
 
