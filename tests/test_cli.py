@@ -114,3 +114,24 @@ def test_usage_errors_are_one_line_with_exit_code_2() -> None:
         lines = out.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: UsageError: "), out.stderr
         assert f"see `faceledger {' '.join(a for a in args[:2] if not a.startswith('-'))} --help`" in lines[0]
+
+
+def test_the_index_journal_in_the_data_directory_is_private(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import stat
+
+    from faceledger.cli.enrol import Journal
+
+    old = os.umask(0o022)  # a user's usual umask: the journal must not depend on it
+    try:
+        data = tmp_path / "data"
+        monkeypatch.setenv("FACELEDGER_DATA_DIR", str(data))
+        journal = Journal("http://127.0.0.1:1", "people")
+        journal.add({"sha256": "ab" * 32, "path": "/photos/Jane_Doe.jpg", "face_ids": []})
+        journal.add({"sha256": "cd" * 32, "path": "/photos/John_Roe.jpg", "face_ids": []})
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        assert stat.S_IMODE(journal.path.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(journal.path.stat().st_mode) == 0o600
+        assert Journal("http://127.0.0.1:1", "people").done == {"ab" * 32, "cd" * 32}
+    finally:
+        os.umask(old)

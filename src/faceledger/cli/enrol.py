@@ -16,6 +16,7 @@ import click
 from ..errors import FaceledgerError
 from ..evaluation.embedding import image_paths
 from ..settings import Settings
+from ..store.perms import append_private
 from .client import call, client_options, rekognition
 from .output import emit, handle_errors
 
@@ -31,7 +32,8 @@ class Journal:
 
     def __init__(self, endpoint: str, collection_id: str) -> None:
         tag = hashlib.sha256(f"{endpoint}|{collection_id}".encode()).hexdigest()[:16]
-        self.path = Settings.from_env().data_dir / "journal" / f"{collection_id}-{tag}.jsonl"
+        self.data_dir = Settings.from_env().data_dir
+        self.path = self.data_dir / "journal" / f"{collection_id}-{tag}.jsonl"
         self.done: set[str] = set()
         if self.path.is_file():
             for line in self.path.read_text().splitlines():
@@ -42,12 +44,9 @@ class Journal:
         self._lock = threading.Lock()
 
     def add(self, entry: dict) -> None:
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a") as fh:
-                fh.write(json.dumps(entry) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+        with self._lock:  # in the data directory, so private like the rest of it (file names are personal)
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            append_private(self.path, json.dumps(entry) + "\n")
 
 
 @click.command(name="index")

@@ -45,6 +45,20 @@ def create_private(path: Path) -> None:
     os.close(fd)
 
 
+def append_private(path: Path, text: str) -> None:
+    """Append ``text`` to ``path`` (fsynced), creating it 0600 and its folder 0700 if absent.
+
+    For files a client command keeps in the data directory (``faceledger index``'s
+    journal): that process does not set the service's umask.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 def _walk(root: Path) -> list[Path]:
     out: list[Path] = []
     for top, dirs, files in os.walk(root, followlinks=False):
