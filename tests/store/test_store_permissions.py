@@ -96,3 +96,31 @@ def test_a_file_we_cannot_chmod_is_reported_not_fatal(caplog) -> None:  # type: 
         assert os.waitstatus_to_exitcode(status) == 0
     finally:
         shutil.rmtree(base)
+
+
+def test_a_data_directory_reached_by_a_symbolic_link_is_itself_made_private(tmp_path: Path) -> None:
+    real = tmp_path / "volume" / "faceledger"
+    real.mkdir(parents=True)
+    os.chmod(real, 0o755)
+    data = tmp_path / "data"  # /var/lib/faceledger -> /srv/volume/faceledger, say
+    data.symlink_to(real)
+    with Catalog.open(data) as catalog, catalog.transaction() as tx:
+        catalog.set_state(tx, "x", 1)
+    assert mode(real) == 0o700
+    assert data.is_symlink()
+
+
+def test_a_file_that_vanishes_while_the_directory_is_checked_is_no_failure(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # a running server replaces its temp files (profile.tmp, video results) while a CLI command opens the catalog
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    (data / "kept").write_text("x")
+    os.chmod(data / "kept", 0o644)
+    real_walk = os.walk
+
+    def walk_listing_a_gone_file(top, **kw):  # type: ignore[no-untyped-def]
+        for root, dirs, files in real_walk(top, **kw):
+            yield root, dirs, [*files, "results.tmp"]  # listed, then replaced before it is checked
+
+    monkeypatch.setattr(os, "walk", walk_listing_a_gone_file)
+    assert secure_data_dir(data) == [data / "kept"]

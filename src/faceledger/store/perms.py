@@ -28,7 +28,8 @@ def secure_data_dir(path: Path) -> list[Path]:
     not followed: a link's target is not ours to change.
     """
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fixed = [p for p in [path, *_walk(path)] if _tighten(p)]
+    # the directory itself even when reached by a link (/var/lib/faceledger -> a volume); links inside are not
+    fixed = ([path] if _tighten(path.resolve()) else []) + [p for p in _walk(path) if _tighten(p)]
     if fixed:
         log.warning(
             "data directory %s was readable by other users; removed group/other permissions from: %s",
@@ -67,11 +68,16 @@ def _walk(root: Path) -> list[Path]:
 
 
 def _tighten(path: Path) -> bool:
-    st = path.lstat()
+    try:
+        st = path.lstat()
+    except FileNotFoundError:  # removed since it was listed (a running server's temp file)
+        return False
     if stat.S_ISLNK(st.st_mode) or not st.st_mode & _OTHERS:
         return False
     try:
         os.chmod(path, stat.S_IMODE(st.st_mode) & ~_OTHERS)
+    except FileNotFoundError:
+        return False
     except OSError as exc:  # another user's file (an operator's policy, say): say so, do not stop
         log.warning("cannot make %s private (%s); fix its owner or mode by hand", path, exc.strerror)
         return False
