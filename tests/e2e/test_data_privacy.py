@@ -39,7 +39,12 @@ def test_nobody_cannot_read_the_data_directory() -> None:
         photo = data_path("lfw_dev", "Abel_Pacheco", "Abel_Pacheco_0001.jpg").read_bytes()
         rek.index_faces(CollectionId="c", Image={"Bytes": photo})
         # a client command run by the same user under a usual umask writes its journal in here too
-        enrol = srv.cli("index", "c", str(data_path("lfw_dev", "Abel_Pacheco", "Abel_Pacheco_0002.jpg")), "--quiet")
+        usual = os.umask(0o022)  # the CLI inherits it (an in-process Service.open may have set 077)
+        try:
+            enrol = srv.cli("index", "c", str(data_path("lfw_dev", "Abel_Pacheco", "Abel_Pacheco_0002.jpg")),
+                            "--quiet")
+        finally:
+            os.umask(usual)
         assert enrol.returncode == 0, enrol.stderr
         data = srv.data_dir
         assert stat.S_IMODE(data.stat().st_mode) == 0o700
