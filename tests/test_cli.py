@@ -135,3 +135,26 @@ def test_the_index_journal_in_the_data_directory_is_private(tmp_path: Path, monk
         assert Journal("http://127.0.0.1:1", "people").done == {"ab" * 32, "cd" * 32}
     finally:
         os.umask(old)
+
+
+def test_a_local_video_copied_into_the_data_directory_is_private(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import stat
+
+    from faceledger.cli.video import _s3_object
+
+    clip = tmp_path / "family.mp4"
+    clip.write_bytes(b"\0" * 4096)
+    old = os.umask(0o022)  # a user's usual umask: people's videos must not depend on it
+    try:
+        data = tmp_path / "data"
+        monkeypatch.setenv("FACELEDGER_DATA_DIR", str(data))
+        ref = _s3_object(str(clip))
+        copied = data / "buckets" / ref["Bucket"] / ref["Name"]
+        assert copied.read_bytes() == clip.read_bytes()
+        assert stat.S_IMODE(copied.stat().st_mode) == 0o600
+        for folder in (data, data / "buckets", copied.parent):
+            assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+        assert sorted(p.name for p in copied.parent.iterdir()) == [ref["Name"]]  # no .part left
+    finally:
+        os.umask(old)

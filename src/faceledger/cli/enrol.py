@@ -32,8 +32,7 @@ class Journal:
 
     def __init__(self, endpoint: str, collection_id: str) -> None:
         tag = hashlib.sha256(f"{endpoint}|{collection_id}".encode()).hexdigest()[:16]
-        self.data_dir = Settings.from_env().data_dir
-        self.path = self.data_dir / "journal" / f"{collection_id}-{tag}.jsonl"
+        self.path = Settings.from_env().data_dir / "journal" / f"{collection_id}-{tag}.jsonl"
         self.done: set[str] = set()
         if self.path.is_file():
             for line in self.path.read_text().splitlines():
@@ -45,7 +44,6 @@ class Journal:
 
     def add(self, entry: dict) -> None:
         with self._lock:  # in the data directory, so private like the rest of it (file names are personal)
-            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             append_private(self.path, json.dumps(entry) + "\n")
 
 

@@ -41,6 +41,7 @@ from ..errors import (
     ResourceNotFoundError,
     VideoTooLargeError,
 )
+from ..store.perms import make_private_dir
 from ..video import UnreadableVideo, VideoSettings, analyse_video, probe
 from ..video.analysis import Interrupted, VideoAnalysis
 from .collections import check_collection_id
@@ -265,7 +266,7 @@ class VideoJobs:
         self._live: dict[str, tuple[float, int]] = {}
         self._cache: OrderedDict[str, dict] = OrderedDict()
         uploads = Path(svc.settings.data_dir) / "buckets" / UPLOADS_BUCKET
-        uploads.mkdir(parents=True, exist_ok=True)  # where `faceledger video search FILE` puts local files
+        make_private_dir(uploads)  # where `faceledger video search FILE` puts local files
         svc.buckets.setdefault(UPLOADS_BUCKET, uploads)
         self._recover()
 

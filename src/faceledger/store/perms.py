@@ -10,10 +10,14 @@ knows file modes only; it must not open the database or read any file.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import shutil
 import stat
 from pathlib import Path
+
+from faceledger.errors import StorageFullError
 
 log = logging.getLogger("faceledger.store")
 
@@ -27,7 +31,7 @@ def secure_data_dir(path: Path) -> list[Path]:
     Returns what had to be tightened (logged as a warning). Symbolic links are
     not followed: a link's target is not ours to change.
     """
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dir(path)
     # the directory itself even when reached by a link (/var/lib/faceledger -> a volume); links inside are not
     fixed = ([path] if _tighten(path.resolve()) else []) + [p for p in _walk(path) if _tighten(p)]
     if fixed:
@@ -37,13 +41,53 @@ def secure_data_dir(path: Path) -> list[Path]:
     return fixed
 
 
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` and each missing parent 0700 (whatever the umask); a full disk is StorageFullError."""
+    missing = [p for p in [path, *path.parents] if not p.exists()]
+    for level in reversed(missing):
+        try:
+            level.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            _raise_if_full(exc, level)
+            raise
+        os.chmod(level, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def copy_private(src: Path, dest: Path) -> None:
+    """Copy ``src`` to ``dest`` (atomically, via ``dest.part``), 0600 in 0700 folders whatever the umask."""
+    make_private_dir(dest.parent)
+    part = dest.with_name(dest.name + ".part")
+    try:
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a leftover .part keeps its old mode through O_CREAT
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as fh:
+            shutil.copyfileobj(fh, out, 1 << 20)
+        os.replace(part, dest)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        _raise_if_full(exc, dest)
+        raise
+
+
 def create_private(path: Path) -> None:
     """Create an empty ``path`` with mode 0600 unless it exists (SQLite gives -wal/-shm its mode)."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return
+    except OSError as exc:
+        _raise_if_full(exc, path)
+        raise
     os.close(fd)
+
+
+def _raise_if_full(exc: OSError, path: Path) -> None:
+    if exc.errno == errno.ENOSPC:  # no block or no inode left for a directory or an empty file
+        raise StorageFullError(
+            f"The disk holding {path.parent} is full: could not create {path.name}; nothing was written. "
+            "Free space there, then retry.") from exc
 
 
 def append_private(path: Path, text: str) -> None:
@@ -52,7 +96,7 @@ def append_private(path: Path, text: str) -> None:
     For files a client command keeps in the data directory (``faceledger index``'s
     journal): that process does not set the service's umask.
     """
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     with os.fdopen(fd, "a") as fh:
         fh.write(text)
