@@ -33,12 +33,28 @@ def secure_data_dir(path: Path) -> list[Path]:
     """
     make_private_dir(path)
     # the directory itself even when reached by a link (/var/lib/faceledger -> a volume); links inside are not
-    fixed = ([path] if _tighten(path.resolve()) else []) + [p for p in _walk(path) if _tighten(p)]
+    failed: list[tuple[Path, str]] = []
+    fixed = ([path] if _tighten(path.resolve(), failed) else []) + [p for p in _walk(path) if _tighten(p, failed)]
     if fixed:
         log.warning(
             "data directory %s was readable by other users; removed group/other permissions from: %s",
-            path, ", ".join(str(p.relative_to(path)) or "." for p in fixed))
+            path, _names(path, fixed))
+    if failed:  # another user's files (an operator's policy, a shared bucket): say so once, do not stop
+        log.warning("cannot make %s private in data directory %s (%s); fix their owner or mode by hand",
+                    _names(path, [p for p, _ in failed]), path, failed[0][1])
     return fixed
+
+
+def _names(root: Path, paths: list[Path], most: int = 20) -> str:
+    """Paths relative to ``root``, at most ``most`` of them: a large bucket folder must not flood the log."""
+    def name(p: Path) -> str:
+        try:
+            return str(p.relative_to(root))
+        except ValueError:  # the resolved directory behind a link
+            return str(p)
+
+    names = ", ".join(name(p) for p in paths[:most])
+    return names + (f" and {len(paths) - most} more" if len(paths) > most else "")
 
 
 def make_private_dir(path: Path) -> None:
@@ -107,11 +123,11 @@ def append_private(path: Path, text: str) -> None:
 def _walk(root: Path) -> list[Path]:
     out: list[Path] = []
     for top, dirs, files in os.walk(root, followlinks=False):
-        out += [Path(top, name) for name in dirs + files]
+        out += [Path(top, name) for name in sorted(dirs + files)]
     return out
 
 
-def _tighten(path: Path) -> bool:
+def _tighten(path: Path, failed: list[tuple[Path, str]]) -> bool:
     try:
         st = path.lstat()
     except FileNotFoundError:  # removed since it was listed (a running server's temp file)
@@ -122,7 +138,7 @@ def _tighten(path: Path) -> bool:
         os.chmod(path, stat.S_IMODE(st.st_mode) & ~_OTHERS)
     except FileNotFoundError:
         return False
-    except OSError as exc:  # another user's file (an operator's policy, say): say so, do not stop
-        log.warning("cannot make %s private (%s); fix its owner or mode by hand", path, exc.strerror)
+    except OSError as exc:  # another user's file: reported by the caller
+        failed.append((path, exc.strerror or str(exc)))
         return False
     return True
