@@ -111,7 +111,7 @@ def enrol_members(st: Stage, scratch) -> None:  # type: ignore[no-untyped-def]
     notice.write_text("We keep your face to open the door, and a small picture of it for human review.")
     for n in (1, 3):
         made = srv.cli("consent", "create", "--subject", f"member-{n}", "--notice-file", str(notice),
-                       "--notice-version", "2026-01", "--purpose", "access-control", "--json", check=True)
+                       "--notice-version", "2026-01", "--purpose", "general", "--json", check=True)
         consent_id = json.loads(made.stdout)["Consent"]["ConsentId"]
         out = with_headers(srv.client(), consent=consent_id).index_faces(
             CollectionId="members", Image={"Bytes": photo("Abel_Pacheco", n)}, ExternalImageId=f"member-{n}")
