@@ -165,9 +165,54 @@ def test_serve_restart_prints_a_secret_line_a_shell_can_run(tmp_path: Path) -> N
     write_profile(profile, Profile("http://127.0.0.1:1", "AKIAEXAMPLE000000000", "s3cr/et+'x"))
     text = startup_text({"Endpoint": "http://127.0.0.1:1", "Region": "us-east-1", "DataDir": str(profile.parent),
                          "Profile": str(profile), "ModelVersion": "m", "AccessKeyId": "AKIAEXAMPLE000000000",
-                         "KeyCreated": False, "SecretAccessKey": None, "Console": "c"})
+                         "KeyCreated": False, "SecretAccessKey": None, "Console": "c",
+                         "LedgerKeyFile": "k"})
     line = next(ln.strip() for ln in text.splitlines() if "AWS_SECRET_ACCESS_KEY" in ln)
     assert "s3cr" not in line  # a restart does not print the secret
     done = subprocess.run(["bash", "-c", f'{line}; printf %s "$AWS_SECRET_ACCESS_KEY"'], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0 and done.stdout == "s3cr/et+'x", done.stderr
+
+
+def test_the_index_journal_in_the_data_directory_is_private(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import stat
+
+    from faceledger.cli.enrol import Journal
+
+    old = os.umask(0o022)  # a user's usual umask: the journal must not depend on it
+    try:
+        data = tmp_path / "data"
+        monkeypatch.setenv("FACELEDGER_DATA_DIR", str(data))
+        journal = Journal("http://127.0.0.1:1", "people")
+        journal.add({"sha256": "ab" * 32, "path": "/photos/Jane_Doe.jpg", "face_ids": []})
+        journal.add({"sha256": "cd" * 32, "path": "/photos/John_Roe.jpg", "face_ids": []})
+        assert stat.S_IMODE(data.stat().st_mode) == 0o700
+        assert stat.S_IMODE(journal.path.parent.stat().st_mode) == 0o700
+        assert stat.S_IMODE(journal.path.stat().st_mode) == 0o600
+        assert Journal("http://127.0.0.1:1", "people").done == {"ab" * 32, "cd" * 32}
+    finally:
+        os.umask(old)
+
+
+def test_a_local_video_copied_into_the_data_directory_is_private(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import stat
+
+    from faceledger.cli.video import _s3_object
+
+    clip = tmp_path / "family.mp4"
+    clip.write_bytes(b"\0" * 4096)
+    old = os.umask(0o022)  # a user's usual umask: people's videos must not depend on it
+    try:
+        data = tmp_path / "data"
+        monkeypatch.setenv("FACELEDGER_DATA_DIR", str(data))
+        ref = _s3_object(str(clip))
+        copied = data / "buckets" / ref["Bucket"] / ref["Name"]
+        assert copied.read_bytes() == clip.read_bytes()
+        assert stat.S_IMODE(copied.stat().st_mode) == 0o600
+        for folder in (data, data / "buckets", copied.parent):
+            assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+        assert sorted(p.name for p in copied.parent.iterdir()) == [ref["Name"]]  # no .part left
+    finally:
+        os.umask(old)

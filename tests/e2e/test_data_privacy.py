@@ -38,10 +38,21 @@ def test_nobody_cannot_read_the_data_directory() -> None:
         rek.create_collection(CollectionId="c")
         photo = data_path("lfw_dev", "Abel_Pacheco", "Abel_Pacheco_0001.jpg").read_bytes()
         rek.index_faces(CollectionId="c", Image={"Bytes": photo})
+        # a client command run by the same user under a usual umask writes its journal in here too
+        usual = os.umask(0o022)  # the CLI inherits it (an in-process Service.open may have set 077)
+        try:
+            enrol = srv.cli("index", "c", str(data_path("lfw_dev", "Abel_Pacheco", "Abel_Pacheco_0002.jpg")),
+                            "--quiet")
+        finally:
+            os.umask(usual)
+        assert enrol.returncode == 0, enrol.stderr
         data = srv.data_dir
         assert stat.S_IMODE(data.stat().st_mode) == 0o700
         files = sorted(p for p in data.rglob("*") if p.is_file())
         assert set(SECRETS) <= {p.name for p in files}, files
+        assert any(p.parent.name == "journal" for p in files), files
+        for folder in [p for p in data.rglob("*") if p.is_dir()]:
+            assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
         for path in files:
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
             denied = as_nobody("cat", str(path))

@@ -111,3 +111,46 @@ def test_key_and_profile_files_on_a_full_disk_are_storage_full_and_leave_no_part
     assert sorted(p.name for p in small_disk.iterdir()) == before  # no key, no profile, no temp file
     filler.unlink()
     assert len(load_or_create_master_key(small_disk, create=True)) == 32
+
+
+@pytest.fixture
+def no_inodes_left(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A tmpfs with free blocks but no free inode: creating a directory or an empty file is ENOSPC."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m,nr_inodes=16", "tmpfs", str(mount)],
+                          capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        (mount / "kept").mkdir()
+        for i in range(64):
+            try:
+                (mount / f"f{i}").touch()
+            except OSError:
+                break
+        else:
+            pytest.skip("this tmpfs did not run out of inodes")
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_no_room_for_the_data_directory_or_an_empty_catalog_is_storage_full(no_inodes_left: Path) -> None:
+    import sys
+
+    from faceledger.errors import StorageFullError
+    from faceledger.store import Catalog
+
+    with pytest.raises(StorageFullError, match="could not create data"):
+        Catalog.open(no_inodes_left / "data")  # a new data directory
+    with pytest.raises(StorageFullError, match="could not create catalog.db"):
+        Catalog.open(no_inodes_left / "kept")  # an existing, empty one
+    for cmd in (["serve", "--port", "0", "--workers", "1"], ["keys", "list"]):
+        done = subprocess.run([sys.executable, "-m", "faceledger.cli.main", *cmd, "--data",
+                               str(no_inodes_left / "data")], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 14, (cmd, done.stderr)
+        assert "error: StorageFullException: The disk holding" in done.stderr and "Traceback" not in done.stderr
+    assert sorted(p.name for p in (no_inodes_left / "kept").iterdir()) == []

@@ -66,7 +66,8 @@ def test_only_an_investigative_purpose_with_a_case_may_lower_the_floor() -> None
     assert ok.investigative and ok.max_expected_false == 10.0
 
 
-@pytest.mark.parametrize("given", [-1e300, float("inf"), float("nan"), 946_684_799, "2026-01-01", True])
+@pytest.mark.parametrize("given", [-1e300, float("inf"), float("nan"), 946_684_799, "2026-01-01", True,
+                                   10**400, -(10**400)])
 def test_create_consent_rejects_an_implausible_given_at(service, given) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidParameterError, match="GivenAt"):
         run(service, "CreateConsent", Subject="s", NoticeText="n", NoticeVersion="1", Purpose="general",

@@ -114,3 +114,31 @@ def test_a_deleted_face_leaves_no_copy_of_its_sealed_vector_in_the_file(
         catalog.delete_faces(tx, collection, [faces[1]["face_id"]])
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     assert sealed[16:80] not in raw_bytes(data_dir)  # zeroed (secure_delete), not left in a free page
+
+
+def test_an_upgraded_catalog_takes_thumbnails_that_go_with_their_face(tmp_path: Path) -> None:
+    from faceledger.store.schema import SCHEMA_VERSION
+
+    data = tmp_path / "data"
+    shutil.copytree(FIXTURE, data)
+    module = _fixture_module()
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(range(256))
+    with Catalog.open(data) as cat:
+        conn = cat.connection()
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        a, b = module.face_id(2), module.face_id(3)
+        with cat.transaction() as tx:
+            cat.add_thumbnail(tx, a, "people", jpeg, 1.0, 99.0)
+            cat.add_thumbnail(tx, b, "people", jpeg, 1.0, 99.0)
+        with pytest.raises(sqlite3.IntegrityError), cat.transaction() as tx:  # the reference holds
+            cat.add_thumbnail(tx, "00000000-0000-0000-0000-00000000dead", "people", jpeg, 1.0, 99.0)
+        with cat.transaction() as tx:
+            cat.delete_faces(tx, "people", [a])
+        assert cat.get_thumbnail(a) is None and cat.get_thumbnail(b) == jpeg
+        with cat.transaction() as tx:
+            cat.delete_collection(tx, "people")
+        assert cat.get_thumbnail(b) is None
+    with Catalog.open(data) as cat:  # and it opens again as a current catalog
+        assert cat.connection().execute("SELECT COUNT(*) FROM thumbnails").fetchone()[0] == 0

@@ -121,3 +121,25 @@ def test_connection_of_a_finished_thread_is_released(catalog: Catalog, collectio
         t.join()
     gc.collect()
     assert len(catalog._db._all) == before
+
+
+def test_a_catalog_whose_tables_disagree_with_its_version_is_a_clear_error_and_left_alone(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # as a data directory written by a build that numbered its migrations differently
+    import sqlite3
+
+    import pytest
+
+    from faceledger.errors import FaceledgerError
+    from faceledger.store import Catalog
+    from faceledger.store.schema import SCHEMA_VERSION
+
+    data = tmp_path / "data"
+    Catalog.open(data).close()
+    conn = sqlite3.connect(data / "catalog.db")
+    conn.execute("DELETE FROM schema_version WHERE version = ?", (SCHEMA_VERSION,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(FaceledgerError, match=f"from schema version {SCHEMA_VERSION - 1} to {SCHEMA_VERSION}"):
+        Catalog.open(data)
+    conn = sqlite3.connect(data / "catalog.db")
+    assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (SCHEMA_VERSION - 1,)

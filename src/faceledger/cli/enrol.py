@@ -16,6 +16,7 @@ import click
 from ..errors import FaceledgerError
 from ..evaluation.embedding import image_paths
 from ..settings import Settings
+from ..store.perms import append_private
 from .client import call, client_options, rekognition
 from .output import emit, handle_errors
 
@@ -42,12 +43,8 @@ class Journal:
         self._lock = threading.Lock()
 
     def add(self, entry: dict) -> None:
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a") as fh:
-                fh.write(json.dumps(entry) + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+        with self._lock:  # in the data directory, so private like the rest of it (file names are personal)
+            append_private(self.path, json.dumps(entry) + "\n")
 
 
 @click.command(name="index")

@@ -10,7 +10,6 @@ local FILE works only with a service on this machine and this data directory.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import time
 from concurrent.futures import Future
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 
 from ..errors import InvalidParameterError
 from ..settings import Settings
+from ..store.perms import copy_private
 from .client import call, client_options, rekognition
 from .faces_local import make_engine, with_engine_options
 from .output import emit, handle_errors
@@ -113,10 +113,8 @@ def _s3_object(target: str) -> dict:
             digest.update(block)
     name = f"{digest.hexdigest()[:16]}-{path.name}"
     dest = Settings.from_env().data_dir / "buckets" / UPLOADS_BUCKET / name
-    if not dest.exists():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, dest.with_suffix(dest.suffix + ".part"))
-        dest.with_suffix(dest.suffix + ".part").replace(dest)
+    if not dest.exists():  # into the data directory: private like the rest of it
+        copy_private(path, dest)
     return {"Bucket": UPLOADS_BUCKET, "Name": name}
 
 

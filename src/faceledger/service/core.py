@@ -32,7 +32,7 @@ from ..store.catalog import CATALOG_FILE, Catalog
 from ..store.db import Transaction
 from ..store.integrity import refuse_damaged
 from ..store.ledger import Ledger
-from ..store.perms import PRIVATE_UMASK
+from ..store.perms import PRIVATE_UMASK, make_private_dir
 from ..store.vectors import VectorIndex, limit_blas_threads
 from .audit_trail import append_checkpoint, last_signed_seq, retire_legacy_key
 from .candidates import awaits_review
@@ -151,7 +151,7 @@ class Service:
         """The catalog (checked and private) and the in-memory index loaded from it."""
         # process-wide: everything the service writes lives in the data directory and is private
         os.umask(PRIVATE_UMASK)
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_dir(settings.data_dir)
         limit_blas_threads(1)  # searches are memory-bound; two BLAS threads only contend
         refuse_damaged(settings.data_dir / CATALOG_FILE, settings.startup_check)
         catalog = Catalog.open(settings.data_dir)

@@ -90,13 +90,19 @@ def recheck_consent(svc: Service, consent_id: str, now: float) -> None:
 
 def check_given_at(given: object, now: float, skew_s: float) -> float:
     """GivenAt as epoch seconds: finite, not before 2000, not later than now plus the clock skew."""
-    if isinstance(given, bool) or not isinstance(given, int | float) or not math.isfinite(given):
+    if isinstance(given, bool) or not isinstance(given, int | float):
+        raise InvalidParameterError("GivenAt must be a finite number of epoch seconds.")
+    try:
+        given = float(given)  # a JSON integer may be too large for a float
+    except OverflowError:
+        given = math.inf
+    if not math.isfinite(given):
         raise InvalidParameterError("GivenAt must be a finite number of epoch seconds.")
     if not EARLIEST_CONSENT <= given <= now + skew_s:
         raise InvalidParameterError(
             f"GivenAt {given!r} is out of range: epoch seconds from {EARLIEST_CONSENT:.0f} (2000-01-01) "
             f"to now plus {skew_s:.0f} s of clock skew.")
-    return float(given)
+    return given
 
 
 def create_consent(svc: Service, call: Call) -> dict:

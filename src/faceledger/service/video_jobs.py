@@ -30,6 +30,7 @@ from ..errors import (
     FaceledgerError,
     HaltedError,
 )
+from ..store.perms import make_private_dir
 from ..video import UnreadableVideo, VideoSettings, analyse_video
 from ..video.analysis import Interrupted, VideoAnalysis
 from .context import Principal, RequestContext
@@ -70,7 +71,7 @@ class VideoJobs:
         self._live: dict[str, tuple[float, int]] = {}
         self._cache: OrderedDict[str, dict] = OrderedDict()
         uploads = Path(svc.settings.data_dir) / "buckets" / UPLOADS_BUCKET
-        uploads.mkdir(parents=True, exist_ok=True)  # where `faceledger video search FILE` puts local files
+        make_private_dir(uploads)  # where `faceledger video search FILE` puts local files
         svc.buckets.setdefault(UPLOADS_BUCKET, uploads)
         self._recover()
 

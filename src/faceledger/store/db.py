@@ -184,7 +184,16 @@ def migrate(conn: sqlite3.Connection) -> int:
             if version <= current:
                 continue
             for statement in split_script(script):
-                conn.execute(statement)
+                try:
+                    conn.execute(statement)
+                except sqlite3.OperationalError as exc:
+                    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                        raise
+                    raise FaceledgerError(
+                        f"cannot upgrade the catalog from schema version {current} to {version} ({exc}): "
+                        "its tables do not match the version it records (a data directory written by a "
+                        "development build of faceledger?); nothing was changed"
+                    ) from exc
             conn.execute(
                 "INSERT INTO schema_version(version, applied_at) VALUES (?, ?)",
                 (version, time.time()),

@@ -221,6 +221,9 @@ WHERE operation IN ('SearchFaces', 'SearchFacesByImage', 'SearchUsers', 'SearchU
 """
 
 # (version, script). Version numbers start at 1 and have no gaps.
+# A later migration that rebuilds ``faces`` as _V3 does must keep the thumbnails: migrations run with
+# foreign keys on, so ``DROP TABLE faces`` deletes every row first and ON DELETE CASCADE empties
+# ``thumbnails`` (v4). Copy them aside, or rebuild both tables, in that migration.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, _V1),
     (2, _V2),
