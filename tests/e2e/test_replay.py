@@ -129,7 +129,7 @@ def test_replayed_signed_write_without_a_token_gets_its_first_answer(server: Any
 
 def test_replayed_create_consent_records_one_consent(server: Any) -> None:
     """faceledger's own CreateConsent has no token either: a replay returns the consent it made."""
-    params = {"Subject": "replay-subject", "NoticeText": "notice", "NoticeVersion": "1", "Purpose": "test"}
+    params = {"Subject": "replay-subject", "NoticeText": "notice", "NoticeVersion": "1", "Purpose": "general"}
     body = json.dumps(params).encode()
     headers = signed_headers(server.endpoint + "/", body, "FaceledgerService.CreateConsent",
                              key=server.key, secret=server.secret)
