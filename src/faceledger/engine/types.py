@@ -35,6 +35,9 @@ class Detection:
     confidence: float
     raw_score: float
     detector: str
+    # (6, 2) float32 keypoints when the detector gives them (BlazeFace: eyes,
+    # nose tip, mouth centre, ear tragions); None for dlib's detectors.
+    keypoints: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
