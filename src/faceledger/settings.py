@@ -33,6 +33,7 @@ class Settings:
     clock_skew_s: int = 900
     detector: str = "hog"
     landmarks68: bool = False
+    landmarker: str = "dlib5"  # dlib5 | facemesh (MediaPipe; its own model version and calibration)
     min_face_px: float = 40.0
     compare_fmr: float = 1e-4  # CompareFaces default/floor: the Similarity of this FMR
     max_expected_false: float = 0.001  # 1:N default/floor: N x FMR at or below this

@@ -524,7 +524,8 @@ def overhead(service_levels: list[dict], bare: dict, workers: int) -> dict:
 def engine_settings() -> EngineSettings:
     """The engine settings ``faceledger serve`` would use, from the same environment."""
     s = Settings.from_env()
-    return EngineSettings(detector=s.detector, landmarks68=s.landmarks68, min_face_px=s.min_face_px)
+    return EngineSettings(detector=s.detector, landmarks68=s.landmarks68, min_face_px=s.min_face_px,
+                          landmarker=s.landmarker)
 
 
 def _service_runs(tmp: Path, images: Sequence[tuple[str, bytes]], clients: Sequence[int],

@@ -136,7 +136,7 @@ class Service:
         own_engines = engines is None
         if engines is None:
             es = EngineSettings(detector=settings.detector, landmarks68=settings.landmarks68,
-                                min_face_px=settings.min_face_px)
+                                min_face_px=settings.min_face_px, landmarker=settings.landmarker)
             import os
 
             procs = settings.workers or os.cpu_count() or 1
