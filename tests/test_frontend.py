@@ -71,6 +71,18 @@ def test_extract_writes_nothing_unless_every_file_matches(tmp_path: Path) -> Non
     assert not dest.exists() or not any(dest.iterdir())
 
 
+@needs_models
+def test_install_from_a_wheel_copies_the_pinned_files(tmp_path: Path) -> None:
+    wheel = tmp_path / "mediapipe-0.10.14-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for spec in mm.TFLITE.values():
+            zf.writestr(spec.member, mm.tflite_path(spec.key).read_bytes())
+        zf.writestr("mediapipe/__init__.py", "")
+    paths = mm.install(wheel, tmp_path / "models")
+    assert sorted(p.name for p in paths) == sorted(s.filename for s in mm.TFLITE.values())
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == sorted(p.name for p in paths)
+
+
 # -- detection ------------------------------------------------------------------------------
 
 

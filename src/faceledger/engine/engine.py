@@ -7,6 +7,7 @@ service layer calls. It knows nothing about collections, keys or transports.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import dlib
 import numpy as np
@@ -16,12 +17,14 @@ from ..imaging import DecodedImage, decode_image
 from .calibration import CalibrationTable, load_table
 from .detect import HogDetector, MmodDetector, clip_box, detection_scale
 from .embed import DlibEmbedder, describe, face_chip
-from .facemesh import FaceMeshLandmarker
 from .landmarks import ShapeLandmarker, eye_mouth_state, points_to_shape, rekognition_landmarks
 from .mesh_geometry import MeshReading, read_mesh
 from .quality import estimate_pose, measure_quality, unindexable_reasons
 from .registry import MESH_MODEL_VERSION, MODEL_VERSION
 from .types import Detection, Detector, Embedder, Face, Quality
+
+if TYPE_CHECKING:
+    from .facemesh import FaceMeshLandmarker
 
 SMALL_IMAGE_PX = 320
 SMALL_IMAGE_MAX_SCALE = 4.0
@@ -239,6 +242,8 @@ def _make_mesh(name: str) -> FaceMeshLandmarker | None:
     if name == "dlib5":
         return None
     if name == "facemesh":
+        from .facemesh import FaceMeshLandmarker  # LiteRT loads only when asked for
+
         return FaceMeshLandmarker()
     raise InvalidParameterError(f"Unknown landmarker {name!r}; use 'dlib5' or 'facemesh'.")
 
