@@ -14,7 +14,7 @@ from PIL import Image
 from faceledger.engine import Engine, EngineSettings
 from faceledger.engine import mediapipe_models as mm
 from faceledger.engine.arcface_align import ARCFACE_TEMPLATE, arcface_chip, similarity
-from faceledger.engine.blazeface import BlazeFaceDetector, tiles
+from faceledger.engine.blazeface import BlazeFaceDetector, dlib_style_box, tiles
 from faceledger.engine.mesh_geometry import MESH_TYPES, arcface5_points
 from faceledger.engine.registry import wire_version
 from faceledger.engine.report import DEFAULT_LANDMARKS, face_detail
@@ -117,6 +117,31 @@ def test_every_boxed_pascal_face_is_found_without_false_detections(mesh_engine: 
     ann = data_path("dlib_pascal_faces", "annotations.json")
     out = annotated_recall(mesh_engine, str(ann), str(ann.parent))
     assert out["annotated_faces"] == 43 and out["found"] == 43 and out["detections"] == 43
+
+
+@needs_models
+def test_close_ups_the_full_range_model_is_unsure_of_are_found() -> None:
+    # regression: the full-range model alone scored these lfw_dev close-ups 0.31-0.32 and found no face
+    for name in ("Muammar_Gaddafi/Muammar_Gaddafi_0001.jpg", "Jason_Kidd/Jason_Kidd_0002.jpg"):
+        pixels = read_image_file(data_path("lfw_dev", name)).pixels
+        assert BlazeFaceDetector(close_ups=False).detect(pixels, 2.0) == []
+        (hit,) = BlazeFaceDetector().detect(pixels, 2.0)
+        left, top, right, bottom = hit.box
+        assert left < 125 < right and top < 125 < bottom and hit.confidence >= 60
+
+
+def test_blazeface_boxes_are_moved_to_where_dlib_puts_them() -> None:
+    left, top, right, bottom = dlib_style_box((100.0, 100.0, 200.0, 200.0))
+    assert right - left == pytest.approx(97.06) and bottom - top == pytest.approx(97.06)
+    assert (left + right) / 2 == pytest.approx(147.92) and (top + bottom) / 2 == pytest.approx(146.42)
+
+
+def test_default_landmarks_are_only_rekognition_default_types(engine: Engine, grace_hopper_bytes: bytes) -> None:
+    (face,) = engine.analyze(grace_hopper_bytes, descriptors=False)
+    default = {m["Type"] for m in face_detail(face)["Landmarks"]}
+    assert default == {"eyeLeft", "eyeRight", "nose"}  # dlib's 5 points have no mouth: none invented
+    assert len(face_detail(face, all_attributes=True)["Landmarks"]) == 7
+    assert "EyeDirection" not in face_detail(face, all_attributes=True)
 
 
 @needs_models

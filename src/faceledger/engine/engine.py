@@ -167,8 +167,13 @@ class Engine:
                 face = _mesh_face(read_mesh(self.mesh.points3d(pixels, det.box, det.keypoints)),
                                   det, quality, (w, h))
             else:
-                pts5 = self.landmarker5.points(pixels, det.box)
-                pts = self.landmarker68.points(pixels, det.box) if self.landmarker68 else pts5
+                shape_box = det.box
+                if det.detector == "blazeface":  # its boxes sit lower than the dlib boxes the predictor knows
+                    from .blazeface import dlib_style_box
+
+                    shape_box = dlib_style_box(det.box)
+                pts5 = self.landmarker5.points(pixels, shape_box)
+                pts = self.landmarker68.points(pixels, shape_box) if self.landmarker68 else pts5
                 states = eye_mouth_state(pts)
                 face = Face(
                     box=det.box,

@@ -19,12 +19,14 @@ points) give the 478 refined points instead.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,8 +115,26 @@ def interpreter(key: str) -> Any:
     except ImportError as exc:  # pragma: no cover - a broken install
         raise ModelFileError("The ai-edge-litert package is not installed; reinstall faceledger.") from exc
     it = Interpreter(model_path=str(tflite_path(key)), num_threads=1)
-    it.allocate_tensors()
+    with _quiet_stderr():  # LiteRT's C++ prints an INFO line per interpreter into CLI output
+        it.allocate_tensors()
     return it
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (embedded interpreters): leave it be
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def extract(wheel: Path, dest: Path) -> list[Path]:
