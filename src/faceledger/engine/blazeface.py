@@ -121,12 +121,16 @@ class BlazeFaceModel:
         return [RawHit(boxes[i], to_image(kps[i]), float(scores[k])) for i, k in enumerate(keep)]
 
 
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return np.prod(np.clip(boxes[..., 2:] - boxes[..., :2], 0, None), axis=-1)  # type: ignore[no-any-return]
+
+
 def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one (4,) box with each of (N, 4) boxes."""
     lt = np.maximum(box[:2], boxes[:, :2])
     rb = np.minimum(box[2:], boxes[:, 2:])
     inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
-    area = lambda b: np.prod(np.clip(b[..., 2:] - b[..., :2], 0, None), axis=-1)  # noqa: E731
-    return inter / (area(box) + area(boxes) - inter + 1e-9)  # type: ignore[no-any-return]
+    return inter / (_area(box) + _area(boxes) - inter + 1e-9)  # type: ignore[no-any-return]
 
 
 def weighted_nms(hits: list[RawHit], threshold: float = NMS_IOU) -> list[RawHit]:
