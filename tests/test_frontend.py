@@ -134,6 +134,25 @@ def test_blazeface_boxes_are_moved_to_where_dlib_puts_them() -> None:
     left, top, right, bottom = dlib_style_box((100.0, 100.0, 200.0, 200.0))
     assert right - left == pytest.approx(97.06) and bottom - top == pytest.approx(97.06)
     assert (left + right) / 2 == pytest.approx(147.92) and (top + bottom) / 2 == pytest.approx(146.42)
+    # with keypoints the box follows the eyes and mouth: eyes 40 px apart, mouth 30 px below them
+    kps = np.array([[130, 140], [170, 140], [150, 160], [150, 170], [110, 150], [190, 150]], np.float32)
+    left, top, right, bottom = dlib_style_box((0.0, 0.0, 1.0, 1.0), kps)
+    assert right - left == pytest.approx(1.622 * 50, rel=1e-3)
+    assert (left + right) / 2 == pytest.approx(150 - 0.0319 * 50, rel=1e-3)
+    assert (top + bottom) / 2 == pytest.approx(140 + 0.3165 * 50, rel=1e-3)
+
+
+@needs_models
+def test_a_face_tilted_up_gets_dlib_points_on_its_eyes() -> None:
+    # regression: from BlazeFace's box (moved by the median offset) the 5-point
+    # predictor put this face's eyes on its nose; from the keypoints it does not
+    pixels = read_image_file(data_path("lfw_dev", "Ernie_Stewart", "Ernie_Stewart_0001.jpg")).pixels
+    engine = Engine(EngineSettings(detector="blazeface"), embedder=FakeEmbedder())
+    (face,) = engine.analyze(pixels, descriptors=False)
+    (hit,) = [d for d in engine.find(pixels) if d.box == face.box]
+    assert hit.keypoints is not None
+    eyes = face.align_points[:4].mean(0)
+    assert np.linalg.norm(eyes - hit.keypoints[:2].mean(0)) < 0.25 * np.linalg.norm(hit.keypoints[1] - hit.keypoints[0])
 
 
 def test_default_landmarks_are_only_rekognition_default_types(engine: Engine, grace_hopper_bytes: bytes) -> None:

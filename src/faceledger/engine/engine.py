@@ -171,7 +171,7 @@ class Engine:
                 if det.detector == "blazeface":  # its boxes sit lower than the dlib boxes the predictor knows
                     from .blazeface import dlib_style_box
 
-                    shape_box = dlib_style_box(det.box)
+                    shape_box = dlib_style_box(det.box, det.keypoints)
                 pts5 = self.landmarker5.points(pixels, shape_box)
                 pts = self.landmarker68.points(pixels, shape_box) if self.landmarker68 else pts5
                 states = eye_mouth_state(pts)
