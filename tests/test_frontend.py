@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -262,3 +265,13 @@ def test_the_mesh_front_end_has_its_own_model_version() -> None:
     with pytest.raises(InvalidParameterError, match="detector"):
         Engine(EngineSettings(detector="bogus"), embedder=FakeEmbedder())
 
+
+
+def test_serve_with_an_unknown_detector_is_a_clear_error(tmp_path: Path) -> None:
+    # regression: an unknown FACELEDGER_DETECTOR used to run HOG silently, then (with the
+    # factory that refuses it) broke the worker pool with a traceback
+    env = {**os.environ, "FACELEDGER_DETECTOR": "bogus"}
+    out = subprocess.run([sys.executable, "-m", "faceledger.cli.main", "serve", "--port", "0", "--data",
+                          str(tmp_path / "d"), "--workers", "1"], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 3 and "Unknown detector 'bogus'" in out.stderr and "Traceback" not in out.stderr

@@ -26,6 +26,9 @@ from .types import Detection, Detector, Embedder, Face, Quality
 if TYPE_CHECKING:
     from .facemesh import FaceMeshLandmarker
 
+DETECTORS = ("hog", "cnn", "blazeface")
+LANDMARKERS = ("dlib5", "facemesh")
+RUNTIMES = ("fast", "dlib")
 SMALL_IMAGE_PX = 320
 SMALL_IMAGE_MAX_SCALE = 4.0
 SMALL_IMAGE_SCAN_PX = 1000.0
@@ -43,6 +46,15 @@ class EngineSettings:
     mirror: bool = True  # average the descriptors of the chip and its mirror image
     runtime: str = "fast"  # fast (ONNX Runtime) | dlib (the reference); same weights, same descriptors
     landmarker: str = "dlib5"  # dlib5 | facemesh (MediaPipe 478 points; aligns the chip too)
+
+    def __post_init__(self) -> None:
+        # checked where the settings are made, so a bad FACELEDGER_DETECTOR is a clear
+        # error at start-up rather than a broken worker pool
+        for name, value, choices in (("detector", self.detector, DETECTORS),
+                                     ("landmarker", self.landmarker, LANDMARKERS),
+                                     ("runtime", self.runtime, RUNTIMES)):
+            if value not in choices:
+                raise InvalidParameterError(f"Unknown {name} {value!r}; use one of {', '.join(choices)}.")
 
     @property
     def model_version(self) -> str:
