@@ -35,10 +35,13 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-mirror", action="store_true")
     ap.add_argument("--runtime", default="fast")
+    ap.add_argument("--detector", default="hog")
+    ap.add_argument("--landmarker", default="dlib5")
     a = ap.parse_args()
     peer_script = REPO.parent / "shared" / "bench" / "peer_face_recognition.py"
     ours_cmd = [sys.executable, "-m", "faceledger.cli.main", "bench", "throughput", a.root, "--limit", str(a.limit),
-                "--procs", str(a.procs), "--json", "--quiet", "--runtime", a.runtime]
+                "--procs", str(a.procs), "--json", "--quiet", "--runtime", a.runtime,
+                "--detector", a.detector, "--landmarker", a.landmarker]
     if a.no_mirror:
         ours_cmd.append("--no-mirror")
     peer_cmd = [a.peer_python, str(peer_script), "throughput", a.root, "--limit", str(a.limit),

@@ -24,13 +24,15 @@ def bench() -> None:
 @click.option("--procs", type=int, default=os.cpu_count() or 1, show_default=True)
 @click.option("--no-mirror", is_flag=True, help="One network pass per face, as the peer does.")
 @click.option("--runtime", type=click.Choice(["dlib", "fast"]), default="fast", show_default=True)
+@click.option("--detector", type=click.Choice(["hog", "cnn", "blazeface"]), default="hog", show_default=True)
+@click.option("--landmarker", type=click.Choice(["dlib5", "facemesh"]), default="dlib5", show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
-def throughput(root: str, limit: int | None, procs: int, no_mirror: bool, runtime: str, as_json: bool,
-               quiet: bool) -> None:
+def throughput(root: str, limit: int | None, procs: int, no_mirror: bool, runtime: str, detector: str,
+               landmarker: str, as_json: bool, quiet: bool) -> None:
     """Images/s and faces/s end to end (decode, detect, landmarks, align, describe)."""
-    settings = EngineSettings(mirror=not no_mirror, runtime=runtime)
+    settings = EngineSettings(mirror=not no_mirror, runtime=runtime, detector=detector, landmarker=landmarker)
     t0 = time.perf_counter()
     out = run_throughput(root, settings=settings, limit=limit, procs=procs, progress=not quiet)
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 
 import click
 import numpy as np
@@ -11,7 +12,6 @@ import numpy as np
 from ..engine import EngineSettings
 from ..engine.calibration import fmr_from_similarity, load_table, table_path
 from ..engine.calibration.build import build_table
-from ..engine.registry import MODEL_VERSION
 from ..engine.scoring import COHORT_MIN, Scorer, build_cohort_table, cohort_table_path
 from ..errors import InvalidParameterError
 from ..evaluation.detection import annotated_recall, stated_counts
@@ -27,7 +27,7 @@ def eval_group() -> None:
 
 
 def _vectors(root: str, rels: list[str], *, mirror: bool, procs: int, cache: str | None,
-             progress: bool) -> dict[str, np.ndarray | None]:
+             progress: bool, settings: EngineSettings | None = None) -> dict[str, np.ndarray | None]:
     """Descriptors of the central face per relative path, from a cache or computed."""
     if cache and os.path.exists(cache):
         z = load_cache(cache)
@@ -39,7 +39,8 @@ def _vectors(root: str, rels: list[str], *, mirror: bool, procs: int, cache: str
     for r in rels:
         if not os.path.isfile(os.path.join(root, r)):
             raise InvalidParameterError(f"{os.path.join(root, r)} does not exist.")
-    items = list(describe_files([os.path.join(root, r) for r in rels], procs=procs, progress=progress))
+    items = list(describe_files([os.path.join(root, r) for r in rels], settings=settings, procs=procs,
+                                progress=progress))
     if cache:
         save_cache(cache, root, items)
     return {
@@ -62,6 +63,14 @@ normalization_option = click.option(
     help="Score as FACELEDGER_SCORE_NORMALIZATION does (cohort: the evaluated set is its own cohort).")
 
 
+def frontend_options(fn):  # type: ignore[no-untyped-def]
+    """--detector and --landmarker: which front end finds and aligns the faces (docs/engine.md)."""
+    fn = click.option("--landmarker", type=click.Choice(["dlib5", "facemesh"]), default="dlib5",
+                      show_default=True, help="facemesh also aligns the chips: its own model version.")(fn)
+    return click.option("--detector", type=click.Choice(["hog", "cnn", "blazeface"]), default="hog",
+                        show_default=True)(fn)
+
+
 def with_common(fn):  # type: ignore[no-untyped-def]
     for opt in reversed(common):
         fn = opt(fn)
@@ -75,10 +84,11 @@ def with_common(fn):  # type: ignore[no-untyped-def]
 @click.option("--limit", type=click.IntRange(min=10), default=None,
               help="Only N pairs (10 or more: 10-fold accuracy), evenly spaced, keeping the same/different mix.")
 @normalization_option
+@frontend_options
 @with_common
 @handle_errors
-def pairs(root: str, pairs_file: str, plot: str | None, limit: int | None, normalization: str, procs: int,
-          no_mirror: bool, cache: str | None, as_json: bool, quiet: bool) -> None:
+def pairs(root: str, pairs_file: str, plot: str | None, limit: int | None, normalization: str, detector: str,
+          landmarker: str, procs: int, no_mirror: bool, cache: str | None, as_json: bool, quiet: bool) -> None:
     """Verification on a pair list: 10-fold accuracy, TAR at FMR 1e-3/1e-4, EER.
 
     TAR is scored as the service scores: with normalisation on, the images of
@@ -90,11 +100,13 @@ def pairs(root: str, pairs_file: str, plot: str | None, limit: int | None, norma
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(f"eval pairs: {msg}", err=True))
     say(f"{len(rows)} of {len(listed)} pairs, {len(rels)} images; describing faces "
         f"({procs} process(es){', cache ' + cache if cache else ''})")
-    vectors = _vectors(root, rels, mirror=not no_mirror, procs=procs, cache=cache, progress=not quiet)
-    version = EngineSettings(mirror=not no_mirror).model_version
+    settings = EngineSettings(detector=detector, landmarker=landmarker, mirror=not no_mirror)
+    vectors = _vectors(root, rels, mirror=not no_mirror, procs=procs, cache=cache, progress=not quiet,
+                       settings=settings)
+    version = settings.model_version
     table = load_table(version)
     say(f"scoring {len(rows)} pairs (normalization {normalization})")
-    out = {"model_version": version, "pairs_listed": len(listed),
+    out = {"model_version": version, "detector": detector, "pairs_listed": len(listed),
            **evaluate_pairs(rows, vectors, table, Scorer.load(table, normalization))}
     if plot:
         say(f"plotting to {plot}")
@@ -144,20 +156,23 @@ def pairs_text(o: dict) -> str:
 @click.option("--strangers", type=int, default=None,
               help="Keep only N single-image identities as non-mated probes; enrol the rest as distractors.")
 @normalization_option
+@frontend_options
 @with_common
 @handle_errors
-def identify(root: str, limit: int | None, strangers: int | None, normalization: str, procs: int, no_mirror: bool,
-             cache: str | None, as_json: bool, quiet: bool) -> None:
+def identify(root: str, limit: int | None, strangers: int | None, normalization: str, detector: str,
+             landmarker: str, procs: int, no_mirror: bool, cache: str | None, as_json: bool, quiet: bool) -> None:
     """Open-set identification: rank-1, FNIR at FPIR 0.01/0.001, strangers at the default.
 
     The figures at the default are scored as the service scores a search of
     the gallery (with normalisation on, the gallery is its own cohort).
     """
     rels = [os.path.relpath(p, root) for p in image_paths(root, limit)]
-    vectors = _vectors(root, rels, mirror=not no_mirror, procs=procs, cache=cache, progress=not quiet)
-    version = EngineSettings(mirror=not no_mirror).model_version
+    settings = EngineSettings(detector=detector, landmarker=landmarker, mirror=not no_mirror)
+    vectors = _vectors(root, rels, mirror=not no_mirror, procs=procs, cache=cache, progress=not quiet,
+                       settings=settings)
+    version = settings.model_version
     table = load_table(version)
-    out = {"model_version": version, **evaluate_identification(
+    out = {"model_version": version, "detector": detector, **evaluate_identification(
         root, vectors, table, strangers=strangers,
         scorer=Scorer.load(table, normalization) if normalization == "cohort" else None)}
     emit(out, as_json)
@@ -168,19 +183,22 @@ def identify(root: str, limit: int | None, strangers: int | None, normalization:
               help="Identity folders (tune only on lfw_dev).")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None,
               help="Where to write the tables (default: the package's calibration folder).")
+@frontend_options
 @with_common
 @handle_errors
-def calibrate(root: str, out_dir: str | None, procs: int, no_mirror: bool, cache: str | None,
-              as_json: bool, quiet: bool) -> None:
+def calibrate(root: str, out_dir: str | None, detector: str, landmarker: str, procs: int, no_mirror: bool,
+              cache: str | None, as_json: bool, quiet: bool) -> None:
     """Rebuild the calibration tables (plain and mirror) from every pair in ROOT."""
     rels = [os.path.relpath(p, root) for p in image_paths(root)]
     summary = {}
+    settings = EngineSettings(detector=detector, landmarker=landmarker)
     for mirror in (True, False):
-        vectors = _vectors(root, rels, mirror=mirror, procs=procs, cache=cache, progress=not quiet)
+        vectors = _vectors(root, rels, mirror=mirror, procs=procs, cache=cache, progress=not quiet,
+                           settings=settings)
         keep = [r for r in rels if vectors.get(r) is not None]
         desc = np.array([vectors[r] for r in keep])
         labels = np.array([r.split(os.sep)[0] for r in keep])
-        version = MODEL_VERSION if mirror else MODEL_VERSION.replace("-mirror", "")
+        version = replace(settings, mirror=mirror).model_version
         table = build_table(desc, labels, version, meta={
             "data": os.path.basename(os.path.normpath(root)), "images": len(rels),
             "images_with_face": len(keep), "identities": int(len(set(labels))), "table_version": 1,
@@ -214,7 +232,7 @@ def calibrate(root: str, out_dir: str | None, procs: int, no_mirror: bool, cache
               help="CSV with file and face_count_stated_by_source columns (the group_photos format).")
 @click.option("--root", type=click.Path(file_okay=False, exists=True), default=None,
               help="Folder the image paths are relative to (default: the file's folder).")
-@click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True)
+@click.option("--detector", type=click.Choice(["hog", "cnn", "blazeface"]), default="hog", show_default=True)
 @click.option("--min-face", type=float, default=40.0, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @handle_errors

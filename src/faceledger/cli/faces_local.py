@@ -12,8 +12,10 @@ from ..imaging import read_image_file
 from .output import emit, handle_errors
 
 engine_options = [
-    click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True,
-                 help="hog is fast; cnn (MMOD) finds more off-angle faces, slowly."),
+    click.option("--detector", type=click.Choice(["hog", "cnn", "blazeface"]), default="hog", show_default=True,
+                 help="hog is fast; cnn (MMOD) finds more off-angle faces, slowly; blazeface is MediaPipe's."),
+    click.option("--landmarker", type=click.Choice(["dlib5", "facemesh"]), default="dlib5", show_default=True,
+                 help="facemesh: MediaPipe's 478 points (all landmark types, eyes, mouth, gaze)."),
     click.option("--landmarks68", is_flag=True,
                  help="Use the 68-point predictor (iBUG 300-W: non-commercial use only)."),
     click.option("--min-face", type=float, default=40.0, show_default=True,
@@ -27,8 +29,9 @@ def with_engine_options(fn):  # type: ignore[no-untyped-def]
     return fn
 
 
-def make_engine(detector: str, landmarks68: bool, min_face: float) -> Engine:
-    return Engine(EngineSettings(detector=detector, landmarks68=landmarks68, min_face_px=min_face))
+def make_engine(detector: str, landmarks68: bool, min_face: float, landmarker: str = "dlib5") -> Engine:
+    return Engine(EngineSettings(detector=detector, landmarks68=landmarks68, min_face_px=min_face,
+                                 landmarker=landmarker))
 
 
 @click.command()
@@ -36,9 +39,10 @@ def make_engine(detector: str, landmarks68: bool, min_face: float) -> Engine:
 @with_engine_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @handle_errors
-def detect(images: tuple[str, ...], detector: str, landmarks68: bool, min_face: float, as_json: bool) -> None:
+def detect(images: tuple[str, ...], detector: str, landmarker: str, landmarks68: bool, min_face: float,
+           as_json: bool) -> None:
     """Find faces: box, landmarks, pose, quality and why a face would not be indexed."""
-    engine = make_engine(detector, landmarks68, min_face)
+    engine = make_engine(detector, landmarks68, min_face, landmarker)
     results = []
     for path in images:
         decoded = read_image_file(path)
@@ -79,10 +83,10 @@ def detect(images: tuple[str, ...], detector: str, landmarks68: bool, min_face: 
 @with_engine_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @handle_errors
-def compare(image_a: str, image_b: str, threshold: float | None, detector: str, landmarks68: bool,
+def compare(image_a: str, image_b: str, threshold: float | None, detector: str, landmarker: str, landmarks68: bool,
             min_face: float, as_json: bool) -> None:
     """Compare the largest face of IMAGE_A with the largest face of IMAGE_B."""
-    engine = make_engine(detector, landmarks68, min_face)
+    engine = make_engine(detector, landmarks68, min_face, landmarker)
     faces = []
     for path in (image_a, image_b):
         found = engine.analyze(read_image_file(path), max_faces=1)

@@ -47,7 +47,7 @@ def _progress_bar(quiet: bool, total: float = 100.0) -> Any:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (GetFaceDetection's shape).")
 @handle_errors
-def detect_cmd(file: str, detector: str, landmarks68: bool, min_face: float, fps: float | None, track: bool,
+def detect_cmd(file: str, detector: str, landmarker: str, landmarks68: bool, min_face: float, fps: float | None, track: bool,
                quiet: bool, as_json: bool) -> None:
     """Find faces in a local video FILE with the engine, frame by frame, without a service."""
     from dataclasses import replace
@@ -58,7 +58,7 @@ def detect_cmd(file: str, detector: str, landmarks68: bool, min_face: float, fps
     settings = VideoSettings.from_env()
     if fps:
         settings = replace(settings, sample_fps=fps)
-    engine = make_engine(detector, landmarks68, min_face)
+    engine = make_engine(detector, landmarks68, min_face, landmarker)
 
     def submit(pixels: np.ndarray) -> Future:
         done: Future = Future()

@@ -7,7 +7,9 @@ service layer calls. It knows nothing about collections, keys or transports.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
+import dlib
 import numpy as np
 
 from ..errors import InvalidParameterError
@@ -25,10 +27,17 @@ from .detect import (
 )
 from .embed import DlibEmbedder, describe, face_chip
 from .landmarks import ShapeLandmarker, eye_mouth_state, points_to_shape, rekognition_landmarks
+from .mesh_geometry import MeshReading, read_mesh
 from .quality import estimate_pose, measure_quality, unindexable_reasons
-from .registry import MODEL_VERSION
-from .types import Detection, Detector, Embedder, Face
+from .registry import MESH_MODEL_VERSION, MODEL_VERSION
+from .types import Detection, Detector, Embedder, Face, Quality
 
+if TYPE_CHECKING:
+    from .facemesh import FaceMeshLandmarker
+
+DETECTORS = ("hog", "cnn", "blazeface")
+LANDMARKERS = ("dlib5", "facemesh")
+RUNTIMES = ("fast", "dlib")
 SMALL_IMAGE_PX = 320
 SMALL_IMAGE_MAX_SCALE = 4.0
 SMALL_IMAGE_SCAN_PX = 1000.0
@@ -47,7 +56,7 @@ MAX_FACES = 100
 class EngineSettings:
     """How the engine finds and describes faces. Defaults are the documented defaults."""
 
-    detector: str = "hog"  # hog | cnn
+    detector: str = "hog"  # hog | cnn | blazeface (MediaPipe, engine/blazeface.py)
     fallback_detector: bool = True  # try the CNN detector when HOG finds nothing
     min_face_px: float = 40.0
     max_detect_scale: float = 2.0
@@ -55,10 +64,21 @@ class EngineSettings:
     mirror: bool = True  # average the descriptors of the chip and its mirror image
     runtime: str = "fast"  # fast (ONNX Runtime) | dlib (the reference); same weights, same descriptors
     cpu_budget_s: float = 20.0  # per image; AnalysisBudgetError beyond it; 0 = none
+    landmarker: str = "dlib5"  # dlib5 | facemesh (MediaPipe 478 points; aligns the chip too)
+
+    def __post_init__(self) -> None:
+        # checked where the settings are made, so a bad FACELEDGER_DETECTOR is a clear
+        # error at start-up rather than a broken worker pool
+        for name, value, choices in (("detector", self.detector, DETECTORS),
+                                     ("landmarker", self.landmarker, LANDMARKERS),
+                                     ("runtime", self.runtime, RUNTIMES)):
+            if value not in choices:
+                raise InvalidParameterError(f"Unknown {name} {value!r}; use one of {', '.join(choices)}.")
 
     @property
     def model_version(self) -> str:
-        return MODEL_VERSION if self.mirror else MODEL_VERSION.replace("-mirror", "")
+        version = MODEL_VERSION if self.landmarker == "dlib5" else MESH_MODEL_VERSION
+        return version if self.mirror else version.replace("-mirror", "")
 
 
 @dataclass(frozen=True)
@@ -97,9 +117,10 @@ class Engine:
     ) -> None:
         self.settings = settings or EngineSettings()
         s = self.settings
-        self.detector: Detector = detector or (MmodDetector() if s.detector == "cnn" else HogDetector())
+        self.detector: Detector = detector or _make_detector(s.detector)
         self._fallback: Detector | None = None
         self.landmarker5 = ShapeLandmarker(5)
+        self.mesh = _make_mesh(s.landmarker)
         self.landmarker68 = ShapeLandmarker(68) if s.landmarks68 else None
         self.embedder: Embedder = embedder or _make_embedder(s.runtime)
         self._calibration = calibration
@@ -193,30 +214,48 @@ class Engine:
         faces, shapes = [], []
         for det in dets:
             budget.check("measuring faces")
-            pts5 = self.landmarker5.points(pixels, det.box)
-            pts = self.landmarker68.points(pixels, det.box) if self.landmarker68 else pts5
-            pose = estimate_pose(pts5)
             quality = measure_quality(pixels, det.box)
-            states = eye_mouth_state(pts)
-            face = Face(
-                box=det.box,
-                confidence=det.confidence,
-                landmarks=rekognition_landmarks(pts),
-                points=pts,
-                pose=pose,
-                quality=quality,
-                image_size=(w, h),
-                eyes_open=states[0] if states else None,
-                mouth_open=states[1] if states else None,
-                detector=det.detector,
-            )
+            if self.mesh is not None:
+                face = _mesh_face(read_mesh(self.mesh.points3d(pixels, det.box, det.keypoints)),
+                                  det, quality, (w, h))
+            else:
+                shape_box = det.box
+                if det.detector == "blazeface":  # its boxes sit lower than the dlib boxes the predictor knows
+                    from .blazeface import dlib_style_box
+
+                    shape_box = dlib_style_box(det.box, det.keypoints)
+                pts5 = self.landmarker5.points(pixels, shape_box)
+                pts = self.landmarker68.points(pixels, shape_box) if self.landmarker68 else pts5
+                states = eye_mouth_state(pts)
+                face = Face(
+                    box=det.box,
+                    confidence=det.confidence,
+                    landmarks=rekognition_landmarks(pts),
+                    points=pts,
+                    pose=estimate_pose(pts5),
+                    quality=quality,
+                    image_size=(w, h),
+                    eyes_open=states[0] if states else None,
+                    mouth_open=states[1] if states else None,
+                    detector=det.detector,
+                    align_points=pts5,
+                )
+            pose = face.pose
             face.unindexable_reasons = unindexable_reasons(
                 pose=pose, quality=quality, confidence=det.confidence,
                 box_size=min(face.width, face.height), min_face_px=self.settings.min_face_px,
             )
             faces.append(face)
-            shapes.append(points_to_shape(pts5, det.box))
+            shapes.append(self._shape(pixels, face))
         return faces, shapes
+
+    def _shape(self, pixels: np.ndarray, face: Face) -> dlib.full_object_detection:
+        pts = face.align_points if face.align_points is not None else self.landmarker5.points(pixels, face.box)
+        return points_to_shape(pts, face.box)
+
+    def chip(self, pixels: np.ndarray, face: Face) -> np.ndarray:
+        """The aligned (150, 150, 3) chip the descriptor of ``face`` is computed from."""
+        return face_chip(pixels, self._shape(pixels, face))
 
     # -- scoring ---------------------------------------------------------
     def compare(self, a: np.ndarray, b: np.ndarray) -> Comparison:
@@ -242,6 +281,36 @@ def central_face(faces: list[Face]) -> Face | None:
         return (cx - w / 2) ** 2 + (cy - h / 2) ** 2
 
     return min(faces, key=off)
+
+
+def _make_detector(name: str) -> Detector:
+    if name == "hog":
+        return HogDetector()
+    if name == "cnn":
+        return MmodDetector()
+    if name == "blazeface":
+        from .blazeface import BlazeFaceDetector
+
+        return BlazeFaceDetector()
+    raise InvalidParameterError(f"Unknown detector {name!r}; use 'hog', 'cnn' or 'blazeface'.")
+
+
+def _make_mesh(name: str) -> FaceMeshLandmarker | None:
+    if name == "dlib5":
+        return None
+    if name == "facemesh":
+        from .facemesh import FaceMeshLandmarker  # LiteRT loads only when asked for
+
+        return FaceMeshLandmarker()
+    raise InvalidParameterError(f"Unknown landmarker {name!r}; use 'dlib5' or 'facemesh'.")
+
+
+def _mesh_face(m: MeshReading, det: Detection, quality: Quality, size: tuple[int, int]) -> Face:
+    return Face(
+        box=det.box, confidence=det.confidence, landmarks=m.landmarks, points=m.points, pose=m.pose,
+        quality=quality, image_size=size, eyes_open=m.eyes_open, mouth_open=m.mouth_open,
+        eye_direction=m.eye_direction, detector=det.detector, align_points=m.align_points,
+    )
 
 
 def _make_embedder(runtime: str) -> Embedder:

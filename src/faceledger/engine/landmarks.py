@@ -37,7 +37,8 @@ class ShapeLandmarker:
         left, top, right, bottom = (round(v) for v in box)
         return self._sp(image, dlib.rectangle(left, top, right - 1, bottom - 1))
 
-    def points(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    def points(self, image: np.ndarray, box: tuple[float, float, float, float],
+               keypoints: np.ndarray | None = None) -> np.ndarray:
         return shape_to_points(self.shape(image, box))
 
 

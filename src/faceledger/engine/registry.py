@@ -69,6 +69,9 @@ MODELS: dict[str, ModelSpec] = {
 # descriptor changes (network, alignment, mirror averaging): the calibration
 # table and collections are pinned to it.
 MODEL_VERSION = "dlib-resnet128-5pt-mirror-1"
+# The same network on chips aligned from FaceMesh points (FACELEDGER_LANDMARKER=facemesh):
+# a different score distribution, so its own calibration table and collections.
+MESH_MODEL_VERSION = "dlib-resnet128-mesh5-mirror-1"
 
 # What FaceModelVersion / IndexFacesModelVersion say on the wire: Rekognition's
 # model defines IndexFacesModelVersion as digits and dots ("6.0"), so each
@@ -76,6 +79,8 @@ MODEL_VERSION = "dlib-resnet128-5pt-mirror-1"
 WIRE_VERSIONS = {
     "dlib-resnet128-5pt-1": "1.0",
     "dlib-resnet128-5pt-mirror-1": "1.1",
+    "dlib-resnet128-mesh5-1": "2.0",
+    "dlib-resnet128-mesh5-mirror-1": "2.1",
 }
 
 

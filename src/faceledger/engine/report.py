@@ -3,9 +3,13 @@
 No age, gender, emotion, smile, beard, glasses or face-occlusion inference is
 offered: those are either sensitive attributes faceledger refuses to infer or
 appearance guesses no model here measures. ``Attributes=["ALL"]`` therefore
-adds only pose, quality, landmarks and (with the 68-point opt-in) eyes and
-mouth open. ``NOT_OFFERED`` lists the rest with the reason, for the docs and
-for callers who ask.
+adds only what landmark geometry gives: every landmark type the landmarker
+honestly places and, with the 68-point opt-in or FaceMesh, eyes and mouth
+open (and, with FaceMesh's iris points, EyeDirection). Without ``ALL``,
+landmarks are Rekognition's DEFAULT five where the model gives them (eyeLeft,
+eyeRight, mouthLeft, mouthRight, nose; dlib's 5 points have no mouth).
+``NOT_OFFERED`` lists the rest with the reason, for the docs and for callers
+who ask.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ NOT_OFFERED = {
     "Eyeglasses": "appearance attribute: not measured by any model here",
     "Sunglasses": "appearance attribute: not measured by any model here",
     "FaceOccluded": "not measured by any model here",
-    "EyeDirection": "not measured by any model here",
+    "EyeDirection": "only with FACELEDGER_LANDMARKER=facemesh (iris points); dlib's points have no iris",
 }
+DEFAULT_LANDMARKS = ("eyeLeft", "eyeRight", "mouthLeft", "mouthRight", "nose")
 
 
 def face_detail(face: Face, *, all_attributes: bool = False) -> dict:
@@ -33,6 +38,7 @@ def face_detail(face: Face, *, all_attributes: bool = False) -> dict:
         "BoundingBox": face.ratio_box(),
         "Landmarks": [
             {"Type": name, "X": x / w, "Y": y / h} for name, (x, y) in face.landmarks.items()
+            if all_attributes or name in DEFAULT_LANDMARKS
         ],
         "Pose": {"Roll": face.pose.roll, "Yaw": face.pose.yaw, "Pitch": face.pose.pitch},
         "Quality": {"Brightness": face.quality.brightness, "Sharpness": face.quality.sharpness},
@@ -43,6 +49,9 @@ def face_detail(face: Face, *, all_attributes: bool = False) -> dict:
             detail["EyesOpen"] = {"Value": face.eyes_open[0], "Confidence": face.eyes_open[1]}
         if face.mouth_open is not None:
             detail["MouthOpen"] = {"Value": face.mouth_open[0], "Confidence": face.mouth_open[1]}
+        if face.eye_direction is not None:
+            yaw, pitch, conf = face.eye_direction
+            detail["EyeDirection"] = {"Yaw": yaw, "Pitch": pitch, "Confidence": conf}
     return detail
 
 

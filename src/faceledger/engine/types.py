@@ -35,6 +35,9 @@ class Detection:
     confidence: float
     raw_score: float
     detector: str
+    # (6, 2) float32 keypoints when the detector gives them (BlazeFace: eyes,
+    # nose tip, mouth centre, ear tragions); None for dlib's detectors.
+    keypoints: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -57,15 +60,17 @@ class Face:
     box: tuple[float, float, float, float]
     confidence: float
     landmarks: dict[str, tuple[float, float]]  # Rekognition type -> pixel (x, y)
-    points: np.ndarray  # (K, 2) raw predictor points, K = 5 or 68
+    points: np.ndarray  # (K, 2) raw predictor points, K = 5, 68 or 478 (FaceMesh)
     pose: Pose
     quality: Quality
     image_size: tuple[int, int]  # (width, height)
     eyes_open: tuple[bool, float] | None = None  # (value, confidence) with 68 points
     mouth_open: tuple[bool, float] | None = None
+    eye_direction: tuple[float, float, float] | None = None  # (yaw, pitch, confidence) with FaceMesh
     unindexable_reasons: list[str] = field(default_factory=list)
     descriptor: np.ndarray | None = None  # (128,) float32 when embedded
     detector: str = "hog"
+    align_points: np.ndarray | None = None  # (5, 2) in dlib's 5-point order: what the chip is aligned on
 
     @property
     def width(self) -> float:
@@ -101,7 +106,8 @@ class Landmarker(Protocol):
     name: str
     num_points: int
 
-    def points(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray: ...
+    def points(self, image: np.ndarray, box: tuple[float, float, float, float],
+               keypoints: np.ndarray | None = None) -> np.ndarray: ...
 
 
 class Embedder(Protocol):

@@ -266,7 +266,7 @@ def engine_settings() -> EngineSettings:
     """The engine settings ``faceledger serve`` would use, from the same environment."""
     s = Settings.from_env()
     return EngineSettings(detector=s.detector, landmarks68=s.landmarks68, min_face_px=s.min_face_px,
-                          cpu_budget_s=s.engine_cpu_budget_s)
+                          cpu_budget_s=s.engine_cpu_budget_s, landmarker=s.landmarker)
 
 
 def _service_runs(tmp: Path, images: Sequence[tuple[str, bytes]], clients: Sequence[int],

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import time
 
 from ..engine import Engine
 from ..errors import InvalidParameterError
@@ -37,15 +38,19 @@ def annotated_recall(engine: Engine, annotations: str, root: str) -> dict:
         raise InvalidParameterError(f"Cannot read annotations {annotations}: {exc}.") from exc
     total = found = detections = 0
     per_image = []
+    seconds = 0.0
     for item in items:
         pixels = read_image_file(os.path.join(root, item["image"])).pixels
+        t0 = time.perf_counter()
         boxes = [d.box for d in engine.find(pixels)]
+        seconds += time.perf_counter() - t0
         gts = item["boxes_xywh"]
         hit = _found(gts, boxes)
         total, found, detections = total + len(gts), found + hit, detections + len(boxes)
         per_image.append({"image": item["image"], "annotated": len(gts), "found": hit, "detections": len(boxes)})
     return {"annotated_faces": total, "found": found, "recall": round(found / max(total, 1), 4),
-            "detections": detections, "images": per_image}
+            "detections": detections, "ms_per_image": round(1000 * seconds / max(len(items), 1), 1),
+            "images": per_image}
 
 
 def stated_counts(engine: Engine, csv_path: str, root: str) -> dict:
@@ -54,8 +59,10 @@ def stated_counts(engine: Engine, csv_path: str, root: str) -> dict:
         for row in csv.DictReader(fh):
             stated = row.get("face_count_stated_by_source") or ""
             pixels = read_image_file(os.path.join(root, row["file"])).pixels
+            t0 = time.perf_counter()
             n = len(engine.find(pixels))
-            rows.append({"image": row["file"], "stated": int(stated) if stated else None, "detected": n})
+            ms = round(1000 * (time.perf_counter() - t0), 1)
+            rows.append({"image": row["file"], "stated": int(stated) if stated else None, "detected": n, "ms": ms})
     counted = [r for r in rows if r["stated"] is not None]
     return {
         "images": rows,

@@ -16,9 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine.embed import face_chip
 from ..engine.engine import Engine, EngineSettings, central_face
-from ..engine.landmarks import points_to_shape
 from ..errors import FaceledgerError
 from ..imaging import read_image_file
 
@@ -48,7 +46,7 @@ def describe_file(path: str) -> Described:
         face = central_face(faces)
         if face is None:
             return Described(path, 0, None, None)
-        chip = face_chip(pixels, points_to_shape(_engine.landmarker5.points(pixels, face.box), face.box))
+        chip = _engine.chip(pixels, face)
         out = _engine.embedder.embed(np.stack([chip, chip[:, ::-1]]))
         return Described(path, len(faces), out[0], (out[0] + out[1]) / 2, None, face.detector)
     except FaceledgerError as exc:

@@ -164,7 +164,8 @@ class Service:
     @staticmethod
     def open_engines(settings: Settings) -> EnginePool:
         es = EngineSettings(detector=settings.detector, landmarks68=settings.landmarks68,
-                            min_face_px=settings.min_face_px, cpu_budget_s=settings.engine_cpu_budget_s)
+                            min_face_px=settings.min_face_px, cpu_budget_s=settings.engine_cpu_budget_s,
+                            landmarker=settings.landmarker)
         procs = settings.workers or os.cpu_count() or 1
         return EnginePool(es, processes=procs, timeout_s=settings.engine_timeout_s,
                           max_rss_mb=settings.engine_max_rss_mb, max_memory_mb=settings.engine_max_memory_mb)
