@@ -7,10 +7,13 @@ import re
 from pathlib import Path
 
 import click
-from faceledger.service.operations import OPERATIONS
 
 from faceledger.cli.main import cli
+from faceledger.service.assembly import FACELEDGER_OPERATIONS
+from faceledger.service.assembly import OPERATIONS as REKOGNITION_OPERATIONS
 from faceledger.settings import Settings
+
+OPERATIONS = {**REKOGNITION_OPERATIONS, **FACELEDGER_OPERATIONS}
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 EXTRA_EVENTS = ("DeletionReceipt", "PolicyLoaded", "Checkpoint", "SigningKey", "FaceDetectionCompleted",
