@@ -6,7 +6,7 @@ import pytest
 
 from faceledger.engine import Engine, EngineSettings
 from faceledger.engine import mediapipe_models as mm
-from faceledger.service import Service
+from faceledger.service import create
 from faceledger.service.workers import EnginePool
 from faceledger.settings import Settings
 from faceledger.store.catalog import Catalog
@@ -25,7 +25,7 @@ def mesh_service(tmp_path):  # type: ignore[no-untyped-def]
     settings.data_dir.mkdir()
     es = EngineSettings(detector="blazeface", landmarker="facemesh")
     engine = Engine(es, embedder=FakeEmbedder())
-    svc = Service(settings, Catalog.open(settings.data_dir), VectorIndex(), EnginePool(es, engine=engine))
+    svc = create(settings, Catalog.open(settings.data_dir), VectorIndex(), EnginePool(es, engine=engine))
     yield svc
     svc.close()
 
