@@ -67,7 +67,7 @@ class Console:
 
     def request(self, method: str, path: str, form: dict[str, str] | None = None) -> tuple[int, bytes]:
         u = urlsplit(self.endpoint)
-        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+        conn = http.client.HTTPConnection(u.hostname or "127.0.0.1", u.port, timeout=60)
         body = urlencode(form).encode() if form is not None else None
         headers = {"Host": u.netloc}
         if body is not None:
@@ -149,7 +149,8 @@ def render(srv: ServerProcess, client: Console, paths: list[str], n: int) -> dic
 
 def face_paths(client: Console, search_id: int) -> list[str]:
     _, page = client.get(f"/console/review/{search_id}")
-    return sorted(set(re.findall(rf'src="(/console/review/{search_id}/[^"]+\.jpg)"'.encode(), page)))
+    found = re.findall(rf'src="(/console/review/{search_id}/[^"]+\.jpg)"', page.decode())
+    return sorted(set(found))
 
 
 def phase(srv: ServerProcess, probes: list[bytes], threads: int, rate: float, seconds: float,
@@ -236,6 +237,12 @@ def main() -> None:
             reviewer.sign_in(make_key(data, "reviewer"))
             auditor.sign_in(make_key(data, "auditor"))
             images = face_paths(reviewer, thumbs_id)
+            for sid, n in ((plain_id, plain_n), (thumbs_id, thumbs_n)):
+                shown = reviewer.get(f"/console/review/{sid}")[1].count(b'<li class="candidate"')
+                if shown != n or n != 10:
+                    raise SystemExit(f"search {sid}: {n} candidates, its page shows {shown}; 10 wanted")
+            if len(images) != 1 + thumbs_n:  # the probe and each candidate
+                raise SystemExit(f"the thumbnail search's page shows {len(images)} images, not {1 + thumbs_n}")
             for client, path in ((reviewer, f"/console/review/{plain_id}"),
                                  (reviewer, f"/console/review/{thumbs_id}")):  # warm the templates
                 client.get(path)
@@ -246,7 +253,7 @@ def main() -> None:
                 "page_no_thumbnails": render(srv, reviewer, [f"/console/review/{plain_id}"], args.renders),
                 "page_thumbnails": render(srv, reviewer, [f"/console/review/{thumbs_id}"], args.renders),
                 "page_and_images_thumbnails": dict(render(
-                    srv, reviewer, [f"/console/review/{thumbs_id}", *[x.decode() for x in images]],
+                    srv, reviewer, [f"/console/review/{thumbs_id}", *images],
                     max(5, args.renders // 4)), images=len(images)),
             }
             pages = [("reviewer", "/console/review"), ("reviewer", f"/console/review/{plain_id}"),
@@ -255,14 +262,14 @@ def main() -> None:
             phases = [phase(srv, loads, args.load_threads, args.load_rate, args.phase_s,
                             (reviewer, auditor, pages) if with_console else None, args.console_pause)
                       for with_console in (False, True, True, False)]
-            alone = [p for p in phases if not p["console"]]
-            per_search = sum(p["server_cpu_s"] for p in alone) / max(1, sum(p["searches"] for p in alone))
-            for p in phases:
-                p["console_share"] = (round(1 - p["searches"] * per_search / p["server_cpu_s"], 3)
-                                      if p["console"] and p["server_cpu_s"] else None)
-            busy = [p for p in phases if p["console"]]
-            con_cpu = sum(p["server_cpu_s"] - p["searches"] * per_search for p in busy)
-            views = sum(p["console_views"] for p in busy)
+            alone = [ph for ph in phases if not ph["console"]]
+            per_search = sum(ph["server_cpu_s"] for ph in alone) / max(1, sum(ph["searches"] for ph in alone))
+            for ph in phases:
+                ph["console_share"] = (round(1 - ph["searches"] * per_search / ph["server_cpu_s"], 3)
+                                       if ph["console"] and ph["server_cpu_s"] else None)
+            busy = [ph for ph in phases if ph["console"]]
+            con_cpu = sum(ph["server_cpu_s"] - ph["searches"] * per_search for ph in busy)
+            views = sum(ph["console_views"] for ph in busy)
             out["load"] = {"threads": args.load_threads, "rate_per_thread": args.load_rate,
                            "phase_s": args.phase_s, "phases": phases,
                            "server_cpu_ms_per_search_alone": round(1000 * per_search, 1),
@@ -278,10 +285,10 @@ def main() -> None:
     for k, v in out["render"].items():
         print(f"  {k:28} median {v['median_ms']} ms  p95 {v['p95_ms']} ms  server CPU {v['server_cpu_ms']} ms"
               f"  (n={v['n']})")
-    for p in out["load"]["phases"]:
-        print(f"  phase console={p['console']!s:5} {p['wall_s']} s: {p['searches']} searches, "
-              f"{p['console_views']} console views, server CPU {p['server_cpu_s']} s, "
-              f"share {p['console_share']}, errors {p['errors']}")
+    for ph in out["load"]["phases"]:
+        print(f"  phase console={ph['console']!s:5} {ph['wall_s']} s: {ph['searches']} searches, "
+              f"{ph['console_views']} console views, server CPU {ph['server_cpu_s']} s, "
+              f"share {ph['console_share']}, errors {ph['errors']}")
     ld = out["load"]
     print(f"  server CPU per search (alone) {ld['server_cpu_ms_per_search_alone']} ms; console share "
           f"{100 * ld['console_share']:.1f} %; {ld['server_cpu_ms_per_console_view']} ms server CPU per view")
