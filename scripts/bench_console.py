@@ -15,7 +15,8 @@ token and cookie, as a browser sends them).
 (a) Render time: ``--renders`` GETs of ``/console/review/<SearchId>`` for each
 search, one after another; median and p95 wall time over loopback, and the
 server process tree's CPU per page. With thumbnails, also the page together
-with its 11 images (probe and candidates), as a browser loads it.
+with its 11 images (probe and candidates), as a browser loads it. Then the
+review queue, the report and the audit page (half as many GETs each).
 
 (b) CPU share: a fixed SearchFacesByImage load (``--load-threads`` boto3
 threads, each paced to ``--load-rate`` requests/s) into the no-thumbnail
@@ -256,6 +257,11 @@ def main() -> None:
                     srv, reviewer, [f"/console/review/{thumbs_id}", *images],
                     max(5, args.renders // 4)), images=len(images)),
             }
+            for name, client, path in (("review_queue", reviewer, "/console/review"),
+                                       ("report", reviewer, "/console/report"),
+                                       ("audit", auditor, "/console/audit")):
+                client.get(path)
+                out["render"][name] = render(srv, client, [path], max(5, args.renders // 2))
             pages = [("reviewer", "/console/review"), ("reviewer", f"/console/review/{plain_id}"),
                      ("reviewer", "/console/report"), ("auditor", "/console/audit")]
             loads = [p.read_bytes() for p in photos[:4]]
