@@ -19,7 +19,8 @@ with its 11 images (probe and candidates), as a browser loads it. Then the
 review queue, the report and the audit page (half as many GETs each).
 
 (b) CPU share: a fixed SearchFacesByImage load (``--load-threads`` boto3
-threads, each paced to ``--load-rate`` requests/s) into the no-thumbnail
+threads, each paced to ``--load-rate`` requests/s, or back to back with 0 as
+``faceledger bench api`` runs them) into the no-thumbnail
 collection, in four phases of ``--phase-s`` seconds: load alone, load with
 one console client refreshing the review queue, the search's page, the report
 and the audit page in a loop (without pause, or ``--console-pause`` seconds
@@ -171,8 +172,9 @@ def phase(srv: ServerProcess, probes: list[bytes], threads: int, rate: float, se
                 counts[i] += 1
             except Exception:  # noqa: BLE001 - counted, the run goes on
                 errors[0] += 1
-            nxt += 1 / rate
-            time.sleep(max(0.0, nxt - time.monotonic()))
+            if rate:
+                nxt += 1 / rate
+                time.sleep(max(0.0, nxt - time.monotonic()))
 
     def refresh() -> None:
         assert console is not None
@@ -209,7 +211,7 @@ def main() -> None:
     ap.add_argument("--renders", type=int, default=40, help="GETs of each search's page")
     ap.add_argument("--phase-s", type=float, default=8.0, help="seconds per load phase (four phases)")
     ap.add_argument("--load-threads", type=int, default=2)
-    ap.add_argument("--load-rate", type=float, default=1.5, help="SearchFacesByImage/s per load thread")
+    ap.add_argument("--load-rate", type=float, default=1.5, help="SearchFacesByImage/s per load thread (0: back to back, as `faceledger bench api` does)")
     ap.add_argument("--console-pause", type=float, default=0.0,
                     help="seconds the console client waits after each page (0: refresh without pause)")
     ap.add_argument("--json", action="store_true")
