@@ -37,6 +37,7 @@ from ..errors import (
 )
 from ..service.context import Principal, may
 from ..service.core import Service
+from ..service.report import counts_text
 from ..service.signin import SignIn
 from .sessions import COOKIE, PATH, Session, Sessions
 
@@ -76,6 +77,7 @@ class Console:
         self.signin = SignIn(svc)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["utc"] = utc
+        self.templates.env.filters["counts"] = counts_text
         self.templates.env.filters["sci"] = lambda v: "-" if v is None else f"{float(v):.2e}"
 
     async def call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

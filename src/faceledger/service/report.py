@@ -102,7 +102,7 @@ def _iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _counts(counts: dict[str, Any]) -> str:
+def counts_text(counts: dict[str, Any]) -> str:
     """``{'general': 27, 'lead': 3}`` as ``general 27, lead 3`` (``none`` when empty)."""
     return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
 
@@ -113,17 +113,17 @@ def markdown(report: dict[str, Any]) -> str:
              f"Generated from {report['records']} ledger records. Model versions: "
              f"{', '.join(report['model_versions']) or '-'}; calibration: {', '.join(report['calibrations']) or '-'}; "
              f"score normalisation: {', '.join(report['score_normalizations']) or '-'} "
-             f"(searches: {_counts(report['searches_by_scoring'])}; see docs/fairness.md).",
+             f"(searches: {counts_text(report['searches_by_scoring'])}; see docs/fairness.md).",
              "", "## Searches", "", "| purpose/operation | searches |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in report["searches"].items()] or ["| - | 0 |"]
-    lines += ["", f"Candidates returned by purpose: {_counts(report['candidates_returned'])}.",
-              f"Requested thresholds raised to the policy floor: {_counts(report['thresholds_raised_to_floor'])}.",
+    lines += ["", f"Candidates returned by purpose: {counts_text(report['candidates_returned'])}.",
+              f"Requested thresholds raised to the policy floor: {counts_text(report['thresholds_raised_to_floor'])}.",
               f"Investigative searches (lowered floor, for review only): "
-              f"{_counts(report.get('investigative_searches', {}))}.",
-              f"Refusals (quality, purpose, case, halt): {_counts(report['refusals'])}.",
-              f"Review decisions: {_counts(report['review_decisions'])}.", "",
+              f"{counts_text(report.get('investigative_searches', {}))}.",
+              f"Refusals (quality, purpose, case, halt): {counts_text(report['refusals'])}.",
+              f"Review decisions: {counts_text(report['review_decisions'])}.", "",
               "## Enrolment and deletion", "",
-              f"Faces enrolled: {report['faces_enrolled']}. Faces deleted: {_counts(report['faces_deleted'])}.",
+              f"Faces enrolled: {report['faces_enrolled']}. Faces deleted: {counts_text(report['faces_deleted'])}.",
               f"Deletion receipts: {len(report['deletion_receipts'])}.", "", "## Gallery sizes searched", ""]
     lines += [f"- {c}: {g['min']}-{g['max']} faces over {g['searches']} searches"
               for c, g in report["gallery_sizes"].items()] or ["- none"]
