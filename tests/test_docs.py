@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 import click
-from faceledger.service.operations import OPERATIONS
 
 from faceledger.cli.main import cli
+from faceledger.service.assembly import OPERATIONS
 from faceledger.settings import Settings
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
