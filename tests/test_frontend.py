@@ -158,12 +158,99 @@ def test_a_face_tilted_up_gets_dlib_points_on_its_eyes() -> None:
     assert np.linalg.norm(eyes - hit.keypoints[:2].mean(0)) < 0.25 * np.linalg.norm(hit.keypoints[1] - hit.keypoints[0])
 
 
-def test_default_landmarks_are_only_rekognition_default_types(engine: Engine, grace_hopper_bytes: bytes) -> None:
+def test_dlib_alone_reports_its_points_and_invents_none(grace_hopper_bytes: bytes) -> None:
+    engine = Engine(EngineSettings(mesh_report=False), embedder=FakeEmbedder())
     (face,) = engine.analyze(grace_hopper_bytes, descriptors=False)
     default = {m["Type"] for m in face_detail(face)["Landmarks"]}
     assert default == {"eyeLeft", "eyeRight", "nose"}  # dlib's 5 points have no mouth: none invented
     assert len(face_detail(face, all_attributes=True)["Landmarks"]) == 7
     assert "EyeDirection" not in face_detail(face, all_attributes=True)
+
+
+# -- the default front end: dlib's detection and alignment, FaceMesh's reported landmarks ----
+
+
+@needs_models
+def test_default_landmarks_are_rekognition_default_five_from_facemesh(
+        engine: Engine, grace_hopper_bytes: bytes) -> None:
+    (face,) = engine.analyze(grace_hopper_bytes, descriptors=False)
+    assert face.detector == "hog" and len(face.points) == 5  # dlib found and aligned it
+    assert [m["Type"] for m in face_detail(face)["Landmarks"]] == [
+        "eyeLeft", "eyeRight", "nose", "mouthLeft", "mouthRight"]
+    full = face_detail(face, all_attributes=True)
+    assert {m["Type"] for m in full["Landmarks"]} == set(MESH_TYPES)
+    assert full["EyesOpen"]["Value"] is True and full["MouthOpen"]["Value"] is False
+    for key in ("EyesOpen", "MouthOpen", "EyeDirection"):
+        assert 0 <= full[key]["Confidence"] <= 100
+    assert abs(full["EyeDirection"]["Yaw"]) < 20 and abs(full["EyeDirection"]["Pitch"]) < 20
+    # the mouth corners sit below the eyes and between the face's sides
+    (lx, ly), (rx, ry) = face.landmarks["mouthLeft"], face.landmarks["mouthRight"]
+    assert face.box[0] < lx < rx < face.box[2] and min(ly, ry) > face.landmarks["eyeLeft"][1]
+
+
+@needs_models
+def test_the_reported_mesh_does_not_change_the_chip_or_the_descriptor(grace_hopper_bytes: bytes) -> None:
+    with_mesh = Engine()
+    without = Engine(EngineSettings(mesh_report=False))
+    (a,) = with_mesh.analyze(grace_hopper_bytes)
+    (b,) = without.analyze(grace_hopper_bytes)
+    assert a.landmarks != b.landmarks  # the mesh did run
+    assert np.array_equal(a.align_points, b.align_points) and a.pose == b.pose
+    assert a.unindexable_reasons == b.unindexable_reasons
+    assert a.descriptor is not None and np.array_equal(a.descriptor, b.descriptor)
+    assert with_mesh.model_version == without.model_version == "dlib-resnet128-5pt-mirror-1"
+
+
+class _MisplacedMesh:
+    """A FaceMesh whose points land 60 px right of the face: the engine must not report them."""
+
+    def __init__(self, presence: float = 1.0, shift: float = 60.0) -> None:
+        from faceledger.engine.facemesh import FaceMeshLandmarker
+
+        self.real = FaceMeshLandmarker()
+        self.last_presence, self.shift = presence, shift
+
+    def points3d(self, image, box, keypoints=None):  # type: ignore[no-untyped-def]
+        p = self.real.points3d(image, box, keypoints)
+        p[:, 0] += self.shift
+        return p
+
+
+@needs_models
+@pytest.mark.parametrize("mesh", [_MisplacedMesh, lambda: _MisplacedMesh(presence=0.1, shift=0.0)])
+def test_where_facemesh_fails_dlibs_points_are_reported(mesh, grace_hopper_bytes: bytes) -> None:  # type: ignore[no-untyped-def]
+    engine = Engine(embedder=FakeEmbedder())
+    engine._report_mesh = mesh()
+    (face,) = engine.analyze(grace_hopper_bytes, descriptors=False)
+    assert set(face.landmarks) == {
+        "eyeLeft", "eyeRight", "leftEyeLeft", "leftEyeRight", "rightEyeLeft", "rightEyeRight", "nose"}
+    assert face.eyes_open is None and face.mouth_open is None and face.eye_direction is None
+
+
+def test_without_the_mediapipe_files_the_default_is_dlib_alone(grace_hopper_bytes: bytes) -> None:
+    engine = Engine(embedder=FakeEmbedder())
+    engine._mediapipe_ok = False  # as mediapipe_models.available() says when the files are missing
+    (face,) = engine.analyze(grace_hopper_bytes, descriptors=False)
+    assert {m["Type"] for m in face_detail(face)["Landmarks"]} == {"eyeLeft", "eyeRight", "nose"}
+    pixels = read_image_file(data_path("group_photos", "blazeface_4faces.png")).pixels
+    assert all(d.detector != "blazeface" for d in engine.find(pixels))
+
+
+@needs_models
+def test_default_settings_find_the_four_small_faces_with_blazeface_before_the_cnn() -> None:
+    pixels = read_image_file(data_path("group_photos", "blazeface_4faces.png")).pixels
+    engine = Engine(embedder=FakeEmbedder())
+    faces = engine.analyze(pixels)
+    assert len(faces) == 4 and {f.detector for f in faces} == {"blazeface"}
+    assert engine._fallback is None  # the CNN never ran
+    assert all("SMALL_BOUNDING_BOX" in f.unindexable_reasons for f in faces)
+    assert all(len(f.align_points) == 5 for f in faces)  # dlib's 5 points on dlib-style boxes
+
+
+def test_without_the_blazeface_fallback_the_cnn_is_tried() -> None:
+    pixels = read_image_file(data_path("group_photos", "blazeface_4faces.png")).pixels
+    engine = Engine(EngineSettings(blazeface_fallback=False), embedder=FakeEmbedder())
+    assert engine.find(pixels) == [] and engine._fallback is not None
 
 
 @needs_models
@@ -275,3 +362,15 @@ def test_serve_with_an_unknown_detector_is_a_clear_error(tmp_path: Path) -> None
                           str(tmp_path / "d"), "--workers", "1"], env=env, capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 3 and "Unknown detector 'bogus'" in out.stderr and "Traceback" not in out.stderr
+
+
+@needs_models
+def test_the_blazeface_fallback_keeps_only_faces_near_upright(grace_hopper_bytes: bytes) -> None:
+    upright = Image.open(io.BytesIO(grace_hopper_bytes)).convert("RGB")
+    engine = Engine(embedder=FakeEmbedder())
+    sideways = np.asarray(upright.rotate(90, expand=True))
+    assert BlazeFaceDetector().detect(sideways, 1.0)  # BlazeFace does see the sideways face
+    assert engine.find(sideways) == []  # but dlib's 5-point predictor could not align it
+    tilted = np.asarray(upright.resize((256, 300)).rotate(25, resample=Image.Resampling.BILINEAR))
+    (hit,) = engine.find(tilted)
+    assert hit.detector in {"hog", "blazeface"}

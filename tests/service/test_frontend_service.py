@@ -53,3 +53,28 @@ def test_detect_faces_default_and_all(mesh_service, grace_hopper_bytes) -> None:
         assert 0 <= full[key]["Confidence"] <= 100
     for banned in ("Smile", "Eyeglasses", "Sunglasses", "FaceOccluded", "AgeRange", "Gender", "Emotions"):
         assert banned not in full
+
+
+@pytest.fixture
+def default_service(tmp_path):  # type: ignore[no-untyped-def]
+    settings = Settings(data_dir=tmp_path / "data")
+    settings.data_dir.mkdir()
+    es = EngineSettings()
+    svc = create(settings, Catalog.open(settings.data_dir), VectorIndex(),
+                 EnginePool(es, engine=Engine(es, embedder=FakeEmbedder())))
+    yield svc
+    svc.close()
+
+
+def test_default_settings_report_mesh_landmarks_and_small_faces(default_service, grace_hopper_bytes) -> None:  # type: ignore[no-untyped-def]
+    (plain,) = run(default_service, "DetectFaces", Image={"Bytes": grace_hopper_bytes})["FaceDetails"]
+    assert [m["Type"] for m in plain["Landmarks"]] == ["eyeLeft", "eyeRight", "nose", "mouthLeft", "mouthRight"]
+    (full,) = run(default_service, "DetectFaces", Image={"Bytes": grace_hopper_bytes},
+                  Attributes=["ALL"])["FaceDetails"]
+    assert len(full["Landmarks"]) == 30
+    assert all("Confidence" in full[k] for k in ("EyesOpen", "MouthOpen", "EyeDirection"))
+    photo = data_path("group_photos", "blazeface_4faces.png").read_bytes()
+    run(default_service, "CreateCollection", CollectionId="c")
+    out = run(default_service, "IndexFaces", CollectionId="c", Image={"Bytes": photo})
+    assert out["FaceModelVersion"] == "1.1" and out["FaceRecords"] == []  # the default model version, unchanged
+    assert [("SMALL_BOUNDING_BOX" in u["Reasons"]) for u in out["UnindexedFaces"]] == [True] * 4

@@ -6,6 +6,7 @@ service layer calls. It knows nothing about collections, keys or transports.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -50,6 +51,16 @@ DESCRIBE_BATCH = 32
 # 100 largest faces, CompareFaces compares at most 100). Without it a 1920x1080
 # image tiled with 1,044 small faces cost 66 s and every face a descriptor.
 MAX_FACES = 100
+# FaceMesh's reading is reported (with dlib5 alignment) only where its face
+# presence is at least this and its eye centres are within this many of dlib's
+# eye distances of dlib's eye centres.
+MESH_MIN_PRESENCE = 0.5
+# BlazeFace finds faces at any roll; dlib's 5-point predictor (which aligns the
+# chip) is trained on faces near upright, so the fallback keeps faces whose eye
+# line is within this many degrees of level (a sideways photo without its EXIF
+# orientation stays faceless, as with HOG and the CNN).
+FALLBACK_MAX_ROLL = 40.0
+MESH_MAX_EYE_OFFSET = 0.25
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,11 @@ class EngineSettings:
     runtime: str = "fast"  # fast (ONNX Runtime) | dlib (the reference); same weights, same descriptors
     cpu_budget_s: float = 20.0  # per image; AnalysisBudgetError beyond it; 0 = none
     landmarker: str = "dlib5"  # dlib5 | facemesh (MediaPipe 478 points; aligns the chip too)
+    # With dlib5: FaceMesh (+ iris) places the REPORTED landmarks, EyesOpen, MouthOpen and
+    # EyeDirection; the chip stays aligned on dlib's 5 points (same descriptors, same model version).
+    mesh_report: bool = True
+    # When HOG finds nothing: BlazeFace (~20 ms, faces down to ~10 px) before the CNN (~0.5 s).
+    blazeface_fallback: bool = True
 
     def __post_init__(self) -> None:
         # checked where the settings are made, so a bad FACELEDGER_DETECTOR is a clear
@@ -121,6 +137,10 @@ class Engine:
         self._fallback: Detector | None = None
         self.landmarker5 = ShapeLandmarker(5)
         self.mesh = _make_mesh(s.landmarker)
+        # FaceMesh for reporting only (dlib5 alignment); loaded at the first face
+        self._report_mesh: FaceMeshLandmarker | None = None
+        self._blazeface: Detector | None = None
+        self._mediapipe_ok: bool | None = None
         self.landmarker68 = ShapeLandmarker(68) if s.landmarks68 else None
         self.embedder: Embedder = embedder or _make_embedder(s.runtime)
         self._calibration = calibration
@@ -156,6 +176,20 @@ class Engine:
             if max(w, h) <= SMALL_IMAGE_PX:
                 closer = min(SMALL_IMAGE_MAX_SCALE, SMALL_IMAGE_SCAN_PX / max(w, h))
                 hits = self.detector.detect(pixels, closer)
+            if not hits and self.detector.name == "hog" and self.settings.blazeface_fallback \
+                    and self._mediapipe_installed():
+                # BlazeFace (tens of ms) finds the small faces HOG's 80-px window
+                # cannot see (9-11 px in a 128-px photo) and many turned ones;
+                # its boxes are moved where dlib's would be for the 5-point
+                # predictor (dlib_style_box in _faces), so the chip is aligned
+                # as for a HOG box.
+                if self._blazeface is None:
+                    from .blazeface import BlazeFaceDetector
+
+                    self._blazeface = BlazeFaceDetector()
+                if budget is not None:
+                    budget.check("before the BlazeFace fallback")
+                hits = [d for d in self._blazeface.detect(pixels, scale) if _near_level(d)]
             if not hits and self.detector.name == "hog":
                 # The CNN finds the turned and tilted faces HOG misses; at no more
                 # than the image's own scale it costs ~0.5 s on a 250-px image
@@ -240,6 +274,13 @@ class Engine:
                     detector=det.detector,
                     align_points=pts5,
                 )
+                if self.settings.mesh_report and self._mediapipe_installed():
+                    budget.check("before FaceMesh landmarks")
+                    reading = self._mesh_reading(pixels, det, pts5)
+                    if reading is not None:  # else dlib's points stand: nothing is invented
+                        face.landmarks = reading.landmarks
+                        face.eyes_open, face.mouth_open = reading.eyes_open, reading.mouth_open
+                        face.eye_direction = reading.eye_direction
             pose = face.pose
             face.unindexable_reasons = unindexable_reasons(
                 pose=pose, quality=quality, confidence=det.confidence,
@@ -248,6 +289,43 @@ class Engine:
             faces.append(face)
             shapes.append(self._shape(pixels, face))
         return faces, shapes
+
+    def _mediapipe_installed(self) -> bool:
+        """Whether the MediaPipe files are installed and intact (checked once).
+
+        The default front end's extras (FaceMesh-reported landmarks, the
+        BlazeFace fallback) are left out without them, as before they existed;
+        asking for FACELEDGER_DETECTOR=blazeface or FACELEDGER_LANDMARKER=facemesh
+        explicitly still fails with ModelFileError.
+        """
+        if self._mediapipe_ok is None:
+            from .mediapipe_models import available
+
+            self._mediapipe_ok = available()
+        return self._mediapipe_ok
+
+    def _mesh_reading(self, pixels: np.ndarray, det: Detection, pts5: np.ndarray) -> MeshReading | None:
+        """FaceMesh's reading of the face, or None where it is not a face FaceMesh placed well.
+
+        Refused when the mesh's face presence is under MESH_MIN_PRESENCE, or
+        when its eye centres are further than MESH_MAX_EYE_OFFSET eye distances
+        from dlib's (the two models then disagree on where the face is).
+        """
+        if self._report_mesh is None:
+            from .facemesh import FaceMeshLandmarker  # LiteRT loads at the first face
+
+            self._report_mesh = FaceMeshLandmarker()
+        p3 = self._report_mesh.points3d(pixels, det.box, det.keypoints)
+        if self._report_mesh.last_presence < MESH_MIN_PRESENCE or not np.isfinite(p3).all():
+            return None
+        reading = read_mesh(p3)
+        dl = rekognition_landmarks(pts5)
+        ours = np.array([dl["eyeLeft"], dl["eyeRight"]], np.float64)
+        theirs = np.array([reading.landmarks["eyeLeft"], reading.landmarks["eyeRight"]], np.float64)
+        eye_distance = float(np.linalg.norm(ours[1] - ours[0])) + 1e-9
+        if float(np.linalg.norm(theirs - ours, axis=1).max()) > MESH_MAX_EYE_OFFSET * eye_distance:
+            return None
+        return reading
 
     def _shape(self, pixels: np.ndarray, face: Face) -> dlib.full_object_detection:
         pts = face.align_points if face.align_points is not None else self.landmarker5.points(pixels, face.box)
@@ -281,6 +359,14 @@ def central_face(faces: list[Face]) -> Face | None:
         return (cx - w / 2) ** 2 + (cy - h / 2) ** 2
 
     return min(faces, key=off)
+
+
+def _near_level(det: Detection) -> bool:
+    if det.keypoints is None:
+        return True
+    d = det.keypoints[1] - det.keypoints[0]
+    roll = math.degrees(math.atan2(float(d[1]), float(d[0])))
+    return abs(roll) <= FALLBACK_MAX_ROLL
 
 
 def _make_detector(name: str) -> Detector:

@@ -4,10 +4,12 @@ No age, gender, emotion, smile, beard, glasses or face-occlusion inference is
 offered: those are either sensitive attributes faceledger refuses to infer or
 appearance guesses no model here measures. ``Attributes=["ALL"]`` therefore
 adds only what landmark geometry gives: every landmark type the landmarker
-honestly places and, with the 68-point opt-in or FaceMesh, eyes and mouth
-open (and, with FaceMesh's iris points, EyeDirection). Without ``ALL``,
-landmarks are Rekognition's DEFAULT five where the model gives them (eyeLeft,
-eyeRight, mouthLeft, mouthRight, nose; dlib's 5 points have no mouth).
+honestly places and, where FaceMesh placed the face (the default) or with the
+68-point opt-in, eyes and mouth open (and, from FaceMesh's iris points,
+EyeDirection). Without ``ALL``, landmarks are Rekognition's DEFAULT five where
+a model gives them (eyeLeft, eyeRight, mouthLeft, mouthRight, nose); where
+FaceMesh is refused for a face, dlib's 5 points give no mouth and none is
+invented.
 ``NOT_OFFERED`` lists the rest with the reason, for the docs and for callers
 who ask.
 """
@@ -26,7 +28,6 @@ NOT_OFFERED = {
     "Eyeglasses": "appearance attribute: not measured by any model here",
     "Sunglasses": "appearance attribute: not measured by any model here",
     "FaceOccluded": "not measured by any model here",
-    "EyeDirection": "only with FACELEDGER_LANDMARKER=facemesh (iris points); dlib's points have no iris",
 }
 DEFAULT_LANDMARKS = ("eyeLeft", "eyeRight", "mouthLeft", "mouthRight", "nose")
 
