@@ -31,6 +31,15 @@ def test_session_cookie_is_httponly_strict_and_scoped(stage: Stage) -> None:
     assert signins and signins[-1]["details"]["role"] == "reviewer"
 
 
+def test_report_page_prints_counts_as_text_not_python_reprs(stage: Stage) -> None:
+    searched(stage.srv, stage.keys["searcher"])  # at least one search with candidates in the period
+    web = Browserless(stage.srv.endpoint)
+    web.sign_in(stage.keys["auditor"])
+    page = web.request("GET", "/console/report")
+    assert page.status == 200 and "Candidates returned by purpose:" in page.body
+    assert "{&#39;" not in page.body and "{'" not in page.body, page.body[:2000]
+
+
 def test_post_without_or_with_a_wrong_csrf_token_is_refused(stage: Stage) -> None:
     search_id, candidates = searched(stage.srv, stage.keys["searcher"])
     web = Browserless(stage.srv.endpoint)
@@ -177,11 +186,3 @@ def test_failed_signins_are_recorded_and_rate_limited(stage: Stage) -> None:
     assert [f["reason"] for f in failures][-5:] == ["wrong-secret"] * 4 + ["rate-limited"]
     assert "Not-The-Secret-123" not in json.dumps(failures)  # the key id tried, never the secret
 
-
-def test_report_page_prints_counts_as_text_not_python_reprs(stage: Stage) -> None:
-    searched(stage.srv, stage.keys["searcher"])  # at least one search with candidates in the period
-    web = Browserless(stage.srv.endpoint)
-    web.sign_in(stage.keys["auditor"])
-    page = web.request("GET", "/console/report")
-    assert page.status == 200 and "Candidates returned by purpose:" in page.body
-    assert "{&#39;" not in page.body and "{'" not in page.body, page.body[:2000]
