@@ -201,6 +201,17 @@ def test_the_reported_mesh_does_not_change_the_chip_or_the_descriptor(grace_hopp
     assert with_mesh.model_version == without.model_version == "dlib-resnet128-5pt-mirror-1"
 
 
+def test_a_caller_that_reports_no_landmarks_skips_the_mesh_and_gets_the_same_face(grace_hopper_bytes: bytes) -> None:
+    """SearchFacesByImage reports only the probe's box: it asks for no landmarks and pays nothing for FaceMesh."""
+    engine = Engine()
+    (full,) = engine.analyze(grace_hopper_bytes)
+    (bare,) = engine.analyze(grace_hopper_bytes, landmarks=False)
+    (dlib_only,) = Engine(EngineSettings(mesh_report=False)).analyze(grace_hopper_bytes)
+    assert bare.landmarks == dlib_only.landmarks != full.landmarks  # no mesh reading was taken
+    assert bare.box == full.box and bare.pose == full.pose and bare.unindexable_reasons == full.unindexable_reasons
+    assert bare.descriptor is not None and np.array_equal(bare.descriptor, full.descriptor)
+
+
 class _MisplacedMesh:
     """A FaceMesh whose points land 60 px right of the face: the engine must not report them."""
 

@@ -206,14 +206,19 @@ class Engine:
 
     def analyze(
         self, image: np.ndarray | bytes | DecodedImage, *, descriptors: bool = True,
-        max_faces: int | None = None,
+        max_faces: int | None = None, landmarks: bool = True,
     ) -> list[Face]:
-        """Every face in the image, largest first; descriptors unless told not to."""
-        return self.analyze_many([image], descriptors=descriptors, max_faces=max_faces)[0]
+        """Every face in the image, largest first; descriptors unless told not to.
+
+        ``landmarks=False``: the caller reports no landmarks (a search's probe), so
+        FaceMesh's reading is skipped; detection, alignment, pose and quality are
+        the same either way.
+        """
+        return self.analyze_many([image], descriptors=descriptors, max_faces=max_faces, landmarks=landmarks)[0]
 
     def analyze_many(
         self, images: list[np.ndarray | bytes | DecodedImage], *, descriptors: bool = True,
-        max_faces: int | None = None,
+        max_faces: int | None = None, landmarks: bool = True,
     ) -> list[list[Face]]:
         """``analyze`` for several images, with every face's chips sent through the network in one batch."""
         per_image: list[list[Face]] = []
@@ -222,7 +227,7 @@ class Engine:
         budget = CpuBudget(self.settings.cpu_budget_s * len(images))
         for image in images:
             pixels = _as_pixels(image)
-            faces, shapes = self._faces(pixels, max_faces, budget)
+            faces, shapes = self._faces(pixels, max_faces, budget, landmarks)
             per_image.append(faces)
             if descriptors:
                 chips.extend(face_chip(pixels, s) for s in shapes)
@@ -239,7 +244,7 @@ class Engine:
         return per_image
 
     def _faces(
-        self, pixels: np.ndarray, max_faces: int | None, budget: CpuBudget,
+        self, pixels: np.ndarray, max_faces: int | None, budget: CpuBudget, landmarks: bool = True,
     ) -> tuple[list[Face], list]:
         h, w = pixels.shape[:2]
         dets = sorted(self.find(pixels, budget=budget),
@@ -274,7 +279,7 @@ class Engine:
                     detector=det.detector,
                     align_points=pts5,
                 )
-                if self.settings.mesh_report and self._mediapipe_installed():
+                if landmarks and self.settings.mesh_report and self._mediapipe_installed():
                     budget.check("before FaceMesh landmarks")
                     reading = self._mesh_reading(pixels, det, pts5)
                     if reading is not None:  # else dlib's points stand: nothing is invented

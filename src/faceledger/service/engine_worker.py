@@ -41,9 +41,10 @@ class Analysis:
     faces: list[Face]
 
 
-def analyze_with(engine: Engine, data: bytes, descriptors: bool, max_faces: int | None) -> Analysis:
+def analyze_with(engine: Engine, data: bytes, descriptors: bool, max_faces: int | None,
+                 landmarks: bool = True) -> Analysis:
     decoded = decode_image(data, allowed_formats=REKOGNITION_FORMATS)
-    faces = engine.analyze(decoded, descriptors=descriptors, max_faces=max_faces)
+    faces = engine.analyze(decoded, descriptors=descriptors, max_faces=max_faces, landmarks=landmarks)
     return Analysis(decoded.width, decoded.height, faces)
 
 

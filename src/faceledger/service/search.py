@@ -173,7 +173,8 @@ def search_faces_by_image(svc: Service, call: Call) -> dict:
     rule = svc.matching_rule(call, cid)
     k = _max_faces(call, rule)
     data = image_bytes(p.get("Image"), svc.buckets)
-    result = svc.engines.analyze(data, max_faces=1)
+    # the response carries the probe's box and confidence, no landmarks: FaceMesh is not run
+    result = svc.engines.analyze(data, max_faces=1, landmarks=False)
     if not result.faces:
         svc.refuse(call, cid, "no-face", InvalidParameterError("No face was found in Image."))
     probe = result.faces[0]

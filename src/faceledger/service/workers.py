@@ -139,11 +139,13 @@ class EnginePool:
 
     # ------------------------------------------------------------------ callers
 
-    def analyze(self, data: bytes, *, descriptors: bool = True, max_faces: int | None = None) -> Analysis:
+    def analyze(self, data: bytes, *, descriptors: bool = True, max_faces: int | None = None,
+                landmarks: bool = True) -> Analysis:
+        """``landmarks=False`` when the response reports none (the engine then skips FaceMesh)."""
         if self._slots:
-            return self._submit("analyze", (data, descriptors, max_faces)).result()
+            return self._submit("analyze", (data, descriptors, max_faces, landmarks)).result()
         assert self._local is not None
-        return analyze_with(self._local, data, descriptors, max_faces)
+        return analyze_with(self._local, data, descriptors, max_faces, landmarks)
 
     def submit_pixels(self, pixels: np.ndarray, *, descriptors: bool = True, max_faces: int | None = None,
                       fallback: str = "large") -> Future[Analysis]:
