@@ -15,6 +15,7 @@ from ..profile import Profile, read_profile, write_profile
 from ..service.context import ROLES
 from ..settings import Settings
 from ..store.catalog import Catalog
+from ..store.protocols import CatalogStore
 from .output import emit, handle_errors
 
 data_option = click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
@@ -29,7 +30,7 @@ def profile_path(settings: Settings) -> Path:
     return Path(settings.data_dir) / "profile.json"
 
 
-def ensure_admin(settings: Settings, catalog: Catalog, endpoint: str) -> tuple[Profile, bool]:
+def ensure_admin(settings: Settings, catalog: CatalogStore, endpoint: str) -> tuple[Profile, bool]:
     """The bootstrap admin key: created and written to the profile on first start."""
     path = profile_path(settings)
     if path.is_file():

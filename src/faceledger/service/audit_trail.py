@@ -21,6 +21,7 @@ from ..store.catalog import CATALOG_FILE, Catalog
 from ..store.db import Transaction
 from ..store.integrity import problems
 from ..store.ledger import Ledger, read_catalog_file, read_export
+from ..store.protocols import CatalogStore, LedgerStore
 from .checkpoints import (
     CHECKPOINT,
     SIGNING_KEY,
@@ -35,13 +36,13 @@ from .signing_key import LEGACY_KEY_FILE, key_path, load_signing_key, log, read_
 from .verification import Head, LedgerVerifier, Verdict
 
 
-def last_signed_seq(ledger: Ledger) -> int:
+def last_signed_seq(ledger: LedgerStore) -> int:
     """The record the latest checkpoint signs: the one just before it (a checkpoint signs the head
     inside the transaction that appends it). Read from the index: this runs on every append."""
     return max(0, ledger.latest_seq(CHECKPOINT) - 1)
 
 
-def append_checkpoint(ledger: Ledger, tx: Transaction, key: Ed25519PrivateKey) -> dict[str, Any]:
+def append_checkpoint(ledger: LedgerStore, tx: Transaction, key: Ed25519PrivateKey) -> dict[str, Any]:
     """Sign the head (inside ``tx``), listing every record since the last checkpoint."""
     head = ledger.head()
     if head is None:
@@ -122,7 +123,7 @@ def anchor_head(settings: Settings) -> str:
     return json.dumps(anchor(key, head, time.time()), sort_keys=True, separators=(",", ":"))
 
 
-def record_rotation(ledger: Ledger, tx: Transaction, old: Ed25519PrivateKey,
+def record_rotation(ledger: LedgerStore, tx: Transaction, old: Ed25519PrivateKey,
                     new: Ed25519PrivateKey) -> dict[str, Any]:
     """In ``tx``: a checkpoint by the old key, the new key's SigningKey record endorsed by it, and a
     checkpoint by the new key (so the new key vouches for everything at once, whatever the interval)."""
@@ -134,7 +135,7 @@ def record_rotation(ledger: Ledger, tx: Transaction, old: Ed25519PrivateKey,
     return rec
 
 
-def _rotate(catalog: Catalog, old: Ed25519PrivateKey, new_path: Path) -> tuple[Ed25519PrivateKey, dict[str, Any]]:
+def _rotate(catalog: CatalogStore, old: Ed25519PrivateKey, new_path: Path) -> tuple[Ed25519PrivateKey, dict[str, Any]]:
     new = write_new_key(new_path)
     try:
         with catalog.transaction() as tx:
@@ -154,7 +155,7 @@ def rotate_key(settings: Settings, new_path: Path) -> tuple[dict[str, Any], str]
     return rec, public_pem(new)
 
 
-def retire_legacy_key(settings: Settings, catalog: Catalog, legacy: Ed25519PrivateKey) -> Ed25519PrivateKey:
+def retire_legacy_key(settings: Settings, catalog: CatalogStore, legacy: Ed25519PrivateKey) -> Ed25519PrivateKey:
     """Rotate from a key found in the data directory to a fresh one at the configured path, delete the old."""
     new, _ = _rotate(catalog, legacy, key_path(settings))
     (Path(settings.data_dir) / LEGACY_KEY_FILE).unlink(missing_ok=True)

@@ -33,6 +33,7 @@ from ..store.db import Transaction
 from ..store.integrity import refuse_damaged
 from ..store.ledger import Ledger
 from ..store.perms import PRIVATE_UMASK, make_private_dir
+from ..store.protocols import CatalogStore, LedgerStore, VectorStore
 from ..store.vectors import VectorIndex, limit_blas_threads
 from .audit_trail import append_checkpoint, last_signed_seq, retire_legacy_key
 from .candidates import awaits_review
@@ -107,8 +108,8 @@ class Service:
     def __init__(
         self,
         settings: Settings,
-        catalog: Catalog,
-        index: VectorIndex,
+        catalog: CatalogStore,
+        index: VectorStore,
         engines: EnginePool,
         calibration: CalibrationTable | None = None,
         *,
@@ -116,9 +117,9 @@ class Service:
         own_operations: Iterable[str] = (),
     ) -> None:
         self.settings = settings
-        self.catalog = catalog
-        self.index = index
-        self.ledger = Ledger(catalog)
+        self.catalog: CatalogStore = catalog
+        self.index: VectorStore = index
+        self.ledger: LedgerStore = Ledger(catalog)
         self.engines = engines
         self.engine_settings = engines.settings
         self.model_version = engines.settings.model_version

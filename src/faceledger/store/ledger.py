@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from faceledger.store.catalog import Catalog
 from faceledger.store.db import Transaction
+from faceledger.store.protocols import CatalogStore
 from faceledger.store.rows import dumps, loads
 
 GENESIS_HASH = "0" * 64
@@ -77,7 +77,7 @@ def _row_record(row: sqlite3.Row) -> dict[str, Any]:
 class Ledger:
     """Writer, reader and verifier of the ledger table of one catalog."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: CatalogStore) -> None:
         self._catalog = catalog
 
     def _conn(self) -> sqlite3.Connection:
