@@ -28,10 +28,9 @@ from ..engine.calibration import (
 from ..engine.scoring import Scorer
 from ..errors import AccessDeniedError, FaceledgerError, HaltedError, InvalidParameterError
 from ..settings import Settings
-from ..store.catalog import CATALOG_FILE, Catalog
 from ..store.db import Transaction
-from ..store.integrity import refuse_damaged
 from ..store.ledger import Ledger
+from ..store.opening import open_catalog, refuse_damaged
 from ..store.perms import PRIVATE_UMASK, make_private_dir
 from ..store.protocols import CatalogStore, LedgerStore, VectorStore
 from ..store.vectors import VectorIndex, limit_blas_threads
@@ -148,18 +147,20 @@ class Service:
         self.sweeper: Closeable | None = None  # the retention sweeper thread
 
     @staticmethod
-    def open_store(settings: Settings) -> tuple[Catalog, VectorIndex]:
-        """The catalog (checked and private) and the in-memory index loaded from it."""
+    def open_store(settings: Settings) -> tuple[CatalogStore, VectorStore]:
+        """The catalog FACELEDGER_STORE names (checked; data directory private) and its vector index."""
         # process-wide: everything the service writes lives in the data directory and is private
         os.umask(PRIVATE_UMASK)
         make_private_dir(settings.data_dir)
         limit_blas_threads(1)  # searches are memory-bound; two BLAS threads only contend
-        refuse_damaged(settings.data_dir / CATALOG_FILE, settings.startup_check)
-        catalog = Catalog.open(settings.data_dir)
-        index = VectorIndex()
-        for coll in catalog.list_collections(None, 1_000_000):
-            ids, matrix = catalog.iter_vectors(coll["collection_id"])
-            index.load(coll["collection_id"], ids, matrix)
+        refuse_damaged(settings)
+        catalog = open_catalog(settings)
+        try:
+            # The one line to swap for pgvector (store/pg_vectors.py's PgVectorIndex) on PostgreSQL.
+            index = memory_index(catalog)
+        except BaseException:
+            catalog.close()
+            raise
         return catalog, index
 
     @staticmethod
@@ -340,6 +341,15 @@ class Service:
     def checkpoint(self, tx: Transaction) -> dict:
         """Sign the current ledger head (inside ``tx``) and append the Checkpoint record."""
         return append_checkpoint(self.ledger, tx, self.signing_key)
+
+
+def memory_index(catalog: CatalogStore) -> VectorIndex:
+    """The in-process index, loaded from the catalog (either store)."""
+    index = VectorIndex()
+    for coll in catalog.list_collections(None, 1_000_000):
+        ids, matrix = catalog.iter_vectors(coll["collection_id"])
+        index.load(coll["collection_id"], ids, matrix)
+    return index
 
 
 def _threshold(requested: float | None, floor: float, gallery: int | None) -> Threshold:

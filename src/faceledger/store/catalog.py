@@ -23,7 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from faceledger.store import accountability, collections, faces, keys, state, thumbnails, users
+from faceledger.store import (
+    accountability,
+    collections,
+    dialect,
+    faces,
+    keys,
+    state,
+    thumbnails,
+    users,
+)
 from faceledger.store.db import Database, Transaction
 from faceledger.store.perms import create_private, secure_data_dir
 from faceledger.store.sealing import (
@@ -50,12 +59,16 @@ class Catalog:
     # -- lifecycle ---------------------------------------------------------
 
     @classmethod
-    def open(cls, data_dir: str | Path) -> Catalog:
-        """Open (creating if needed) the catalog and master key in ``data_dir``."""
+    def open(cls, data_dir: str | Path, catalog_file: str | Path | None = None) -> Catalog:
+        """Open (creating if needed) the catalog and master key in ``data_dir``.
+
+        ``catalog_file``: the SQLite file when it is not ``<data_dir>/catalog.db`` (FACELEDGER_STORE).
+        """
         path = Path(data_dir)
         secure_data_dir(path)  # 0700, files 0600: face templates are nobody else's to read
-        create_private(path / CATALOG_FILE)  # SQLite creates -wal and -shm with the file's mode
-        db = Database(path / CATALOG_FILE)
+        file = Path(catalog_file) if catalog_file is not None else path / CATALOG_FILE
+        create_private(file)  # SQLite creates -wal and -shm with the file's mode
+        db = Database(file)
         try:
             sealer = _open_sealer(db, path)
             _seal_legacy_vectors(db, sealer)
@@ -63,6 +76,21 @@ class Catalog:
             db.close()
             raise
         return cls(path, db, sealer)
+
+    @classmethod
+    def open_postgres(cls, data_dir: str | Path, url: str) -> Catalog:
+        """The same catalog on PostgreSQL; the master key still lives in (and only in) ``data_dir``."""
+        from faceledger.store.pg_db import PgDatabase
+
+        path = Path(data_dir)
+        secure_data_dir(path)
+        pg = PgDatabase(url)
+        try:
+            sealer = _open_sealer(pg, path)  # type: ignore[arg-type]
+        except BaseException:
+            pg.close()
+            raise
+        return cls(path, pg, sealer)  # type: ignore[arg-type]
 
     def close(self) -> None:
         self._db.close()
@@ -82,6 +110,11 @@ class Catalog:
     @property
     def path(self) -> Path:
         return self._db.path
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``: which engine holds this catalog."""
+        return dialect.of(self._db.connection())
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, for readers in this package (the ledger)."""

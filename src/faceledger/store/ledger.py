@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from faceledger.store import dialect
 from faceledger.store.db import Transaction
+from faceledger.store.pg_schema import LEDGER_LOCK
 from faceledger.store.protocols import CatalogStore
 from faceledger.store.rows import dumps, loads
 
@@ -80,7 +82,7 @@ class Ledger:
     def __init__(self, catalog: CatalogStore) -> None:
         self._catalog = catalog
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> Any:
         return self._catalog.connection()
 
     def append(
@@ -97,6 +99,10 @@ class Ledger:
         if not operation:
             raise ValueError("a ledger record needs an operation")
         conn = self._catalog.write_connection(tx)
+        if dialect.is_postgres(conn):
+            # Several processes append: one at a time reads the head, until its transaction ends. (SQLite's
+            # BEGIN IMMEDIATE already holds the one write lock.)
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (LEDGER_LOCK,))
         head = conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
         record: dict[str, Any] = {
             "seq": 1 if head is None else head["seq"] + 1,
@@ -219,6 +225,23 @@ def read_catalog_file(db_path: str | Path) -> Iterator[dict[str, Any]]:
             yield _row_record(row)
     finally:
         conn.close()
+
+
+def read_postgres(url: str) -> Iterator[dict[str, Any]]:
+    """Every record of the PostgreSQL catalog at ``url``, read-only, by seq, streamed (no master key needed)."""
+    import psycopg
+
+    from faceledger.store.pg_db import CONNECT_TIMEOUT_S, row_factory, unavailable
+
+    try:
+        with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            conn.read_only = True
+            with conn.cursor(name="ledger_walk", row_factory=row_factory) as cur:  # server-side: streamed
+                cur.execute("SELECT * FROM ledger ORDER BY seq")
+                for row in cur:
+                    yield _row_record(row)
+    except psycopg.OperationalError as exc:
+        raise unavailable(exc, url) from exc
 
 
 def verify_file(path: str | Path, *, expected_head_hash: str | None = None) -> VerifyResult:
