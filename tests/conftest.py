@@ -48,3 +48,42 @@ def js_sdk():  # type: ignore[no-untyped-def]
     if sdk is None:
         pytest.skip(why)
     return sdk
+
+
+# -- PostgreSQL (issue #14): one throwaway server per session, a fresh database per test or module ------
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """The URL of a PostgreSQL 18 + pgvector server for this session (scripts/pg-dev.sh's code, fsync off)."""
+    from faceledger import testing_pg
+    from faceledger.evaluation.server import free_port
+
+    root = tmp_path_factory.mktemp("pg")
+    url = testing_pg.start(root, free_port(), fast=True)
+    yield PgServer(url, root)
+    testing_pg.stop(root)
+
+
+class PgServer(str):
+    """The server's URL (a str), with the directory it runs in (for restarts in fault tests)."""
+
+    root: Path
+
+    def __new__(cls, url: str, root: Path) -> PgServer:
+        self = super().__new__(cls, url)
+        self.root = root
+        return self
+
+    def fresh(self, label: str) -> str:
+        """A new, empty database on this server; its URL."""
+        import hashlib
+
+        from faceledger import testing_pg
+
+        return testing_pg.create_database(self, "t_" + hashlib.sha1(label.encode()).hexdigest()[:20])
+
+
+@pytest.fixture
+def pg_url(pg_server, request) -> str:  # type: ignore[no-untyped-def]
+    """A fresh, empty PostgreSQL database for one test (FACELEDGER_STORE=this)."""
+    return pg_server.fresh(request.node.nodeid)

@@ -30,7 +30,17 @@ SYSTEM_USER = "pgserver"
 URL_FILE = "faceledger-url"
 
 
+def _pgserver() -> None:
+    """Import pgserver quietly (its import warns when XDG_RUNTIME_DIR is unset, as in CI)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver  # noqa: F401
+
+
 def bin_dir() -> Path:
+    _pgserver()
     from pgserver._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
@@ -40,6 +50,7 @@ def _as_user() -> dict[str, Any]:
     """subprocess arguments that run PostgreSQL as a non-root user when we are root."""
     if os.geteuid() != 0:
         return {}
+    _pgserver()
     from pgserver.utils import ensure_user_exists
 
     ensure_user_exists(SYSTEM_USER)
@@ -85,6 +96,10 @@ def start(directory: str | Path, port: int, *, fast: bool = False) -> str:
     if not (pgdata / "PG_VERSION").exists():
         _run([str(bin_dir() / "initdb"), "-D", str(pgdata), "--auth=trust", "--encoding=UTF8", "-U", "postgres",
               "--data-checksums"])
+    if _running(pgdata):
+        url = url_for(port)
+        _wait_ready(url)
+        return url
     options = f"-h 127.0.0.1 -p {int(port)} -k '' -c max_connections=200"
     if fast:
         options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -94,6 +109,14 @@ def start(directory: str | Path, port: int, *, fast: bool = False) -> str:
     (root / URL_FILE).write_text(url + "\n")
     _wait_ready(url)
     return url
+
+
+def _running(pgdata: Path) -> bool:
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    proc = subprocess.run([str(bin_dir() / "pg_ctl"), "-D", str(pgdata), "status"], capture_output=True,
+                          stdin=subprocess.DEVNULL, **_as_user())
+    return proc.returncode == 0
 
 
 def _wait_ready(url: str, timeout_s: float = 30) -> None:
@@ -114,7 +137,7 @@ def _wait_ready(url: str, timeout_s: float = 30) -> None:
 def stop(directory: str | Path, mode: str = "fast") -> None:
     """Stop the cluster in ``directory`` (no error if it is not running)."""
     pgdata = Path(directory).resolve() / "pgdata"
-    if not (pgdata / "postmaster.pid").exists():
+    if not _running(pgdata):
         return
     _run([str(bin_dir() / "pg_ctl"), "-D", str(pgdata), "-w", "-t", "60", "-m", mode, "stop"])
 
