@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -53,15 +54,18 @@ def js_sdk():  # type: ignore[no-untyped-def]
 # -- PostgreSQL (issue #14): one throwaway server per session, a fresh database per test or module ------
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):  # type: ignore[no-untyped-def]
+def pg_server():  # type: ignore[no-untyped-def]
     """The URL of a PostgreSQL 18 + pgvector server for this session (scripts/pg-dev.sh's code, fsync off)."""
     from faceledger import testing_pg
     from faceledger.evaluation.server import free_port
 
-    root = tmp_path_factory.mktemp("pg")
+    # Not under pytest's basetemp: every pytest session run as the same user chmods that back to 0700,
+    # which locks the unprivileged `pgserver` user (PostgreSQL as root) out of a cluster started in it.
+    root = Path(tempfile.mkdtemp(prefix="faceledger-pg-"))
     url = testing_pg.start(root, free_port(), fast=True)
     yield PgServer(url, root)
     testing_pg.stop(root)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 class PgServer(str):

@@ -12,7 +12,6 @@ from faceledger.store.opening import open_catalog
 from faceledger.store.vectors import VectorIndex
 from faceledger.testing import FakeDetector, FakeEmbedder
 
-
 # On a module or test: run it on the embedded store and on PostgreSQL (issue #14).
 both_stores = pytest.mark.parametrize("service", ["sqlite", "postgresql"], indirect=True)
 

@@ -151,15 +151,16 @@ def test_the_startup_check_finds_drifted_counters_and_ledger_gaps(catalog, pg_ur
 
 # -- several processes write at once: still one linear chain ---------------------------------------------
 
-def _writer(data_dir: str, url: str, n: int, tag: int) -> None:
+def _writer(data_dir: str, url: str, n: int, tag: int, start: object) -> None:
     cat = Catalog.open_postgres(data_dir, url)
     ledger = Ledger(cat)
+    start.wait(timeout=120)  # type: ignore[attr-defined]  # all four write at the same time
     try:
         for i in range(n):
             with cat.transaction() as tx:
                 f = face()
-                cat.add_faces(tx, "shared", [f])
-                ledger.append(tx, operation="IndexFaces", principal=f"p{tag}", collection_id="shared",
+                cat.add_faces(tx, f"c{tag}", [f])  # one collection each: nothing but the ledger is shared
+                ledger.append(tx, operation="IndexFaces", principal=f"p{tag}", collection_id=f"c{tag}",
                               details={"face_ids": [f["face_id"]], "i": i})
     finally:
         cat.close()
@@ -168,9 +169,11 @@ def _writer(data_dir: str, url: str, n: int, tag: int) -> None:
 def test_writers_in_four_processes_make_one_linear_chain(tmp_path, pg_url) -> None:  # type: ignore[no-untyped-def]
     data = tmp_path / "data"
     with Catalog.open_postgres(data, pg_url) as cat, cat.transaction() as tx:
-        cat.create_collection(tx, "shared", "m", {}, time.time())
+        for t in range(4):
+            cat.create_collection(tx, f"c{t}", "m", {}, time.time())
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(str(data), pg_url, 25, t)) for t in range(4)]
+    start = ctx.Barrier(4)
+    procs = [ctx.Process(target=_writer, args=(str(data), pg_url, 40, t, start)) for t in range(4)]
     for p in procs:
         p.start()
     for p in procs:
@@ -178,16 +181,15 @@ def test_writers_in_four_processes_make_one_linear_chain(tmp_path, pg_url) -> No
     assert [p.exitcode for p in procs] == [0, 0, 0, 0]
     with Catalog.open_postgres(data, pg_url) as cat:
         records = list(Ledger(cat).iter_all())
-        assert [r["seq"] for r in records] == list(range(1, 101))
+        assert [r["seq"] for r in records] == list(range(1, 161))
         assert Ledger(cat).verify().ok
         assert {r["principal"] for r in records} == {"p0", "p1", "p2", "p3"}
-        listed = {f["face_id"] for f in cat.list_faces("shared", None, 4096)}
-        assert listed == {fid for r in records for fid in r["details"]["face_ids"]}
-        assert cat.get_collection("shared")["face_count"] == 100
+        listed = {f["face_id"] for t in range(4) for f in cat.list_faces(f"c{t}", None, 4096)}
+        assert listed == {fid for r in records for fid in r["details"]["face_ids"]} and len(listed) == 160
     # and `faceledger audit verify` on that store says so (no SQLite file in the data directory at all)
     env = {**os.environ, "FACELEDGER_STORE": pg_url, "FACELEDGER_DATA_DIR": str(data)}
     done = subprocess.run([sys.executable, "-m", "faceledger.cli.main", "audit", "verify", "--json"],
                           capture_output=True, text=True, env=env, timeout=300)
     verdict = json.loads(done.stdout)
-    assert done.returncode == 0 and verdict["ok"] and verdict["checked"] == 100, done.stdout + done.stderr
+    assert done.returncode == 0 and verdict["ok"] and verdict["checked"] == 160, done.stdout + done.stderr
     assert not Path(data, "catalog.db").exists()
