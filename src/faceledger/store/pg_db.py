@@ -35,6 +35,8 @@ from faceledger.errors import FaceledgerError, StoreUnavailableError
 from faceledger.store.pg_schema import MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION
 
 DIALECT = "postgresql"
+# The server went away (shut down, restarted, unreachable) or the pool could lend no connection in time.
+_LOST = (psycopg.OperationalError, psycopg.InterfaceError)
 POOL_MAX = 16
 POOL_TIMEOUT_S = 5.0  # a request waits this long for a connection before it is refused (503)
 CONNECT_TIMEOUT_S = 5
@@ -118,7 +120,7 @@ class PgSession:
         cur = self._conn.cursor(row_factory=row_factory)
         try:
             cur.execute(translate(sql), tuple(params) if params else None)
-        except psycopg.OperationalError as exc:
+        except _LOST as exc:
             raise unavailable(exc, self._url) from exc
         return cur
 
@@ -129,7 +131,7 @@ class PgSession:
             return cur
         try:
             cur.executemany(translate(sql), params)
-        except psycopg.OperationalError as exc:
+        except _LOST as exc:
             raise unavailable(exc, self._url) from exc
         return cur
 
@@ -195,7 +197,7 @@ class PgDatabase:
         try:
             with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S, autocommit=True) as conn:
                 migrate(conn)
-        except psycopg.OperationalError as exc:
+        except _LOST as exc:
             raise unavailable(exc, url) from exc
         self._pool = ConnectionPool(
             url, min_size=1, max_size=max_size, timeout=POOL_TIMEOUT_S, open=False,
@@ -210,7 +212,7 @@ class PgDatabase:
         try:
             cm = self._pool.connection()
             conn = cm.__enter__()
-        except psycopg.OperationalError as exc:
+        except _LOST as exc:
             raise unavailable(exc, self.url) from exc
         try:
             yield conn
@@ -220,7 +222,7 @@ class PgDatabase:
         else:
             try:
                 cm.__exit__(None, None, None)
-            except psycopg.OperationalError as exc:
+            except _LOST as exc:
                 raise unavailable(exc, self.url) from exc
 
     def connection(self) -> Any:
@@ -248,7 +250,7 @@ class PgDatabase:
                     raise
                 try:
                     conn.commit()
-                except psycopg.OperationalError as exc:
+                except _LOST as exc:
                     _rollback(conn)
                     raise unavailable(exc, self.url) from exc
                 except BaseException:
