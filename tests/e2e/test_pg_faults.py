@@ -74,8 +74,9 @@ def test_postgresql_restarted_under_load(srv: Server, cluster) -> None:  # type:
         rek = srv.client(retries={"total_max_attempts": 1})  # no SDK retry: every failure shows
         i = offset
         while not stop.is_set():
-            got = outcome(lambda: rek.index_faces(CollectionId="load", Image={"Bytes": images[i % len(images)]},
-                                                  MaxFaces=1, QualityFilter="NONE"))
+            img = images[i % len(images)]
+            got = outcome(lambda img=img: rek.index_faces(CollectionId="load", Image={"Bytes": img}, MaxFaces=1,
+                                                          QualityFilter="NONE"))
             i += 2
             if isinstance(got, tuple):
                 errors.append(got)
