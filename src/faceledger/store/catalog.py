@@ -196,6 +196,10 @@ class Catalog:
     def faces_with_consents(self, consent_ids: list[str]) -> list[tuple[str, str, str]]:
         return faces.with_consents(self.connection(), consent_ids)
 
+    def open_vector(self, sealed: bytes, face_id: str) -> bytes:
+        """A sealed vector blob of this catalog, opened (``store migrate`` copies plaintext into pgvector)."""
+        return self._sealer.open_vector(sealed, face_id)
+
     def iter_vectors(self, collection_id: str) -> tuple[list[str], np.ndarray]:
         return faces.iter_vectors(self.connection(), collection_id, self._sealer)
 
