@@ -193,3 +193,20 @@ def test_writers_in_four_processes_make_one_linear_chain(tmp_path, pg_url) -> No
     verdict = json.loads(done.stdout)
     assert done.returncode == 0 and verdict["ok"] and verdict["checked"] == 160, done.stdout + done.stderr
     assert not Path(data, "catalog.db").exists()
+
+
+def _cli(tmp_path: Path, store: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "FACELEDGER_STORE": store, "FACELEDGER_DATA_DIR": str(tmp_path / "data")}
+    return subprocess.run([sys.executable, "-m", "faceledger.cli.main", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_a_bad_or_unreachable_store_is_one_line_with_its_exit_code(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from faceledger.evaluation.server import free_port
+
+    bad = _cli(tmp_path, "mysql://h/db", "keys", "list")
+    assert bad.returncode == 3 and "FACELEDGER_STORE" in bad.stderr and "Traceback" not in bad.stderr
+    down = _cli(tmp_path, f"postgresql://postgres:hunter2@127.0.0.1:{free_port()}/db", "keys", "list")
+    assert down.returncode == 11 and "ServiceUnavailableException" in down.stderr, down.stderr
+    assert "Traceback" not in down.stderr and "hunter2" not in down.stderr  # the password is never printed
+    assert len(down.stderr.strip().splitlines()) == 1
