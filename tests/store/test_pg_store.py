@@ -210,3 +210,33 @@ def test_a_bad_or_unreachable_store_is_one_line_with_its_exit_code(tmp_path) -> 
     assert down.returncode == 11 and "ServiceUnavailableException" in down.stderr, down.stderr
     assert "Traceback" not in down.stderr and "hunter2" not in down.stderr  # the password is never printed
     assert len(down.stderr.strip().splitlines()) == 1
+
+
+def _start_service(data_dir: str, url: str, start: object) -> None:
+    from faceledger.engine import Engine, EngineSettings
+    from faceledger.service import create
+    from faceledger.service.workers import EnginePool
+    from faceledger.store.vectors import VectorIndex
+    from faceledger.testing import FakeDetector, FakeEmbedder
+
+    settings = Settings(data_dir=Path(data_dir), store=url)
+    catalog = open_catalog(settings)
+    engine = Engine(EngineSettings(), detector=FakeDetector(), embedder=FakeEmbedder())
+    start.wait(timeout=120)  # type: ignore[attr-defined]
+    create(settings, catalog, VectorIndex(), EnginePool(EngineSettings(), engine=engine)).close()
+
+
+def test_services_starting_together_publish_their_key_and_policy_once(tmp_path, pg_url) -> None:  # type: ignore[no-untyped-def]
+    data = tmp_path / "data"
+    Catalog.open_postgres(data, pg_url).close()  # the master key, before four processes share it
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Barrier(4)
+    procs = [ctx.Process(target=_start_service, args=(str(data), pg_url, start)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=240)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    with Catalog.open_postgres(data, pg_url) as cat:
+        ops = [r["operation"] for r in Ledger(cat).iter_all()]
+    assert ops.count("SigningKey") == 1 and ops.count("PolicyLoaded") == 1, ops

@@ -281,6 +281,9 @@ class Service:
         if self.catalog.get_state("policy_sha256") == self.policy.sha256:
             return
         with self.catalog.transaction() as tx:
+            self.ledger.serialise(tx)  # processes starting together on one store note it once
+            if self.catalog.get_state("policy_sha256") == self.policy.sha256:
+                return
             self.catalog.set_state(tx, "policy_sha256", self.policy.sha256)
             self.append(tx, operation="PolicyLoaded", principal=None, collection_id=None,
                         details=self.policy.summary())
@@ -288,6 +291,7 @@ class Service:
     def _note_signing_key(self) -> None:
         """A key the ledger has not named yet is published in it (SigningKey), before it signs anything."""
         with self.catalog.transaction() as tx:
+            self.ledger.serialise(tx)  # processes starting together on one store publish it once
             last = self.ledger.latest(SIGNING_KEY)
             named = last["details"] if last is not None and isinstance(last["details"], dict) else {}
             if named.get("key_fingerprint") == fingerprint(self.signing_key):

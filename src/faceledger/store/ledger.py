@@ -98,11 +98,7 @@ class Ledger:
         """Append one record in ``tx``; it commits or rolls back with the caller's change."""
         if not operation:
             raise ValueError("a ledger record needs an operation")
-        conn = self._catalog.write_connection(tx)
-        if dialect.is_postgres(conn):
-            # Several processes append: one at a time reads the head, until its transaction ends. (SQLite's
-            # BEGIN IMMEDIATE already holds the one write lock.)
-            conn.execute("SELECT pg_advisory_xact_lock(?)", (LEDGER_LOCK,))
+        conn = self.serialise(tx)
         head = conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
         record: dict[str, Any] = {
             "seq": 1 if head is None else head["seq"] + 1,
@@ -122,6 +118,18 @@ class Ledger:
              canonical(record["details"]), record["prev_hash"], record["hash"]),
         )
         return record
+
+    def serialise(self, tx: Transaction) -> Any:
+        """Hold the ledger for ``tx`` until it ends: what it reads of the ledger stays the latest.
+
+        Several processes append to one PostgreSQL ledger: one at a time reads the head
+        (``pg_advisory_xact_lock``, re-entrant within the transaction). SQLite's ``BEGIN
+        IMMEDIATE`` already holds the one write lock, so there it is a no-op. Returns the connection.
+        """
+        conn = self._catalog.write_connection(tx)
+        if dialect.is_postgres(conn):
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (LEDGER_LOCK,))
+        return conn
 
     def head(self) -> dict[str, Any] | None:
         row = self._conn().execute("SELECT * FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
