@@ -113,7 +113,7 @@ def test_an_interrupted_migration_resumes_without_duplicates(service, pg_url) ->
         conn.execute(f"CREATE TRIGGER cut BEFORE INSERT ON faces FOR EACH ROW WHEN (NEW.face_id = '{second}') "
                      "EXECUTE FUNCTION cut()")
     cut = cli(settings, "store", "migrate", "--to", pg_url, "--batch", "1")
-    assert cut.returncode != 0 and "cut short" in cut.stderr
+    assert cut.returncode == 1 and "cut short" in cut.stderr and "Traceback" not in cut.stderr
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM faces").fetchone()[0] == 2  # committed batches stay
         assert conn.execute("SELECT count(*) FROM ledger").fetchone()[0] == 0  # the ledger goes last
