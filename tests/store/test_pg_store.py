@@ -240,3 +240,32 @@ def test_services_starting_together_publish_their_key_and_policy_once(tmp_path, 
     with Catalog.open_postgres(data, pg_url) as cat:
         ops = [r["operation"] for r in Ledger(cat).iter_all()]
     assert ops.count("SigningKey") == 1 and ops.count("PolicyLoaded") == 1, ops
+
+
+def test_two_puts_of_one_token_racing_do_not_fail_on_the_key(catalog) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    first_in = threading.Event()
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        with catalog.transaction() as tx:
+            catalog.idempotent_put(tx, "CreateUser", "tok", "h", {"r": 1})
+            first_in.set()
+            time.sleep(0.5)  # the second put arrives while this one is uncommitted
+
+    def second() -> None:
+        first_in.wait(10)
+        try:
+            with catalog.transaction() as tx:
+                catalog.idempotent_put(tx, "CreateUser", "tok", "h", {"r": 2})
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert catalog.idempotent_get("CreateUser", "tok") == ("h", {"r": 1})  # the first answer is the one kept

@@ -52,20 +52,22 @@ def idempotent_put(
     params_hash: str,
     response: dict[str, Any],
 ) -> None:
-    """Record a response; a second put with other parameters is a mismatch."""
-    existing = idempotent_get(conn, operation, token)
-    if existing is not None:
-        if existing[0] != params_hash:
-            raise IdempotentParameterMismatchError(
-                f"ClientRequestToken {token!r} was already used for {operation} with "
-                "different parameters; use a new token"
-            )
-        return
+    """Record a response; a second put with other parameters is a mismatch.
+
+    Insert-or-nothing, then compare: a put racing another process's for the same token
+    (PostgreSQL) waits for it and compares, instead of failing on the primary key.
+    """
     conn.execute(
         "INSERT INTO idempotency(operation, token, params_hash, response, created_at) "
-        "VALUES (?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
         (operation, token, params_hash, dumps(response), time.time()),
     )
+    existing = idempotent_get(conn, operation, token)
+    if existing is not None and existing[0] != params_hash:
+        raise IdempotentParameterMismatchError(
+            f"ClientRequestToken {token!r} was already used for {operation} with "
+            "different parameters; use a new token"
+        )
 
 
 def purge_idempotency(conn: SqlConnection, older_than: float, token_prefix: str = "") -> int:
