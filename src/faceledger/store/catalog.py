@@ -103,8 +103,15 @@ class Catalog:
         model_version: str,
         tags: dict[str, str],
         created_at: float,
+        dim: int = collections.VECTOR_DIM,
+        metric: str = "euclidean",
     ) -> dict[str, Any]:
-        return collections.create(self.write_connection(tx), collection_id, model_version, tags, created_at)
+        return collections.create(self.write_connection(tx), collection_id, model_version, tags, created_at,
+                                  dim, metric)
+
+    def set_collection_model(self, tx: Transaction, collection_id: str, model_version: str, dim: int,
+                             metric: str) -> None:
+        collections.set_model(self.write_connection(tx), collection_id, model_version, dim, metric)
 
     def get_collection(self, collection_id: str) -> dict[str, Any]:
         return collections.get(self.connection(), collection_id)

@@ -1,4 +1,4 @@
-"""Face rows, each carrying its 128-d descriptor in the same row, sealed.
+"""Face rows, each carrying its descriptor (its collection's ``dim`` floats) in the same row, sealed.
 
 A face and its vector are one row, so they are written and deleted together
 and a crash can never leave one without the other. The vector is stored
@@ -31,17 +31,20 @@ from faceledger.store.rows import (
     face_row,
     vector_to_blob,
 )
-from faceledger.store.schema import VECTOR_BYTES
+from faceledger.store.schema import VECTOR_BYTES, VECTOR_DIM
 from faceledger.store.sealing import Sealer
 
 _BBOX_KEYS = ("Width", "Height", "Left", "Top")
+# Plaintext vectors predate sealing (schema v3), so only 128-d collections can hold one: in a
+# collection of another dim a 512-byte vector is a sealed one (121-d) and must not be taken for plaintext.
+_IN_LEGACY_DIM = (f"collection_id IN (SELECT collection_id FROM collections WHERE dim = {VECTOR_DIM})")
 
 
-def _insert_params(collection_id: str, face: dict[str, Any], sealer: Sealer) -> tuple[Any, ...]:
+def _insert_params(collection_id: str, face: dict[str, Any], sealer: Sealer, dim: int) -> tuple[Any, ...]:
     if face.get("user_id") is not None:
         raise InvalidParameterError("add faces without user_id, then call associate_faces")
     if "vector" not in face:
-        raise InvalidParameterError("every face needs its 'vector' (float32, shape (128,))")
+        raise InvalidParameterError(f"every face needs its 'vector' (float32, shape ({dim},))")
     bbox = face.get("bbox")
     if not isinstance(bbox, dict) or any(k not in bbox for k in _BBOX_KEYS):
         raise InvalidParameterError(f"bbox must be a dict with keys {', '.join(_BBOX_KEYS)}")
@@ -56,13 +59,13 @@ def _insert_params(collection_id: str, face: dict[str, Any], sealer: Sealer) -> 
         dumps(face.get("extra") or {}),
         face.get("image_sha256"),
         float(face.get("created_at") or time.time()),
-        sealer.seal_vector(vector_to_blob(face["vector"]), face_id),
+        sealer.seal_vector(vector_to_blob(face["vector"], dim), face_id),
     )
 
 
 def add(conn: sqlite3.Connection, collection_id: str, faces: list[dict[str, Any]], sealer: Sealer) -> None:
-    collections.require(conn, collection_id)
-    params = [_insert_params(collection_id, face, sealer) for face in faces]
+    dim = collections.dim(conn, collection_id)
+    params = [_insert_params(collection_id, face, sealer, dim) for face in faces]
     try:
         conn.executemany(
             "INSERT INTO faces(face_id, collection_id, image_id, external_image_id, bbox, "
@@ -78,11 +81,11 @@ def _unique(ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def _row(row: sqlite3.Row, sealer: Sealer | None) -> dict[str, Any]:
+def _row(row: sqlite3.Row, sealer: Sealer | None, dim: int) -> dict[str, Any]:
     """A face dict; with its plaintext vector when ``sealer`` is given (the row then has one)."""
     face = face_row(row)
     if sealer is not None:
-        face["vector"] = blob_to_vector(sealer.open_vector(row["vector"], row["face_id"]))
+        face["vector"] = blob_to_vector(sealer.open_vector(row["vector"], row["face_id"], 4 * dim))
     return face
 
 
@@ -93,7 +96,7 @@ def get(
     sealer: Sealer | None = None,
 ) -> list[dict[str, Any]]:
     """The faces that exist, in the order asked for (duplicates dropped); vectors with a ``sealer``."""
-    collections.require(conn, collection_id)
+    dim = collections.dim(conn, collection_id)
     wanted = _unique(face_ids)
     cols = FACE_COLUMNS + (", vector" if sealer else "")
     found: dict[str, dict[str, Any]] = {}
@@ -103,7 +106,7 @@ def get(
             f"SELECT {cols} FROM faces WHERE collection_id = ? AND face_id IN ({marks})",
             (collection_id, *part),
         ).fetchall()
-        found.update((r["face_id"], _row(r, sealer)) for r in rows)
+        found.update((r["face_id"], _row(r, sealer, dim)) for r in rows)
     return [found[f] for f in wanted if f in found]
 
 
@@ -117,7 +120,7 @@ def list_page(
     sealer: Sealer | None = None,
 ) -> list[dict[str, Any]]:
     """Faces ordered by face_id, strictly after ``after``; vectors with a ``sealer``."""
-    collections.require(conn, collection_id)
+    dim = collections.dim(conn, collection_id)
     check_limit(limit)
     if face_ids is not None:
         faces = [f for f in get(conn, collection_id, face_ids, sealer)
@@ -131,7 +134,7 @@ def list_page(
         params.append(user_id)
     sql += " ORDER BY face_id LIMIT ?"
     params.append(limit)
-    return [_row(r, sealer) for r in conn.execute(sql, params).fetchall()]
+    return [_row(r, sealer, dim) for r in conn.execute(sql, params).fetchall()]
 
 
 def delete(
@@ -155,8 +158,8 @@ def delete(
 
 
 def iter_vectors(conn: sqlite3.Connection, collection_id: str, sealer: Sealer) -> tuple[list[str], np.ndarray]:
-    """All face ids of a collection (by face_id) and their decrypted ``(N, 128)`` float32 matrix."""
-    collections.require(conn, collection_id)
+    """All face ids of a collection (by face_id) and their decrypted ``(N, dim)`` float32 matrix."""
+    dim = collections.dim(conn, collection_id)
     ids: list[str] = []
     blobs: list[bytes] = []
     cursor = conn.execute(
@@ -165,8 +168,8 @@ def iter_vectors(conn: sqlite3.Connection, collection_id: str, sealer: Sealer) -
     )
     for face_id, blob in cursor:
         ids.append(face_id)
-        blobs.append(sealer.open_vector(blob, face_id))
-    return ids, blobs_to_matrix(blobs)
+        blobs.append(sealer.open_vector(blob, face_id, 4 * dim))
+    return ids, blobs_to_matrix(blobs, dim)
 
 
 def find_by_image_hash(
@@ -215,7 +218,8 @@ def with_consents(conn: sqlite3.Connection, consent_ids: list[str]) -> list[tupl
 def seal_plaintext(conn: sqlite3.Connection, sealer: Sealer, after_rowid: int, limit: int) -> int:
     """Seal up to ``limit`` legacy plaintext vectors after ``after_rowid``; returns the last rowid done (0: none)."""
     rows = conn.execute(
-        "SELECT rowid, face_id, vector FROM faces WHERE rowid > ? AND length(vector) = ? ORDER BY rowid LIMIT ?",
+        "SELECT rowid, face_id, vector FROM faces WHERE rowid > ? AND length(vector) = ? "
+        f"AND {_IN_LEGACY_DIM} ORDER BY rowid LIMIT ?",
         (after_rowid, VECTOR_BYTES, limit),
     ).fetchall()
     conn.executemany(
@@ -227,5 +231,6 @@ def seal_plaintext(conn: sqlite3.Connection, sealer: Sealer, after_rowid: int, l
 
 def plaintext_count(conn: sqlite3.Connection) -> int:
     """How many vectors are still stored unsealed (only a catalog being upgraded has any)."""
-    row = conn.execute("SELECT COUNT(*) FROM faces WHERE length(vector) = ?", (VECTOR_BYTES,)).fetchone()
+    row = conn.execute(f"SELECT COUNT(*) FROM faces WHERE length(vector) = ? AND {_IN_LEGACY_DIM}",
+                       (VECTOR_BYTES,)).fetchone()
     return int(row[0])
