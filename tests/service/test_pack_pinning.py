@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceledger.engine import EngineSettings, MODEL_VERSION
+from faceledger.engine import MODEL_VERSION, EngineSettings
 from faceledger.engine import mediapipe_models as mm
 from faceledger.engine.calibration import load_table
 from faceledger.engine.registry import MESH_MODEL_VERSION
@@ -22,7 +22,6 @@ from faceledger.service.search import search_vector
 from faceledger.service.workers import EnginePool
 from faceledger.settings import Settings
 from faceledger.store.catalog import Catalog
-from faceledger.store.vectors import VectorIndex
 
 from ..conftest import data_path
 from .conftest import principal

@@ -70,7 +70,7 @@ def test_a_cosine_index_ranks_like_brute_force_and_reports_one_minus_cos() -> No
     q = rng.standard_normal(192).astype(np.float32) * 7
     unit = mat / np.linalg.norm(mat, axis=1, keepdims=True)
     cos_d = 1.0 - unit.astype(np.float64) @ (q / np.linalg.norm(q)).astype(np.float64)
-    want = sorted(zip(cos_d, ids))[:10]
+    want = sorted(zip(cos_d, ids, strict=True))[:10]
     got = index.search("arc", q, 10)
     assert [g[0] for g in got] == [w[1] for w in want]
     np.testing.assert_allclose([g[1] for g in got], [w[0] for w in want], rtol=1e-5, atol=1e-6)

@@ -45,7 +45,8 @@ def create_collection(svc: Service, call: Call) -> dict:
             svc.catalog.create_collection(tx, cid, spec.model_version, tags, call.at, spec.dim, spec.metric)
             svc.record(tx, call, cid, {"tags": tags})
         if svc.index.size(cid) == 0:  # never replace a shard another writer already filled
-            svc.index.load(cid, [], np.zeros((0, spec.dim), dtype=np.float32), dim=spec.dim, metric=spec.metric)
+            svc.index.load(cid, [], np.zeros((0, spec.dim), dtype=np.float32), dim=spec.dim, metric=spec.metric,
+                           pack=spec.model_version)
     return {"StatusCode": 200, "CollectionArn": arn(svc, cid), "FaceModelVersion": wire_version(spec.model_version)}
 
 

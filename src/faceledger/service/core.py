@@ -201,7 +201,8 @@ class Service:
         index = VectorIndex()
         for coll in catalog.list_collections(None, 1_000_000):
             ids, matrix = catalog.iter_vectors(coll["collection_id"])
-            index.load(coll["collection_id"], ids, matrix, dim=coll["dim"], metric=coll["metric"])
+            index.load(coll["collection_id"], ids, matrix, dim=coll["dim"], metric=coll["metric"],
+                       pack=coll["model_version"])
         return catalog, index
 
     @staticmethod

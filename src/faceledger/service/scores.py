@@ -42,7 +42,8 @@ class Cohorts:
             return tuple((c, self.index.generation(c)) for c in wanted)
         return self.index.generation(collection_id)
 
-    def get(self, collection_id: str, members: list[str] | None = None) -> Cohort:
+    def get(self, collection_id: str, members: list[str] | None = None, expect: str | None = None) -> Cohort:
+        """``expect``: the pack the caller scores with; a collection holding another's is refused."""
         key = self._key(collection_id, members)
         with self._lock:
             live = set(self.index.collection_ids())
@@ -51,14 +52,14 @@ class Cohorts:
             hit = self._cache.get(collection_id)
             if hit is not None and hit[0] == key:
                 return hit[1]
-        cohort = self._build(collection_id, members)
+        cohort = self._build(collection_id, members, expect)
         with self._lock:
             self._cache[collection_id] = (key, cohort)
         return cohort
 
-    def _build(self, collection_id: str, members: list[str] | None) -> Cohort:
+    def _build(self, collection_id: str, members: list[str] | None, expect: str | None) -> Cohort:
         if collection_id != ALL:
-            ids, mat = self.index.sample(collection_id, sample_rows)
+            ids, mat = self.index.sample(collection_id, sample_rows, expect)
             dim_metric = self.index.spec(collection_id)
             return Cohort(mat, np.array(ids, dtype=object), dim_metric[1] if dim_metric else "euclidean")
         wanted = self.index.collection_ids() if members is None else members
@@ -73,7 +74,7 @@ class Cohorts:
             if n == 0:
                 continue
             share = n if total <= COHORT_MAX else max(1, round(COHORT_MAX * n / total))
-            ids, mat = self.index.sample(c, functools.partial(sample_rows, size=share))
+            ids, mat = self.index.sample(c, functools.partial(sample_rows, size=share), expect)
             parts_ids += ids
             parts.append(mat)
         mat = np.concatenate(parts) if parts else np.zeros((0, DIM), np.float32)

@@ -65,7 +65,7 @@ def pack_cohort(svc: Service, pack: Pack, cohort_of: str, members: list[str] | N
     """The cohort a pack's scores are normalised against: the operator's file, else the collection searched."""
     if not pack.scorer.enabled:
         return None
-    return pack.cohort if pack.cohort is not None else svc.cohorts.get(cohort_of, members)
+    return pack.cohort if pack.cohort is not None else svc.cohorts.get(cohort_of, members, pack.model_version)
 
 
 def scoring_report(svc: Service, pack: Pack, cohort_of: str) -> dict:
@@ -164,9 +164,10 @@ def search_vector(svc: Service, pack: Pack, cid: str, vector: np.ndarray, thresh
     max_d = pack.calibration.distance_for_similarity(threshold.applied)
     cohort = pack_cohort(svc, pack, cid)
     active = pack.scorer.active(cohort)
-    hits = svc.index.search(cid, vector, (MAX_SEARCH_FACES if active else k) + (1 if exclude else 0), max_d)
+    hits = svc.index.search(cid, vector, (MAX_SEARCH_FACES if active else k) + (1 if exclude else 0), max_d,
+                            expect=pack.model_version)
     hits = [(fid, d) for fid, d in hits if fid != exclude]
-    ids, vectors = svc.index.vectors(cid, [fid for fid, _ in hits])
+    ids, vectors = svc.index.vectors(cid, [fid for fid, _ in hits], expect=pack.model_version)
     scores = score(pack.scorer, cohort, vector, vectors, [exclude] if exclude else None, ids)
     rows = {r["face_id"]: r for r in svc.catalog.get_faces(cid, ids)}
     dist = dict(hits)

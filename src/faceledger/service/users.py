@@ -183,10 +183,10 @@ def _user_matches(svc: Service, pack: Pack, cid: str, vectors: np.ndarray, thres
     max_d = pack.calibration.distance_for_similarity(threshold.applied)
     # One scan for all probe vectors (ranked by each face's nearest probe), every face within
     # the threshold: unassociated faces cannot crowd a user out of a top-k.
-    hits = svc.index.search(cid, vectors, max(1, svc.index.size(cid)), max_d)
+    hits = svc.index.search(cid, vectors, max(1, svc.index.size(cid)), max_d, expect=pack.model_version)
     rows = {r["face_id"]: r for r in svc.catalog.get_faces(cid, [f for f, _ in hits])}
     ids, matrix = svc.index.vectors(cid, [f for f, _ in hits if rows.get(f, {}).get("user_id") not in
-                                          (None, exclude_user)])
+                                          (None, exclude_user)], expect=pack.model_version)
     scores = score(pack.scorer, pack_cohort(svc, pack, cid), vectors, matrix, probe_ids, ids)
     best: dict[str, dict] = {}  # user -> match fields of their best face (Similarity, then Distance)
     for i, fid in enumerate(ids):

@@ -23,7 +23,16 @@ from typing import Any
 
 import numpy as np
 
-from faceledger.store import accountability, collections, faces, keys, state, thumbnails, users
+from faceledger.store import (
+    accountability,
+    collections,
+    faces,
+    keys,
+    staging,
+    state,
+    thumbnails,
+    users,
+)
 from faceledger.store.db import Database, Transaction
 from faceledger.store.perms import create_private, secure_data_dir
 from faceledger.store.sealing import (
@@ -109,9 +118,21 @@ class Catalog:
         return collections.create(self.write_connection(tx), collection_id, model_version, tags, created_at,
                                   dim, metric)
 
-    def set_collection_model(self, tx: Transaction, collection_id: str, model_version: str, dim: int,
-                             metric: str) -> None:
-        collections.set_model(self.write_connection(tx), collection_id, model_version, dim, metric)
+    # -- migration in place (store/staging.py) ------------------------------
+
+    def stage_vectors(self, tx: Transaction, collection_id: str, model_version: str, dim: int,
+                      vectors: list[tuple[str, Any, str]], at: float) -> None:
+        staging.stage(self.write_connection(tx), self._sealer, collection_id, model_version, dim, vectors, at)
+
+    def unstaged_faces(self, collection_id: str, model_version: str, limit: int) -> list[str]:
+        return staging.pending(self.connection(), collection_id, model_version, limit)
+
+    def discard_staged(self, tx: Transaction, collection_id: str, other_than: str | None = None) -> int:
+        return staging.discard(self.write_connection(tx), collection_id, other_than)
+
+    def swap_staged(self, tx: Transaction, collection_id: str, model_version: str, dim: int,
+                    metric: str) -> dict[str, int]:
+        return staging.swap(self.write_connection(tx), collection_id, model_version, dim, metric)
 
     def get_collection(self, collection_id: str) -> dict[str, Any]:
         return collections.get(self.connection(), collection_id)

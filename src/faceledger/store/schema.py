@@ -270,6 +270,19 @@ CREATE TRIGGER faces_count_delete AFTER DELETE ON faces BEGIN
 END;
 INSERT INTO thumbnails SELECT * FROM temp.thumbnails_v6;
 DROP TABLE temp.thumbnails_v6;
+
+-- A migration in place stages each face's vector under the new pack here, batch by batch, while
+-- the collection keeps serving its old pack; one transaction then swaps them all in with the
+-- collection's model version, or nothing changes. A face deleted meanwhile takes its row along.
+CREATE TABLE staged_vectors (
+    face_id       TEXT PRIMARY KEY REFERENCES faces(face_id) ON DELETE CASCADE,
+    collection_id TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    vector        BLOB NOT NULL,
+    source        TEXT NOT NULL,
+    staged_at     REAL NOT NULL
+);
+CREATE INDEX staged_vectors_by_collection ON staged_vectors(collection_id, model_version);
 """
 
 # (version, script). Version numbers start at 1 and have no gaps.

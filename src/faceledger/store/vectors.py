@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from faceledger.errors import PackUnavailableError
 from faceledger.store.rwlock import RWLock
 
 DIM = 128  # the built-in pack's dimension, the default for a collection that names none
@@ -99,12 +100,13 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
 class _Shard:
     """One collection's vectors. Guarded by its own readers/writer lock."""
 
-    def __init__(self, dim: int = DIM, metric: str = "euclidean") -> None:
+    def __init__(self, dim: int = DIM, metric: str = "euclidean", pack: str | None = None) -> None:
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {', '.join(METRICS)}, not {metric!r}")
         if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
             raise ValueError(f"dim must be a positive integer, not {dim!r}")
         self.dim, self.metric = dim, metric
+        self.pack = pack  # the model pack whose vectors these are, fixed for the shard's life (None: unnamed)
         self.cosine = metric == "cosine"
         self.lock = RWLock()
         self.ids: list[str] = []
@@ -236,20 +238,29 @@ class VectorIndex:
         self._lock = threading.Lock()
         self._shards: dict[str, _Shard] = {}
 
-    def _shard(self, collection_id: str) -> _Shard | None:
+    def _shard(self, collection_id: str, expect: str | None = None) -> _Shard | None:
+        """The collection's shard; with ``expect``, PackUnavailableError unless it holds that pack's vectors."""
         with self._lock:
-            return self._shards.get(collection_id)
+            shard = self._shards.get(collection_id)
+        if shard is not None and expect is not None and shard.pack is not None and shard.pack != expect:
+            raise PackUnavailableError(
+                f"Collection {collection_id} now holds {shard.pack} vectors, not {expect}: it was migrated "
+                "while this call ran. Vectors of different model packs are never compared; retry the call.")
+        return shard
 
     def load(self, collection_id: str, face_ids: Sequence[str], matrix: np.ndarray, *,
-             dim: int = DIM, metric: str = "euclidean") -> None:
-        """Replace the collection's contents, dim and metric (start-up, from ``Catalog.iter_vectors``)."""
+             dim: int = DIM, metric: str = "euclidean", pack: str | None = None) -> None:
+        """Replace the collection's contents, dim, metric and pack (start-up, from ``Catalog.iter_vectors``).
+
+        Another pack (or shape) than the shard had makes a new shard: a call holding the old one
+        finishes on the old vectors, and one that names the pack it expects (``expect``) is refused.
+        """
         matrix = _as_matrix(matrix, len(face_ids), dim)
-        fresh = _Shard(dim, metric)
+        fresh = _Shard(dim, metric, pack)
         fresh.add(list(face_ids), matrix)
         with self._lock:
             shard = self._shards.get(collection_id)
-            if shard is None or (shard.dim, shard.metric) != (dim, metric):
-                # a new shape is a new shard: a search holding the old one finishes on the old vectors
+            if shard is None or (shard.dim, shard.metric, shard.pack) != (dim, metric, pack):
                 self._shards[collection_id] = fresh
                 return
         with shard.lock.write():
@@ -300,18 +311,20 @@ class VectorIndex:
         shard = self._shard(collection_id)
         return 0 if shard is None else shard.generation
 
-    def sample(self, collection_id: str, rows: Callable[[int], np.ndarray]) -> tuple[list[str], np.ndarray]:
+    def sample(self, collection_id: str, rows: Callable[[int], np.ndarray],
+               expect: str | None = None) -> tuple[list[str], np.ndarray]:
         """Face ids and a copy of the vectors at ``rows(n)`` (row numbers for a collection of n faces)."""
-        shard = self._shard(collection_id)
+        shard = self._shard(collection_id, expect)
         if shard is None:
             return [], np.zeros((0, DIM), dtype=np.float32)
         with shard.lock.read():
             pick = rows(shard.n)
             return [shard.ids[int(i)] for i in pick], shard.mat[pick].copy()
 
-    def vectors(self, collection_id: str, face_ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    def vectors(self, collection_id: str, face_ids: Sequence[str],
+                expect: str | None = None) -> tuple[list[str], np.ndarray]:
         """The ids of ``face_ids`` still present (in order) and a copy of their vectors."""
-        shard = self._shard(collection_id)
+        shard = self._shard(collection_id, expect)
         if shard is None:
             return [], np.zeros((0, DIM), dtype=np.float32)
         with shard.lock.read():
@@ -328,16 +341,18 @@ class VectorIndex:
         query: np.ndarray,
         k: int,
         max_distance: float | None = None,
+        expect: str | None = None,
     ) -> list[Match]:
         """The k nearest faces as ``(face_id, distance)``, nearest first.
 
         ``query`` is one vector ``(dim,)`` or several ``(Q, dim)`` (for example
         all faces of one user); with several, a face's distance is its
         distance to the nearest query. Ties break by face id. An unknown
-        collection has no faces.
+        collection has no faces. ``expect``: the pack the caller's query vectors belong to;
+        PackUnavailableError if the collection's vectors are another pack's.
         """
         queries = np.atleast_2d(np.asarray(query, dtype=np.float32))
-        per_query = self.search_batch(collection_id, queries, k, max_distance)
+        per_query = self.search_batch(collection_id, queries, k, max_distance, expect)
         if len(per_query) == 1:
             return per_query[0]
         best: dict[str, float] = {}
@@ -352,9 +367,10 @@ class VectorIndex:
         queries: np.ndarray,
         k: int,
         max_distance: float | None = None,
+        expect: str | None = None,
     ) -> list[list[Match]]:
         """One result list per row of ``queries`` ``(Q, dim)``; distances in the collection's metric."""
-        shard = self._shard(collection_id)
+        shard = self._shard(collection_id, expect)
         queries = _as_matrix(queries, dim=None if shard is None else shard.dim)
         if shard is None:
             return [[] for _ in range(queries.shape[0])]
