@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceledger.engine import EngineSettings, MODEL_VERSION
+from faceledger.engine import MODEL_VERSION, EngineSettings
 from faceledger.engine import mediapipe_models as mm
 from faceledger.engine.registry import MESH_MODEL_VERSION
 from faceledger.errors import PackUnavailableError
