@@ -114,6 +114,9 @@ class Packs:
         self._packs: dict[str, Pack] = {default.model_version: default}
 
     def get(self, model_version: str) -> Pack:
+        pack = self._packs.get(model_version)  # the common case without the lock: opening one can take seconds
+        if pack is not None:
+            return pack
         with self._lock:
             pack = self._packs.get(model_version)
             if pack is None:
