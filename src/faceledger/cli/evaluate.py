@@ -305,7 +305,11 @@ def subgroups(root: str, labels_file: str, group_by: str, path_column: str, iden
     sims = {"compare_1to1": compare_threshold(1e-4), f"search_1toN_gallery_{gallery}": search_threshold(gallery)}
     mat = np.array([vectors[r["path"]] for r in kept])
     if cohort_file and scorer.enabled and len(mat):
-        stats = file_stats(scorer, mat, Cohort.from_file(cohort_file, mat.shape[1], scorer.metric))
+        try:
+            cohort = Cohort.from_file(cohort_file, mat.shape[1], scorer.metric)
+        except ValueError as exc:
+            raise InvalidParameterError(f"--cohort-file: {exc}.") from exc
+        stats = file_stats(scorer, mat, cohort)
     else:
         stats = collection_stats(scorer, mat) if scorer.enabled and len(mat) else None
     same = None if keep_duplicates else same_photographs([os.path.join(root, r["path"]) for r in kept])
