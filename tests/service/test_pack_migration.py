@@ -127,3 +127,25 @@ def test_a_pack_not_installed_is_refused_before_anything_is_staged(svc) -> None:
     with pytest.raises(PackUnavailableError, match="acme-9.*not installed"):
         run(svc, "MigrateCollection", CollectionId="c", ModelVersion="acme-9")
     assert svc.catalog.unstaged_faces("c", "acme-9", 10) and svc.catalog.get_collection("c")["model_version"] == MODEL_VERSION
+
+
+def test_a_face_described_with_the_old_pack_while_the_swap_lands_is_not_enrolled(svc) -> None:  # type: ignore[no-untyped-def]
+    ids = enrol(svc, "c")
+    engines = svc.packs.default.engines
+    plain = engines.analyze
+
+    def analyze_while_migrating(data, **kw):  # type: ignore[no-untyped-def]
+        out = plain(data, **kw)  # described with dlib's pack ...
+        done = run(svc, "MigrateCollection", CollectionId="c", ModelVersion=MESH_MODEL_VERSION)
+        assert done["Swapped"]  # ... while the collection moved to the mesh pack
+        return out
+
+    engines.analyze = analyze_while_migrating  # type: ignore[method-assign]
+    try:
+        with pytest.raises(PackUnavailableError, match="migrated to .*mesh5.*nothing was enrolled"):
+            run(svc, "IndexFaces", CollectionId="c",
+                Image={"Bytes": data_path("lfw_dev", "Al_Gore", "Al_Gore_0001.jpg").read_bytes()})
+    finally:
+        engines.analyze = plain  # type: ignore[method-assign]
+    assert sorted(svc.catalog.iter_vectors("c")[0]) == sorted(ids.values())
+    assert svc.index.size("c") == 3

@@ -11,7 +11,7 @@ from ..engine.quality import quality_score
 from ..engine.registry import wire_version
 from ..engine.report import face_detail
 from ..engine.types import Face
-from ..errors import InvalidParameterError
+from ..errors import InvalidParameterError, PackUnavailableError
 from .collections import check_collection_id
 from .core import Call, Service
 from .images import image_bytes, sha256
@@ -121,6 +121,11 @@ def index_faces(svc: Service, call: Call) -> dict:
         if earlier is not None:
             return earlier
         with svc.catalog.transaction() as tx:
+            now = svc.catalog.get_collection(cid)["model_version"]
+            if now != pack.model_version:  # migrated while the image was described: never mix the packs
+                raise PackUnavailableError(
+                    f"Collection {cid} was migrated to {now} while this image was described with "
+                    f"{pack.model_version}; nothing was enrolled. Send it again.")
             if consent_id is not None:
                 recheck_consent(svc, consent_id, call.at)  # a withdrawal may have landed meanwhile
             if rows:
