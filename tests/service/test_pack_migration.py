@@ -149,3 +149,18 @@ def test_a_face_described_with_the_old_pack_while_the_swap_lands_is_not_enrolled
         engines.analyze = plain  # type: ignore[method-assign]
     assert sorted(svc.catalog.iter_vectors("c")[0]) == sorted(ids.values())
     assert svc.index.size("c") == 3
+
+
+@pytest.mark.parametrize(("params", "why"), [
+    ({"ModelVersion": MESH_MODEL_VERSION, "MaxFaces": "ten"}, "MaxFaces must be a whole number"),
+    ({"ModelVersion": MESH_MODEL_VERSION, "MaxFaces": 0}, "MaxFaces must be a whole number"),
+    ({"ModelVersion": MESH_MODEL_VERSION, "After": 7}, "After must be"),
+    ({"ModelVersion": 2.1}, "ModelVersion"),
+    ({}, "ModelVersion"),
+])
+def test_bad_migration_parameters_are_clear_errors(svc, params, why) -> None:  # type: ignore[no-untyped-def]
+    from faceledger.errors import InvalidParameterError
+
+    run(svc, "CreateCollection", CollectionId="c")
+    with pytest.raises(InvalidParameterError, match=why):
+        run(svc, "MigrateCollection", CollectionId="c", **params)

@@ -101,13 +101,15 @@ def describe(svc: Service, pack: Pack, face: dict, source: Path | None,
 def migrate_collection(svc: Service, call: Call) -> dict:
     p = call.params
     cid = check_collection_id(p.get("CollectionId"))
-    target_version = str(p.get("ModelVersion") or "")
-    if not target_version:
+    target_version = p.get("ModelVersion")
+    if not isinstance(target_version, str) or not target_version:
         raise InvalidParameterError("ModelVersion (the pack to migrate to) is required.")
-    limit = int(p.get("MaxFaces") or 100)
-    if not 1 <= limit <= MAX_BATCH:
-        raise InvalidParameterError(f"MaxFaces must be between 1 and {MAX_BATCH}.")
+    limit = 100 if p.get("MaxFaces") is None else p["MaxFaces"]
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_BATCH:
+        raise InvalidParameterError(f"MaxFaces must be a whole number between 1 and {MAX_BATCH}.")
     after = p.get("After")
+    if after is not None and not isinstance(after, str):
+        raise InvalidParameterError("After must be the NextFaceId of the previous batch (a string).")
     collection = svc.catalog.get_collection(cid)
     if collection["model_version"] == target_version:
         return {"CollectionId": cid, "ModelVersion": target_version, "Staged": [], "MustReEnroll": [],
