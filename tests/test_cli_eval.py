@@ -104,3 +104,38 @@ def test_serve_refuses_an_unknown_normalisation_cleanly(tmp_path: Path) -> None:
                          text=True, timeout=120, env={**os.environ, "FACELEDGER_SCORE_NORMALIZATION": "zscore"})
     assert out.returncode == 3 and "FACELEDGER_SCORE_NORMALIZATION" in out.stderr
     assert "Traceback" not in out.stderr  # no worker processes or half-open state left to complain at exit
+
+
+def test_eval_subgroups_with_a_cohort_file_and_halves(tmp_path: Path) -> None:
+    """An operator cohort makes 12 faces (too few to be their own cohort) normalised; --half takes every other row."""
+    import numpy as np
+
+    utk = data_path("utkface_dev")
+    rows = (utk / "labels.csv").read_text().splitlines()
+    labels = tmp_path / "labels.csv"
+    labels.write_text("\n".join([rows[0], *[r for r in rows[1:] if ",White," in r][:6],
+                                 *[r for r in rows[1:] if ",Asian," in r][:6]]) + "\n")
+    cache = tmp_path / "utk.npz"
+    own = run("eval", "subgroups", "--root", str(utk), "--labels", str(labels), "--group-by", "race", "--json",
+              "--quiet", "--procs", "1", "--cache", str(cache))
+    assert own.returncode == 0, own.stderr
+    assert json.loads(own.stdout)["score_normalization"] == "inactive"  # 12 faces: their own cohort is too small
+    vectors = np.load(cache)["mirror"]
+    cohort = tmp_path / "cohort.npy"  # stands in for an operator's reference set: the faces jittered, 600 rows
+    np.save(cohort, (np.repeat(vectors, 50, axis=0)
+                     + np.random.default_rng(0).normal(0, 0.05, (600, 128))).astype(np.float32))
+    filed = run("eval", "subgroups", "--root", str(utk), "--labels", str(labels), "--group-by", "race", "--json",
+                "--quiet", "--procs", "1", "--cache", str(cache), "--cohort-file", str(cohort))
+    assert filed.returncode == 0, filed.stderr
+    doc = json.loads(filed.stdout)
+    assert doc["score_normalization"].startswith("snorm-") and doc["cohort"] == "cohort.npy"
+    half = run("eval", "subgroups", "--root", str(utk), "--labels", str(labels), "--group-by", "race", "--json",
+               "--quiet", "--procs", "1", "--cache", str(cache), "--half", "second")
+    assert json.loads(half.stdout)["images"] == 6
+    np.save(cohort, np.zeros((600, 64), np.float32))
+    bad = run("eval", "subgroups", "--root", str(utk), "--labels", str(labels), "--group-by", "race",
+              "--quiet", "--procs", "1", "--cache", str(cache), "--cohort-file", str(cohort))
+    assert bad.returncode == 3 and "(m, 128)" in bad.stderr
+    few = run("eval", "cohort-file", "--root", str(utk), "--labels", str(labels), "--out", str(tmp_path / "c.npy"),
+              "--quiet", "--procs", "1", "--cache", str(cache))
+    assert few.returncode == 3 and "at least 500" in few.stderr

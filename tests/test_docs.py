@@ -17,7 +17,8 @@ OPERATIONS = {**REKOGNITION_OPERATIONS, **FACELEDGER_OPERATIONS}
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 EXTRA_EVENTS = ("DeletionReceipt", "PolicyLoaded", "Checkpoint", "SigningKey", "FaceDetectionCompleted",
-                "FaceSearchCompleted", "ConsoleSignIn", "ConsoleSignInFailed", "ConsoleSignOut")
+                "FaceSearchCompleted", "ConsoleSignIn", "ConsoleSignInFailed", "ConsoleSignOut",
+                "CollectionMigrated")
 UNRECORDED = ("DescribeCollection", "ListCollections", "ListTagsForResource", "GetStatus",
               "ListConsents", "RetentionSchedule", "GetReview", "CreateCheckpoint", "GetFaceDetection",
               "GetFaceSearch")

@@ -156,6 +156,10 @@ class VideoTooLargeError(FaceledgerError):
     exit_code = 5
 
 
+class PackUnavailableError(InvalidParameterError):
+    """A collection's model pack cannot be used here, or two packs' vectors would be compared."""
+
+
 class ModelFileError(FaceledgerError):
     """A model file is missing or does not match its pinned SHA-256."""
 
@@ -234,6 +238,7 @@ class RequestTimeoutError(FaceledgerError):
 
 ALL_ERRORS: tuple[type[FaceledgerError], ...] = (
     FaceledgerError,
+    PackUnavailableError,  # before its base, as below
     InvalidParameterError,
     InvalidImageError,
     AnalysisBudgetError,  # before its base: a code maps back to the last class listed with it

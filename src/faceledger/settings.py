@@ -54,6 +54,9 @@ class Settings:
     compare_fmr: float = 1e-4  # CompareFaces default/floor: the Similarity of this FMR
     max_expected_false: float = 0.001  # 1:N default/floor: N x FMR at or below this
     score_normalization: str = "cohort"  # "cohort": never-looser cohort S-norm (docs/fairness.md); "off": raw only
+    # the default pack's normalisation cohort from a .npy of its descriptors instead of the collection searched
+    # (other packs: <data_dir>/cohorts/<model version>.npy); docs/model-packs.md
+    cohort_file: str = ""
     buckets: str = ""  # "name=/dir,other=/dir2": S3 buckets mapped to local folders
     policy_file: str = ""  # default: <data_dir>/policy.toml when it exists
     retention_sweep_s: int = 3600  # how often the service sweeps expired enrolments

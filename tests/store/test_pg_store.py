@@ -269,3 +269,31 @@ def test_two_puts_of_one_token_racing_do_not_fail_on_the_key(catalog) -> None:  
         t.join()
     assert not errors, errors
     assert catalog.idempotent_get("CreateUser", "tok") == ("h", {"r": 1})  # the first answer is the one kept
+
+
+def test_a_migration_in_place_stages_and_swaps_vectors_of_another_dim(catalog) -> None:  # type: ignore[no-untyped-def]
+    """Model packs on PostgreSQL: 192-d cosine vectors staged beside the 128-d ones, then swapped in at once."""
+    faces_ = [face(), face()]
+    with catalog.transaction() as tx:
+        catalog.create_collection(tx, "c", "old-pack", {}, time.time())
+        catalog.add_faces(tx, "c", faces_)
+    new = {f["face_id"]: np.random.default_rng(1).standard_normal(192).astype(np.float32) for f in faces_}
+    first = faces_[0]["face_id"]
+    with catalog.transaction() as tx:
+        catalog.stage_vectors(tx, "c", "new-pack", 192, [(first, new[first], "thumbnail")], time.time())
+        catalog.stage_vectors(tx, "c", "new-pack", 192, [(first, new[first], "thumbnail")], time.time())  # again
+    assert catalog.unstaged_faces("c", "new-pack", 10) == [faces_[1]["face_id"]]
+    with pytest.raises(Exception, match="has no vector"), catalog.transaction() as tx:
+        catalog.swap_staged(tx, "c", "new-pack", 192, "cosine")
+    assert catalog.get_collection("c")["model_version"] == "old-pack"
+    second = faces_[1]["face_id"]
+    with catalog.transaction() as tx:
+        catalog.stage_vectors(tx, "c", "new-pack", 192, [(second, new[second], "original:x")], time.time())
+        counts = catalog.swap_staged(tx, "c", "new-pack", 192, "cosine")
+    assert counts == {"thumbnail": 1, "original": 1}
+    coll = catalog.get_collection("c")
+    assert (coll["model_version"], coll["dim"], coll["metric"]) == ("new-pack", 192, "cosine")
+    ids, matrix = catalog.iter_vectors("c")
+    assert matrix.shape == (2, 192)
+    for fid, row in zip(ids, matrix, strict=True):
+        np.testing.assert_allclose(row, new[fid], rtol=1e-6)

@@ -26,6 +26,8 @@ def test_create_get_round_trip(catalog: Catalog) -> None:
         "tags": {"k": "v"},
         "face_count": 0,
         "user_count": 0,
+        "dim": 128,
+        "metric": "euclidean",
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .client import all_pages, call, client_options, rekognition
+from .client import all_pages, call, client_options, own_call, rekognition
 from .output import emit, handle_errors
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -64,6 +64,59 @@ def collections_delete(collection_id: str, yes: bool, endpoint: str | None, prof
         raise click.Abort()
     out = call(rekognition(endpoint, profile_file).delete_collection, CollectionId=collection_id)
     emit(out, as_json, lambda o: f"deleted {collection_id}")
+
+
+@collections.command("migrate")
+@click.argument("collection_id")
+@click.option("--model", "model_version", required=True, help="The model pack (model version) to migrate to.")
+@click.option("--use-thumbnails", is_flag=True,
+              help="Re-describe faces whose enrolled image is not in a bucket from their review thumbnail "
+                   "(lossy: weaker descriptors).")
+@click.option("--dry-run", is_flag=True, help="Stage and report, but do not swap the collection over.")
+@click.option("--batch", type=click.IntRange(1, 500), default=50, show_default=True,
+              help="Faces per request.")
+@client_options
+@json_option
+@handle_errors
+def collections_migrate(collection_id: str, model_version: str, use_thumbnails: bool, dry_run: bool, batch: int,
+                        endpoint: str | None, profile_file: str | None, as_json: bool) -> None:
+    """Re-index COLLECTION_ID in place under another pack, from the images the deployment keeps. Exit 12 if not all.
+
+    Each face is re-described from its enrolled image, found by SHA-256 in the service's buckets (or its
+    thumbnail, with --use-thumbnails). The collection keeps serving its old pack until every face has a new
+    vector; then one transaction swaps them all and re-pins it. Faces that cannot be re-described are
+    listed (face id, external image id, why): re-enrol or delete them and run the command again.
+    """
+    after = None
+    staged: list = []
+    must: list = []
+    out: dict = {}
+    while True:
+        out = own_call(endpoint, profile_file, "MigrateCollection", {
+            "CollectionId": collection_id, "ModelVersion": model_version, "After": after, "MaxFaces": batch,
+            "UseThumbnails": use_thumbnails or None, "DryRun": dry_run or None})
+        staged += out.get("Staged", [])
+        must += out.get("MustReEnroll", [])
+        after = out.get("NextFaceId")
+        if not after:
+            break
+    result = {"CollectionId": collection_id, "ModelVersion": out.get("ModelVersion", model_version),
+              "Swapped": bool(out.get("Swapped")), "Staged": staged, "MustReEnroll": must,
+              "Remaining": out.get("Remaining", 0)}
+    if out.get("Note"):
+        result["Note"] = out["Note"]
+
+    def text(o: dict) -> str:
+        lines = [f"{collection_id}: {len(o['Staged'])} face(s) re-described under {o['ModelVersion']} this run; "
+                 + ("swapped over." if o["Swapped"] else f"not swapped ({o['Remaining']} face(s) without a vector).")]
+        if o["MustReEnroll"]:
+            lines.append("must be re-enrolled (face id, external image id, reason):")
+            lines += [f"  {m['FaceId']}  {m.get('ExternalImageId') or '-'}  {m['Reason']}" for m in o["MustReEnroll"]]
+        return "\n".join(lines)
+
+    emit(result, as_json, text)
+    if not result["Swapped"] and not result.get("Note") and not dry_run:
+        raise SystemExit(12)
 
 
 @click.group()

@@ -267,18 +267,25 @@ def detection(annotations: str | None, counts: str | None, root: str | None, det
               help="Count pairs of the same photograph (pixel correlation >= 0.98) as impostor pairs too.")
 @click.option("--gallery", type=int, default=1000, show_default=True,
               help="Gallery size for the 1:N default threshold.")
+@click.option("--cohort-file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Normalise against this .npy of descriptors (as FACELEDGER_COHORT_FILE) instead of the set itself.")
+@click.option("--half", type=click.Choice(["first", "second"]), default=None,
+              help="Evaluate only the labelled rows at even (first) or odd (second) positions.")
 @with_common
 @handle_errors
 def subgroups(root: str, labels_file: str, group_by: str, path_column: str, identity_column: str | None,
-              min_age: float | None, age_column: str, gallery: int, normalization: str, keep_duplicates: bool,
+              min_age: float | None, age_column: str, gallery: int, cohort_file: str | None, half: str | None,
+              normalization: str, keep_duplicates: bool,
               procs: int, no_mirror: bool, cache: str | None, as_json: bool, quiet: bool) -> None:
     """FMR (and FNMR with identities) per subgroup at the deployed thresholds, with 95% intervals.
 
     Pairs are scored as the service scores them: the labelled images form one
-    collection, which is its own cohort when normalisation is on.
+    collection, which is its own cohort when normalisation is on (or the
+    --cohort-file, as an operator-supplied cohort is).
     """
     from ..engine.calibration import compare_threshold, search_threshold
-    from ..evaluation.deployed import collection_stats
+    from ..engine.scoring import Cohort
+    from ..evaluation.deployed import collection_stats, file_stats
     from ..evaluation.subgroups import (
         group_rates,
         ratios,
@@ -288,6 +295,7 @@ def subgroups(root: str, labels_file: str, group_by: str, path_column: str, iden
 
     rows = read_labels(labels_file, [c.strip() for c in group_by.split(",") if c.strip()], path_column=path_column,
                        identity_column=identity_column, min_age=min_age, age_column=age_column)
+    rows = split_half(rows, half)
     vectors = _vectors(root, [r["path"] for r in rows], mirror=not no_mirror, procs=procs, cache=cache,
                        progress=not quiet)
     kept = [r for r in rows if vectors.get(r["path"]) is not None]
@@ -296,10 +304,18 @@ def subgroups(root: str, labels_file: str, group_by: str, path_column: str, iden
     scorer = Scorer.load(table, normalization)
     sims = {"compare_1to1": compare_threshold(1e-4), f"search_1toN_gallery_{gallery}": search_threshold(gallery)}
     mat = np.array([vectors[r["path"]] for r in kept])
-    stats = collection_stats(scorer, mat) if scorer.enabled and len(mat) else None
+    if cohort_file and scorer.enabled and len(mat):
+        try:
+            cohort = Cohort.from_file(cohort_file, mat.shape[1], scorer.metric)
+        except ValueError as exc:
+            raise InvalidParameterError(f"--cohort-file: {exc}.") from exc
+        stats = file_stats(scorer, mat, cohort)
+    else:
+        stats = collection_stats(scorer, mat) if scorer.enabled and len(mat) else None
     same = None if keep_duplicates else same_photographs([os.path.join(root, r["path"]) for r in kept])
     rates = group_rates(mat, [r["group"] for r in kept], [r["identity"] for r in kept], sims, scorer, stats, same)
     out = {"model_version": version, "images": len(rows), "images_with_face": len(kept),
+           "half": half, "cohort": os.path.basename(cohort_file) if cohort_file else "the evaluated set",
            "score_normalization": scorer.version if stats is not None else
            ("off" if not scorer.enabled else "inactive"),
            "same_photograph_pairs_excluded": sum(e["same_photograph_pairs_excluded"] for e in rates.values()),
@@ -323,3 +339,46 @@ def subgroups(root: str, labels_file: str, group_by: str, path_column: str, iden
         return "\n".join(lines)
 
     emit(out, as_json, text)
+
+
+def split_half(rows: list, half: str | None) -> list:
+    """The rows at even (``first``) or odd (``second``) positions; all of them for None."""
+    if half is None:
+        return rows
+    return rows[0 if half == "first" else 1::2]
+
+
+@eval_group.command("cohort-file")
+@click.option("--root", required=True, type=click.Path(file_okay=False, exists=True),
+              help="Folder of images (searched recursively), or the one a --labels file's paths are relative to.")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False),
+              help="The .npy to write: one descriptor per image with a face, shape (m, dim).")
+@click.option("--labels", "labels_file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="CSV with a path column: describe these images instead of every image under --root.")
+@click.option("--min-age", type=float, default=None, help="With --labels: rows with age >= this.")
+@click.option("--half", type=click.Choice(["first", "second"]), default=None,
+              help="With --labels: the rows at even (first) or odd (second) positions, as `eval subgroups --half`.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most this many images, evenly spaced (the service uses at most 2,000 cohort rows).")
+@with_common
+@handle_errors
+def cohort_file(root: str, out_file: str, labels_file: str | None, min_age: float | None, half: str | None,
+                limit: int | None, procs: int, no_mirror: bool, cache: str | None, as_json: bool,
+                quiet: bool) -> None:
+    """Write a normalisation cohort file (FACELEDGER_COHORT_FILE) from a folder of images you may use."""
+    from ..engine.scoring import sample_rows
+    from ..evaluation.subgroups import read_labels
+
+    if labels_file:
+        rels = [r["path"] for r in split_half(read_labels(labels_file, [], min_age=min_age), half)]
+    else:
+        rels = [os.path.relpath(p, root) for p in image_paths(root)]
+    if limit:
+        rels = [rels[int(i)] for i in sample_rows(len(rels), limit)]
+    vectors = _vectors(root, rels, mirror=not no_mirror, procs=procs, cache=cache, progress=not quiet)
+    mat = np.array([v for v in (vectors[r] for r in rels) if v is not None], dtype=np.float32)
+    if len(mat) < COHORT_MIN:
+        raise InvalidParameterError(f"Only {len(mat)} images with a face; a cohort needs at least {COHORT_MIN}.")
+    np.save(out_file, mat)
+    emit({"out": out_file, "images": len(rels), "descriptors": int(len(mat)), "dim": int(mat.shape[1]),
+          "model_version": EngineSettings(mirror=not no_mirror).model_version}, as_json)

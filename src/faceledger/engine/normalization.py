@@ -32,6 +32,7 @@ import numpy as np
 
 from .calibration import CalibrationTable
 from .calibration.build import table_from_histograms
+from .distance import pair_distances
 
 GRID_BINS = 3000
 SIGMA_FLOOR = 1e-3  # a degenerate neighbourhood (k identical distances) must not divide by zero
@@ -51,26 +52,18 @@ class CohortStats:
         return CohortStats(np.atleast_1d(self.mu[index]), np.atleast_1d(self.sigma[index]))
 
 
-def _sq_dist(a: np.ndarray, b: np.ndarray, b_sq: np.ndarray | None = None) -> np.ndarray:
-    """Squared distances in float64; ``b_sq`` (``(b * b).sum(1)``) may be passed when ``b`` is reused."""
-    a = a.astype(np.float64, copy=False)
-    b = b.astype(np.float64, copy=False)
-    if b_sq is None:
-        b_sq = (b * b).sum(1)
-    d2 = (a * a).sum(1)[:, None] + b_sq[None, :] - 2.0 * a @ b.T
-    return np.maximum(d2, 0.0)
-
-
 def neighbourhood_stats(vectors: np.ndarray, cohort: np.ndarray, k: int, *, exclude: np.ndarray | None = None,
                         cohort_labels: np.ndarray | None = None, exclude_rows: np.ndarray | None = None,
-                        cohort_sq: np.ndarray | None = None, block: int = 1024) -> CohortStats:
+                        cohort_sq: np.ndarray | None = None, block: int = 1024,
+                        metric: str = "euclidean") -> CohortStats:
     """Mean and std of each vector's ``k`` nearest distances to ``cohort`` rows.
 
     ``exclude`` / ``cohort_labels``: a cohort row whose label equals the
     vector's label is not a neighbour (the face itself, or its identity).
     ``exclude_rows``: one cohort row number per vector (-1 for none) that is
     not its neighbour; the fast form of the same rule for one row each.
-    ``cohort_sq``: the cohort's squared norms, when ``cohort`` is float64 and reused.
+    ``cohort_sq``: the cohort's squared norms, when ``cohort`` is float64 and reused (Euclidean only).
+    ``metric``: the pack's (engine/distance.py); neighbourhoods are distances in it.
     """
     v = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
     mu = np.empty(len(v))
@@ -78,7 +71,7 @@ def neighbourhood_stats(vectors: np.ndarray, cohort: np.ndarray, k: int, *, excl
     k = min(k, len(cohort) - 1)
     for start in range(0, len(v), block):
         stop = min(len(v), start + block)
-        d = np.sqrt(_sq_dist(v[start:stop], cohort, cohort_sq))
+        d = pair_distances(v[start:stop], cohort, metric, cohort_sq)
         if exclude is not None and cohort_labels is not None:
             d[np.asarray(exclude[start:stop])[:, None] == np.asarray(cohort_labels)[None, :]] = np.inf
         if exclude_rows is not None:
@@ -103,22 +96,23 @@ def snorm_distance(d: np.ndarray | float, a: CohortStats, b: CohortStats) -> np.
 
 
 # -- calibration on normalised distances --------------------------------------
-def pairwise_snorm(x: np.ndarray, sx: CohortStats, y: np.ndarray, sy: CohortStats) -> np.ndarray:
+def pairwise_snorm(x: np.ndarray, sx: CohortStats, y: np.ndarray, sy: CohortStats,
+                   metric: str = "euclidean") -> np.ndarray:
     """(len(x), len(y)) S-norm distances between two sets of faces with their neighbourhoods."""
-    d = np.sqrt(_sq_dist(x, y))
+    d = pair_distances(x, y, metric)
     return snorm_distance(d, CohortStats(sx.mu[:, None], sx.sigma[:, None]),
                           CohortStats(sy.mu[None, :], sy.sigma[None, :]))
 
 
 def snorm_pairs(
-    desc: np.ndarray, labels: np.ndarray, stats: CohortStats, block: int = 512
+    desc: np.ndarray, labels: np.ndarray, stats: CohortStats, block: int = 512, metric: str = "euclidean",
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield (genuine u, impostor u) blocks over all i < j pairs of a labelled set."""
     n = len(desc)
     for start in range(0, n, block):
         stop = min(n, start + block)
         rows = np.arange(start, stop)
-        u = pairwise_snorm(desc[rows], stats.take(rows), desc, stats)
+        u = pairwise_snorm(desc[rows], stats.take(rows), desc, stats, metric)
         upper = np.arange(n)[None, :] > rows[:, None]
         same = labels[rows][:, None] == labels[None, :]
         yield u[upper & same], u[upper & ~same]
@@ -141,7 +135,7 @@ def table_from_scores(
 
 def build_snorm_table(
     desc: np.ndarray, labels: np.ndarray, stats: CohortStats, model_version: str,
-    meta: dict | None = None, bins: int = GRID_BINS,
+    meta: dict | None = None, bins: int = GRID_BINS, metric: str = "euclidean",
 ) -> CalibrationTable:
     """Calibrate the S-norm distance on every pair of a labelled set (e.g. lfw_dev).
 
@@ -151,14 +145,15 @@ def build_snorm_table(
     """
     # the grid spans the observed range; two passes (range, then histogram) keep memory flat
     lo, hi = math.inf, -math.inf
-    for g, i in snorm_pairs(desc, labels, stats):
+    for g, i in snorm_pairs(desc, labels, stats, metric=metric):
         for arr in (g, i):
             if len(arr):
                 lo, hi = min(lo, float(arr.min())), max(hi, float(arr.max()))
     edges = np.linspace(lo - 1e-9, hi + 1e-9, bins + 1)
     imp = np.zeros(bins, dtype=np.int64)
     gens = []
-    for g, i in snorm_pairs(desc, labels, stats):
+    for g, i in snorm_pairs(desc, labels, stats, metric=metric):
         imp += np.histogram(i, bins=edges)[0]
         gens.append(g)
-    return table_from_scores(np.concatenate(gens), (edges, imp), model_version, meta)
+    table = table_from_scores(np.concatenate(gens), (edges, imp), model_version, meta)
+    return table.for_descriptors(desc.shape[1], metric)

@@ -54,8 +54,9 @@ def sample_rows(n: int, size: int = COHORT_MAX) -> np.ndarray:
 class Cohort:
     """A sample of enrolled faces: vectors and their face ids (so a face is never its own neighbour)."""
 
-    vectors: np.ndarray  # (m, 128) float32
+    vectors: np.ndarray  # (m, dim) float32, the pack's descriptors
     ids: np.ndarray  # (m,) face ids
+    metric: str = "euclidean"  # the pack's (engine/distance.py)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -69,11 +70,33 @@ class Cohort:
         m = self.vectors.astype(np.float64)
         return m, (m * m).sum(1)
 
+    @classmethod
+    def from_file(cls, path: str | Path, dim: int, metric: str) -> Cohort:
+        """An operator-supplied cohort: a .npy of (m, dim) finite float descriptors of the pack.
+
+        Its rows get ids no enrolled face has (``cohort-file:<row>``), so no face is left out of
+        its neighbourhood on their account. ValueError says what is wrong with the file.
+        """
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read cohort file {path}: {exc}") from exc
+        if arr.ndim != 2 or arr.shape[1] != dim or arr.dtype.kind != "f":
+            raise ValueError(f"cohort file {path} holds a {arr.dtype} array of shape {arr.shape}; "
+                             f"it must be float descriptors of shape (m, {dim}) of this pack")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"cohort file {path} has NaN or infinite values")
+        if len(arr) < COHORT_MIN:
+            raise ValueError(f"cohort file {path} has {len(arr)} descriptors; at least {COHORT_MIN} are needed")
+        rows = sample_rows(len(arr))
+        ids = np.array([f"cohort-file:{i}" for i in rows], dtype=object)
+        return cls(np.ascontiguousarray(arr[rows], dtype=np.float32), ids, metric)
+
     def stats(self, vectors: np.ndarray, own_ids: list | None = None) -> CohortStats:
         """Neighbourhoods of ``vectors``; ``own_ids[i]`` (if given) is left out of row i's neighbours."""
         rows = None if own_ids is None else np.array([self.rows.get(f, -1) for f in own_ids], dtype=np.int64)
         mat, sq = self._f64
-        return neighbourhood_stats(vectors, mat, K, exclude_rows=rows, cohort_sq=sq)
+        return neighbourhood_stats(vectors, mat, K, exclude_rows=rows, cohort_sq=sq, metric=self.metric)
 
 
 def cohort_table_path(model_version: str) -> Path:
@@ -95,7 +118,15 @@ class Scorer:
     def load(cls, raw: CalibrationTable, mode: str) -> Scorer:
         if mode not in MODES:
             raise ValueError(f"score normalisation must be one of {MODES}, not {mode!r}")
-        return cls(raw, load_cohort_table(raw.model_version) if mode == "cohort" else None)
+        if mode == "off":
+            return cls(raw, None)
+        cohort = load_cohort_table(raw.model_version).check_for(raw.model_version, raw.dim, raw.metric)
+        return cls(raw, cohort)
+
+    @property
+    def metric(self) -> str:
+        """The metric every distance this scorer reads is in (its tables')."""
+        return self.raw.metric
 
     @property
     def enabled(self) -> bool:
@@ -134,7 +165,7 @@ class Scorer:
 
 
 def build_cohort_table(desc: np.ndarray, labels: np.ndarray, model_version: str,
-                       meta: dict | None = None) -> CalibrationTable:
+                       meta: dict | None = None, metric: str = "euclidean") -> CalibrationTable:
     """Calibrate the S-norm distance on every pair of a labelled set (lfw_dev), the set being its own cohort.
 
     The cohort follows the run-time rule exactly (:func:`sample_rows` of the
@@ -146,6 +177,8 @@ def build_cohort_table(desc: np.ndarray, labels: np.ndarray, model_version: str,
 
     rows = sample_rows(len(desc))
     own = np.arange(len(desc))
-    stats = neighbourhood_stats(desc, desc[rows].astype(np.float32), K, exclude=own, cohort_labels=own[rows])
+    stats = neighbourhood_stats(desc, desc[rows].astype(np.float32), K, exclude=own, cohort_labels=own[rows],
+                                metric=metric)
     return build_snorm_table(desc, labels, stats, f"{model_version}-cohort", meta={
-        **(meta or {}), "method": METHOD, "k": K, "cohort_max": COHORT_MAX, "cohort_size": int(len(rows))})
+        **(meta or {}), "method": METHOD, "k": K, "cohort_max": COHORT_MAX, "cohort_size": int(len(rows))},
+        metric=metric)

@@ -28,6 +28,13 @@ def collection_stats(scorer: Scorer, vectors: np.ndarray) -> CohortStats | None:
     return cohort.stats(vectors, own_ids=list(np.arange(len(vectors)).astype(object)))
 
 
+def file_stats(scorer: Scorer, vectors: np.ndarray, cohort: Cohort) -> CohortStats | None:
+    """Neighbourhoods of faces against an operator-supplied cohort (none of them in it); None when not active."""
+    if not scorer.active(cohort):
+        return None
+    return cohort.stats(vectors)
+
+
 def pair_similarity(scorer: Scorer, d: np.ndarray, a: CohortStats | None, b: CohortStats | None) -> np.ndarray:
     """Similarity of distances ``d`` (any shape) between faces with neighbourhoods a and b (broadcast)."""
     if a is None or b is None:

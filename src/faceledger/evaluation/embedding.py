@@ -27,8 +27,8 @@ _engine: Engine | None = None
 class Described:
     path: str
     faces: int
-    plain: np.ndarray | None  # (128,) central face, one pass
-    mirror: np.ndarray | None  # (128,) central face, chip + mirror averaged
+    plain: np.ndarray | None  # (dim,) central face, one pass
+    mirror: np.ndarray | None  # (dim,) central face, chip + mirror averaged
     error: str | None = None
     detector: str | None = None
 
@@ -94,8 +94,9 @@ def save_cache(path: str, root: str, items: Iterable[Described]) -> dict:
     items = list(items)
     rel = np.array([os.path.relpath(i.path, root) for i in items])
     ok = np.array([i.plain is not None for i in items])
-    plain = np.array([i.plain if i.plain is not None else np.zeros(128) for i in items], np.float32)
-    mirror = np.array([i.mirror if i.mirror is not None else np.zeros(128) for i in items], np.float32)
+    dim = next((len(i.plain) for i in items if i.plain is not None), 128)
+    plain = np.array([i.plain if i.plain is not None else np.zeros(dim) for i in items], np.float32)
+    mirror = np.array([i.mirror if i.mirror is not None else np.zeros(dim) for i in items], np.float32)
     faces = np.array([i.faces for i in items])
     np.savez_compressed(path, rel=rel, ok=ok, plain=plain, mirror=mirror, faces=faces, created=time.time())
     return {"images": len(items), "with_face": int(ok.sum())}

@@ -14,6 +14,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..engine.calibration import CalibrationTable, search_threshold
+from ..engine.distance import pair_distances
 from ..engine.scoring import Scorer
 from . import metrics
 from .deployed import collection_cohort, collection_stats, outer, pair_similarity
@@ -47,10 +48,14 @@ def split_gallery(paths: list[str], root: str, strangers: int | None = None) -> 
     return gallery, mated, nonmated
 
 
-def nearest(gallery: np.ndarray, probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Index and distance of each probe's nearest gallery vector."""
+def nearest(gallery: np.ndarray, probes: np.ndarray, metric: str = "euclidean") -> tuple[np.ndarray, np.ndarray]:
+    """Index and distance (in ``metric``) of each probe's nearest gallery vector."""
     if len(probes) == 0 or len(gallery) == 0:
         return np.zeros(0, int), np.zeros(0)
+    if metric == "cosine":
+        d = pair_distances(probes, gallery, "cosine")
+        idx = np.argmin(d, axis=1)
+        return idx, d[np.arange(len(probes)), idx]
     g = gallery.astype(np.float64)
     q = probes.astype(np.float64)
     d2 = (q * q).sum(1)[:, None] + (g * g).sum(1)[None, :] - 2 * q @ g.T
@@ -75,17 +80,18 @@ def evaluate_identification(
 
     gal = [(rel(p), vectors[rel(p)]) for p in gallery if vectors.get(rel(p)) is not None]
     gal_ids = [k.split(os.sep)[0] for k, _ in gal]
-    gmat = np.array([v for _, v in gal]) if gal else np.zeros((0, 128))
+    dim = next((len(v) for v in vectors.values() if v is not None), 128)
+    gmat = np.array([v for _, v in gal]) if gal else np.zeros((0, dim))
     enrolled = set(gal_ids)
 
     def probe_set(ps: list[str]) -> tuple[list[str], np.ndarray]:
         keep = [rel(p) for p in ps if vectors.get(rel(p)) is not None]
-        return keep, np.array([vectors[k] for k in keep]) if keep else np.zeros((0, 128))
+        return keep, np.array([vectors[k] for k in keep]) if keep else np.zeros((0, dim))
 
     mk, mvec = probe_set([p for p in mated if rel(p).split(os.sep)[0] in enrolled])
     nk, nvec = probe_set(nonmated)
-    midx, mdist = nearest(gmat, mvec)
-    nidx, ndist = nearest(gmat, nvec)
+    midx, mdist = nearest(gmat, mvec, table.metric)
+    nidx, ndist = nearest(gmat, nvec, table.metric)
     mhit = np.array([gal_ids[i] == k.split(os.sep)[0] for i, k in zip(midx, mk, strict=True)], bool)
     out = metrics.open_set(mdist, mhit, ndist)
     s_default = search_threshold(len(gal), max_expected_false)
@@ -121,7 +127,10 @@ def _deployed_top(scorer: Scorer, gmat: np.ndarray, gal_ids: list[str], mvec: np
         for start in range(0, len(probes), block):
             q = probes[start:start + block].astype(np.float64)
             g = gmat.astype(np.float64)
-            d = np.sqrt(np.maximum((q * q).sum(1)[:, None] + (g * g).sum(1)[None, :] - 2 * q @ g.T, 0))
+            if scorer.metric == "cosine":
+                d = pair_distances(q, g, "cosine")
+            else:  # the built-in pack's arithmetic, unchanged
+                d = np.sqrt(np.maximum((q * q).sum(1)[:, None] + (g * g).sum(1)[None, :] - 2 * q @ g.T, 0))
             a = None if stats is None else outer(cohort.stats(q), axis=0)
             sim = pair_similarity(scorer, d, a, None if stats is None else outer(stats, axis=1))
             # rank by Similarity, ties (e.g. all at 100) by distance, as search_vector does

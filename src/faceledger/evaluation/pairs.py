@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from ..engine.calibration import CalibrationTable, similarity_from_fmr
+from ..engine.distance import pair_distances as metric_distances
 from ..engine.scoring import Scorer
 from ..errors import InvalidParameterError
 from . import metrics
@@ -36,7 +37,7 @@ def read_pairs(path: str) -> list[tuple[str, str, int]]:
 
 
 def pair_distances(
-    rows: list[tuple[str, str, int]], vectors: dict[str, np.ndarray | None]
+    rows: list[tuple[str, str, int]], vectors: dict[str, np.ndarray | None], metric: str = "euclidean",
 ) -> tuple[np.ndarray, np.ndarray, int]:
     d, same, missing = [], [], 0
     for a, b, s in rows:
@@ -45,7 +46,10 @@ def pair_distances(
             missing += 1
             d.append(np.inf)
         else:
-            d.append(float(np.linalg.norm(va.astype(np.float64) - vb.astype(np.float64))))
+            if metric == "cosine":
+                d.append(float(metric_distances(va[None, :], vb[None, :], "cosine")[0, 0]))
+            else:  # the built-in pack's arithmetic, unchanged
+                d.append(float(np.linalg.norm(va.astype(np.float64) - vb.astype(np.float64))))
         same.append(s)
     return np.array(d), np.array(same, dtype=bool), missing
 
@@ -59,7 +63,8 @@ def evaluate_pairs(
     With cohort normalisation on, the images in ``vectors`` (those of the pair
     list) are one collection, its own cohort, as the service would hold them.
     """
-    d, same, missing = pair_distances(rows, vectors)
+    metric = table.metric if table is not None else (scorer.metric if scorer is not None else "euclidean")
+    d, same, missing = pair_distances(rows, vectors, metric)
     acc, std = metrics.tenfold_accuracy(d, same)
     eer, eer_t = metrics.equal_error_rate(d, same)
     out: dict = {

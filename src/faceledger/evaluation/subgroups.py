@@ -15,6 +15,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from ..engine.distance import pair_distances
 from ..engine.normalization import CohortStats
 from ..engine.scoring import Scorer
 from ..errors import InvalidParameterError
@@ -113,8 +114,11 @@ def group_rates(vectors: np.ndarray, groups: list[str], identities: list[str], t
     out: dict = {}
     for g, idx in sorted(by_group.items()):
         x = vectors[idx].astype(np.float64)
-        sq = (x * x).sum(1)
-        d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0))
+        if scorer.metric == "cosine":
+            d = pair_distances(x, x, "cosine")
+        else:  # the built-in pack's arithmetic, unchanged
+            sq = (x * x).sum(1)
+            d = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0))
         rows = np.array(idx)
         sim = pair_similarity(scorer, d, None if stats is None else outer(stats, rows, 0),
                               None if stats is None else outer(stats, rows, 1))

@@ -12,7 +12,18 @@ from __future__ import annotations
 
 from ..settings import Settings
 from ..store.protocols import CatalogStore, VectorStore
-from . import admin, collections, faces, retention, review, search, users, video, video_jobs
+from . import (
+    admin,
+    collections,
+    faces,
+    migration,
+    retention,
+    review,
+    search,
+    users,
+    video,
+    video_jobs,
+)
 from .core import Operation, Service
 from .workers import EnginePool
 
@@ -57,6 +68,7 @@ FACELEDGER_OPERATIONS: dict[str, Operation] = {
     "RetentionSchedule": retention.schedule,
     "ReviewCandidate": review.review_candidate,
     "GetReview": review.get_review,
+    "MigrateCollection": migration.migrate_collection,
 }
 
 

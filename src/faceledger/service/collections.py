@@ -39,13 +39,15 @@ def create_collection(svc: Service, call: Call) -> dict:
     cid = check_collection_id(call.params.get("CollectionId"))
     tags = dict(call.params.get("Tags") or {})
     check_reserved_tags(tags)
+    spec = svc.packs.default.spec  # pinned to the pack it is created with, for good
     with svc.write_lock:
         with svc.catalog.transaction() as tx:
-            svc.catalog.create_collection(tx, cid, svc.model_version, tags, call.at)
+            svc.catalog.create_collection(tx, cid, spec.model_version, tags, call.at, spec.dim, spec.metric)
             svc.record(tx, call, cid, {"tags": tags})
         if svc.index.size(cid) == 0:  # never replace a shard another writer already filled
-            svc.index.load(cid, [], np.zeros((0, 128), dtype=np.float32))
-    return {"StatusCode": 200, "CollectionArn": arn(svc, cid), "FaceModelVersion": wire_version(svc.model_version)}
+            svc.index.load(cid, [], np.zeros((0, spec.dim), dtype=np.float32), dim=spec.dim, metric=spec.metric,
+                           pack=spec.model_version)
+    return {"StatusCode": 200, "CollectionArn": arn(svc, cid), "FaceModelVersion": wire_version(spec.model_version)}
 
 
 def describe_collection(svc: Service, call: Call) -> dict:

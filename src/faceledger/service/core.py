@@ -25,8 +25,16 @@ from ..engine.calibration import (
     load_table,
     search_threshold,
 )
+from ..engine.descriptor_spec import DescriptorSpec
 from ..engine.scoring import Scorer
-from ..errors import AccessDeniedError, FaceledgerError, HaltedError, InvalidParameterError
+from ..errors import (
+    AccessDeniedError,
+    FaceledgerError,
+    HaltedError,
+    InvalidParameterError,
+    ModelFileError,
+    PackUnavailableError,
+)
 from ..settings import Settings
 from ..store.db import Transaction
 from ..store.ledger import Ledger
@@ -38,6 +46,15 @@ from .audit_trail import append_checkpoint, last_signed_seq, retire_legacy_key
 from .candidates import awaits_review
 from .checkpoints import CHECKPOINT, SIGNING_KEY, fingerprint, signing_key_details
 from .context import Principal, RequestContext, authorize
+from .packs import (
+    Pack,
+    Packs,
+    check_calibrated,
+    cohort_path,
+    engine_settings_for,
+    load_cohort,
+    spec_for,
+)
 from .pagination import Paginator
 from .policy import DEFAULT_PURPOSE, Purpose, load_policy
 from .scores import Cohorts
@@ -57,6 +74,7 @@ class Call:
     ctx: RequestContext
     at: float = field(default_factory=time.time)
     rule: Purpose | None = None  # set once matching_rule has admitted the call
+    pack: Pack | None = None  # the model pack the call computes or compares with (None: the default)
 
 
 @dataclass(frozen=True)
@@ -122,11 +140,11 @@ class Service:
         self.engines = engines
         self.engine_settings = engines.settings
         self.model_version = engines.settings.model_version
-        self.calibration = calibration or load_table(self.model_version)
-        try:
-            self.scorer = Scorer.load(self.calibration, settings.score_normalization)
-        except ValueError as exc:
-            raise InvalidParameterError(f"FACELEDGER_SCORE_NORMALIZATION: {exc}.") from exc
+        default = self._pack(spec_for(self.model_version), engines, calibration or load_table(self.model_version),
+                             default=True)
+        self.packs = Packs(default, self._open_pack)
+        self.calibration = default.calibration
+        self.scorer = default.scorer
         self.cohorts = Cohorts(index)
         self.buckets = settings.bucket_map()
         # Writers that change faces hold this from BEGIN until the index matches the commit.
@@ -145,6 +163,31 @@ class Service:
         self.own_operations = frozenset(own_operations or ())
         self.video: Closeable | None = None  # background video jobs (assembly.VideoJobs)
         self.sweeper: Closeable | None = None  # the retention sweeper thread
+
+    def _pack(self, spec: DescriptorSpec, engines: EnginePool, table: CalibrationTable | None = None, *,
+              default: bool = False) -> Pack:
+        """A pack ready to match: calibrated for its descriptors, its cohort file checked."""
+        calibration = check_calibrated(spec, table)
+        try:
+            scorer = Scorer.load(calibration, self.settings.score_normalization)
+        except ValueError as exc:
+            raise InvalidParameterError(f"FACELEDGER_SCORE_NORMALIZATION: {exc}.") from exc
+        except ModelFileError as exc:  # a cohort table missing or measured for another pack
+            raise PackUnavailableError(f"Model pack {spec.model_version}: {exc.message}") from exc
+        path = cohort_path(self.settings.data_dir, spec.model_version, self.settings.cohort_file if default else "")
+        cohort = load_cohort(path, spec) if path is not None and scorer.enabled else None
+        return Pack(spec, engines, calibration, scorer, cohort)
+
+    def _open_pack(self, model_version: str) -> Pack:
+        """Another pack than the default, at its first use: its engine pool started like the default one."""
+        spec = spec_for(model_version)
+        check_calibrated(spec)  # refuse before starting any worker
+        engines = self.engines.like(engine_settings_for(self.engine_settings, model_version))
+        try:
+            return self._pack(spec, engines)
+        except BaseException:
+            engines.close()
+            raise
 
     @staticmethod
     def open_store(settings: Settings) -> tuple[CatalogStore, VectorStore]:
@@ -181,6 +224,7 @@ class Service:
             self.sweeper.close()
         if self.video is not None:
             self.video.close()
+        self.packs.close()
         self.engines.close()
         self.catalog.close()
 
@@ -307,9 +351,9 @@ class Service:
             "purpose": call.ctx.purpose or call.principal.defaults.get("purpose") or DEFAULT_PURPOSE,
             "case": self.case_of(call),
             "role": call.principal.role,
-            "model_version": self.model_version,
-            "calibration": self.calibration.version,
-            "score_normalization": self.scorer.version,
+            "model_version": (call.pack or self.packs.default).model_version,
+            "calibration": (call.pack or self.packs.default).calibration.version,
+            "score_normalization": (call.pack or self.packs.default).scorer.version,
             "policy_version": self.policy.version,
             "started_at": call.at,
             "ended_at": time.time(),
@@ -352,7 +396,8 @@ def memory_index(catalog: CatalogStore) -> VectorIndex:
     index = VectorIndex()
     for coll in catalog.list_collections(None, 1_000_000):
         ids, matrix = catalog.iter_vectors(coll["collection_id"])
-        index.load(coll["collection_id"], ids, matrix)
+        index.load(coll["collection_id"], ids, matrix, dim=coll["dim"], metric=coll["metric"],
+                   pack=coll["model_version"])
     return index
 
 

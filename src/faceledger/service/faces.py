@@ -11,10 +11,11 @@ from ..engine.quality import quality_score
 from ..engine.registry import wire_version
 from ..engine.report import face_detail
 from ..engine.types import Face
-from ..errors import InvalidParameterError
+from ..errors import InvalidParameterError, PackUnavailableError
 from .collections import check_collection_id
 from .core import Call, Service
 from .images import image_bytes, sha256
+from .packs import Pack
 from .pagination import page
 from .replay import remember, replayed
 from .retention import consent_for_enrolment, recheck_consent
@@ -30,12 +31,16 @@ def all_attributes(call: Call, member: str = "Attributes") -> bool:
     return "ALL" in attrs
 
 
-def check_pinned(svc: Service, collection: dict) -> None:
-    if collection["model_version"] != svc.model_version:
-        raise InvalidParameterError(
-            f"Collection {collection['collection_id']} holds {collection['model_version']} vectors; "
-            f"this service runs {svc.model_version}. Vectors of different versions are never compared."
-        )
+def collection_pack(svc: Service, call: Call | None, collection: dict) -> Pack:
+    """The pack ``collection`` is pinned to (its engine, calibration, scorer), recorded on ``call``.
+
+    Refused with the reason (PackUnavailableError) when that pack is not installed or not
+    calibrated here: its vectors are never computed or scored with another pack's.
+    """
+    pack = svc.packs.for_collection(collection)
+    if call is not None:
+        call.pack = pack
+    return pack
 
 
 def detect_faces(svc: Service, call: Call) -> dict:
@@ -85,10 +90,10 @@ def index_faces(svc: Service, call: Call) -> dict:
         raise InvalidParameterError("MaxFaces must be between 1 and 100 for IndexFaces.")
     quality_filter = p.get("QualityFilter") or "AUTO"
     collection = svc.catalog.get_collection(cid)
-    check_pinned(svc, collection)
+    pack = collection_pack(svc, call, collection)
     consent_id = consent_for_enrolment(svc, call, collection)
     data = image_bytes(p.get("Image"), svc.buckets)
-    result = svc.engines.analyze(data)
+    result = pack.engines.analyze(data)
     image_id, digest = str(uuid.uuid4()), sha256(data)
     want_all = all_attributes(call, "DetectionAttributes")
     records, unindexed, rows = [], [], []
@@ -108,14 +113,19 @@ def index_faces(svc: Service, call: Call) -> dict:
             "extra": {"quality": detail["Quality"], "pose": detail["Pose"], "consent_id": consent_id},
         }
         rows.append(row)
-        records.append({"Face": stored_face(row, svc.model_version), "FaceDetail": detail})
-    response = {"FaceRecords": records, "FaceModelVersion": wire_version(svc.model_version),
+        records.append({"Face": stored_face(row, pack.model_version), "FaceDetail": detail})
+    response = {"FaceRecords": records, "FaceModelVersion": wire_version(pack.model_version),
                 "UnindexedFaces": unindexed}
     with svc.write_lock:  # commit and index update in one order for every writer
         earlier = replayed(svc, call)  # a concurrent replay may have committed meanwhile
         if earlier is not None:
             return earlier
         with svc.catalog.transaction() as tx:
+            now = svc.catalog.get_collection(cid)["model_version"]
+            if now != pack.model_version:  # migrated while the image was described: never mix the packs
+                raise PackUnavailableError(
+                    f"Collection {cid} was migrated to {now} while this image was described with "
+                    f"{pack.model_version}; nothing was enrolled. Send it again.")
             if consent_id is not None:
                 recheck_consent(svc, consent_id, call.at)  # a withdrawal may have landed meanwhile
             if rows:

@@ -16,29 +16,36 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..engine.calibration import similarity_from_fmr
+from ..engine.distance import pair_distances
 from ..engine.normalization import CohortStats
 from ..engine.scoring import COHORT_MAX, Cohort, Scorer, sample_rows
 from ..store.protocols import VectorStore
 from ..store.vectors import DIM
 
-ALL = "*"  # the cohort of every collection, for CompareFaces
+ALL = "*"  # the cohort of every collection (of one pack), for CompareFaces
 
 
 class Cohorts:
-    """Per-collection (and all-collection) cohort samples, rebuilt when the index generation changes."""
+    """Per-collection (and all-collection) cohort samples, rebuilt when the index generation changes.
+
+    ``get(ALL, members)``: the collections of CompareFaces' pack only (``members``), so a cohort
+    never mixes vectors of two packs; the cohort's metric is the collections' (the index's).
+    """
 
     def __init__(self, index: VectorStore) -> None:
         self.index = index
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[object, Cohort]] = {}
 
-    def _key(self, collection_id: str) -> object:
+    def _key(self, collection_id: str, members: list[str] | None) -> object:
         if collection_id == ALL:
-            return tuple((c, self.index.generation(c)) for c in self.index.collection_ids())
+            wanted = self.index.collection_ids() if members is None else sorted(members)
+            return tuple((c, self.index.generation(c)) for c in wanted)
         return self.index.generation(collection_id)
 
-    def get(self, collection_id: str) -> Cohort:
-        key = self._key(collection_id)
+    def get(self, collection_id: str, members: list[str] | None = None, expect: str | None = None) -> Cohort:
+        """``expect``: the pack the caller scores with; a collection holding another's is refused."""
+        key = self._key(collection_id, members)
         with self._lock:
             live = set(self.index.collection_ids())
             for gone in [c for c in self._cache if c != ALL and c not in live]:
@@ -46,16 +53,21 @@ class Cohorts:
             hit = self._cache.get(collection_id)
             if hit is not None and hit[0] == key:
                 return hit[1]
-        cohort = self._build(collection_id)
+        cohort = self._build(collection_id, members, expect)
         with self._lock:
             self._cache[collection_id] = (key, cohort)
         return cohort
 
-    def _build(self, collection_id: str) -> Cohort:
+    def _build(self, collection_id: str, members: list[str] | None, expect: str | None) -> Cohort:
         if collection_id != ALL:
-            ids, mat = self.index.sample(collection_id, sample_rows)
-            return Cohort(mat, np.array(ids, dtype=object))
-        sizes = {c: self.index.size(c) for c in self.index.collection_ids()}
+            ids, mat = self.index.sample(collection_id, sample_rows, expect)
+            dim_metric = self.index.spec(collection_id)
+            return Cohort(mat, np.array(ids, dtype=object), dim_metric[1] if dim_metric else "euclidean")
+        wanted = self.index.collection_ids() if members is None else members
+        sizes = {c: self.index.size(c) for c in wanted}
+        specs = {self.index.spec(c) for c in wanted if sizes[c]}
+        if len(specs) > 1:
+            raise ValueError(f"a cohort would mix vectors of different shapes {sorted(map(str, specs))}")
         total = sum(sizes.values())
         parts_ids: list[str] = []
         parts: list[np.ndarray] = []
@@ -63,17 +75,18 @@ class Cohorts:
             if n == 0:
                 continue
             share = n if total <= COHORT_MAX else max(1, round(COHORT_MAX * n / total))
-            ids, mat = self.index.sample(c, functools.partial(sample_rows, size=share))
+            ids, mat = self.index.sample(c, functools.partial(sample_rows, size=share), expect)
             parts_ids += ids
             parts.append(mat)
         mat = np.concatenate(parts) if parts else np.zeros((0, DIM), np.float32)
         keep = sample_rows(len(mat))  # many small collections' shares can add up past COHORT_MAX
-        return Cohort(mat[keep], np.array(parts_ids, dtype=object)[keep])
+        metric = next(iter(specs))[1] if specs else "euclidean"  # type: ignore[index]
+        return Cohort(mat[keep], np.array(parts_ids, dtype=object)[keep], metric)
 
 
-def matrix(vectors: list) -> np.ndarray:
-    """Descriptors as an (n, 128) float32 matrix, also when there are none."""
-    return np.array(vectors, np.float32).reshape(-1, DIM)
+def matrix(vectors: list, dim: int = DIM) -> np.ndarray:
+    """Descriptors as an (n, dim) float32 matrix, also when there are none."""
+    return np.array(vectors, np.float32).reshape(-1, dim)
 
 
 @dataclass(frozen=True)
@@ -102,8 +115,9 @@ def score(scorer: Scorer, cohort: Cohort | None, probes: np.ndarray, targets: np
     report = scorer.report(cohort)
     if len(t) == 0:
         return Scores(np.zeros(0), np.zeros(0), report)
-    # (P, T) distances without a (P, T, 128) temporary: a user's 100 faces against thousands of hits
-    d = np.sqrt(np.maximum((p * p).sum(1)[:, None] + (t * t).sum(1)[None, :] - 2.0 * p @ t.T, 0.0))
+    # (P, T) distances in the tables' metric, without a (P, T, dim) temporary: a user's 100 faces
+    # against thousands of hits
+    d = pair_distances(p, t, scorer.metric)
     if scorer.active(cohort):
         assert cohort is not None
         a = cohort.stats(p, probe_ids)

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..engine.calibration import FMR_FLOOR
+from ..engine.calibration import FMR_FLOOR, CalibrationTable
 from ..engine.quality import quality_score
 from ..engine.registry import wire_version
 from ..engine.report import face_detail
+from ..engine.scoring import Cohort
 from ..engine.types import Face
-from ..errors import InvalidParameterError, ResourceNotFoundError
+from ..errors import InvalidParameterError, PackUnavailableError, ResourceNotFoundError
 from .collections import check_collection_id
 from .core import Call, Service, Threshold, match_report
-from .faces import check_pinned, quality_reasons, stored_face
+from .faces import collection_pack, quality_reasons, stored_face
 from .images import image_bytes, sha256
+from .packs import Pack
 from .policy import Purpose
 from .scores import ALL, Scores, matrix, score
 from .thumbnails import keep_probe
@@ -35,7 +37,7 @@ def _compared_face(detail: dict) -> dict:
     return {k: detail[k] for k in keep if k in detail}
 
 
-def match_fields(svc: Service, scores: Scores, i: int) -> dict:
+def match_fields(table: CalibrationTable, scores: Scores, i: int) -> dict:
     """Similarity and its FMR, the raw distance, and where the calibration ran out for this match.
 
     Similarity is capped at 100 (FMR 1e-7) and rests on extrapolation below
@@ -47,7 +49,7 @@ def match_fields(svc: Service, scores: Scores, i: int) -> dict:
                  "Distance": round(float(scores.distance[i]), 5)}
     if fmr < FMR_FLOOR:
         out["Calibration"] = CAPPED
-    elif fmr < svc.calibration.smallest_measured_fmr:
+    elif fmr < table.smallest_measured_fmr:
         out["Calibration"] = EXTRAPOLATED
     return out
 
@@ -59,9 +61,16 @@ def calibration_counts(matches: list[dict]) -> dict:
     return {"BeyondCalibration": capped, "Extrapolated": extrapolated + capped} if matches else {}
 
 
-def scoring_report(svc: Service, cohort_of: str) -> dict:
+def pack_cohort(svc: Service, pack: Pack, cohort_of: str, members: list[str] | None = None) -> Cohort | None:
+    """The cohort a pack's scores are normalised against: the operator's file, else the collection searched."""
+    if not pack.scorer.enabled:
+        return None
+    return pack.cohort if pack.cohort is not None else svc.cohorts.get(cohort_of, members, pack.model_version)
+
+
+def scoring_report(svc: Service, pack: Pack, cohort_of: str) -> dict:
     """How a call that scored nothing would have scored (``ScoreNormalization``, ``CohortSize``)."""
-    return svc.scorer.report(svc.cohorts.get(cohort_of) if svc.scorer.enabled else None)
+    return pack.scorer.report(pack_cohort(svc, pack, cohort_of))
 
 
 def scoring_details(report: dict) -> dict:
@@ -76,23 +85,27 @@ def compare_faces(svc: Service, call: Call) -> dict:
     quality_filter = p.get("QualityFilter") or "NONE"
     src_bytes = image_bytes(p.get("SourceImage"), svc.buckets, "SourceImage")
     tgt_bytes = image_bytes(p.get("TargetImage"), svc.buckets, "TargetImage")
-    src = svc.engines.analyze(src_bytes, max_faces=1)
+    pack = call.pack = svc.packs.default  # one pack for both images
+    src = pack.engines.analyze(src_bytes, max_faces=1)
     if not src.faces:
         svc.refuse(call, None, "no-face", InvalidParameterError("No face was found in SourceImage."))
     if quality_reasons(src.faces[0], quality_filter):
         svc.refuse(call, None, "quality", InvalidParameterError(
             f"The source face fails QualityFilter {quality_filter}: "
             + ", ".join(quality_reasons(src.faces[0], quality_filter))))
-    tgt = svc.engines.analyze(tgt_bytes)
+    tgt = pack.engines.analyze(tgt_bytes)
     if not tgt.faces:
         svc.refuse(call, None, "no-face", InvalidParameterError("No face was found in TargetImage."))
     source = src.faces[0]
     targets = [f for f in tgt.faces if not quality_reasons(f, quality_filter)]
-    cohort = svc.cohorts.get(ALL) if svc.scorer.enabled else None
-    scores = score(svc.scorer, cohort, np.asarray(source.descriptor), matrix([f.descriptor for f in targets]))
+    members = [c["collection_id"] for c in svc.catalog.list_collections(None, 1_000_000)
+               if c["model_version"] == pack.model_version] if pack.scorer.enabled else None
+    cohort = pack_cohort(svc, pack, ALL, members)
+    scores = score(pack.scorer, cohort, np.asarray(source.descriptor),
+                   matrix([f.descriptor for f in targets], pack.spec.dim))
     matches, unmatched = [], []
     for i, face in enumerate(targets):
-        fields = match_fields(svc, scores, i)
+        fields = match_fields(pack.calibration, scores, i)
         compared = _compared_face(face_detail(face))
         if fields["Similarity"] >= threshold.applied:
             matches.append({**fields, "Face": compared})
@@ -110,7 +123,7 @@ def compare_faces(svc: Service, call: Call) -> dict:
         "SourceImageFace": {"BoundingBox": src_detail["BoundingBox"], "Confidence": src_detail["Confidence"]},
         "FaceMatches": matches,
         "UnmatchedFaces": unmatched,
-        "Faceledger": {**match_report(svc.calibration, threshold, scores.report, rec["seq"], rule),
+        "Faceledger": {**match_report(pack.calibration, threshold, scores.report, rec["seq"], rule),
                        **calibration_counts(matches)},
     }
 
@@ -139,7 +152,7 @@ def gate_probe(svc: Service, call: Call, cid: str, probe: Face, rule: Purpose) -
             f"{rule.name!r} ({why}); low-quality probes produce unreliable candidates. Use a clearer image."))
 
 
-def search_vector(svc: Service, cid: str, vector: np.ndarray, threshold: Threshold, k: int,
+def search_vector(svc: Service, pack: Pack, cid: str, vector: np.ndarray, threshold: Threshold, k: int,
                   exclude: str | None = None) -> tuple[list[dict], dict]:
     """The best ``k`` faces of ``cid`` at or above the threshold, best first, and how they were scored.
 
@@ -147,34 +160,45 @@ def search_vector(svc: Service, cid: str, vector: np.ndarray, threshold: Thresho
     match; with cohort normalisation active every face inside it is rescored
     (normalisation can reorder them) before the top ``k`` are kept.
     """
-    max_d = svc.calibration.distance_for_similarity(threshold.applied)
-    cohort = svc.cohorts.get(cid) if svc.scorer.enabled else None
-    active = svc.scorer.active(cohort)
-    hits = svc.index.search(cid, vector, (MAX_SEARCH_FACES if active else k) + (1 if exclude else 0), max_d)
+    check_vector(pack, cid, vector)
+    max_d = pack.calibration.distance_for_similarity(threshold.applied)
+    cohort = pack_cohort(svc, pack, cid)
+    active = pack.scorer.active(cohort)
+    hits = svc.index.search(cid, vector, (MAX_SEARCH_FACES if active else k) + (1 if exclude else 0), max_d,
+                            expect=pack.model_version)
     hits = [(fid, d) for fid, d in hits if fid != exclude]
-    ids, vectors = svc.index.vectors(cid, [fid for fid, _ in hits])
-    scores = score(svc.scorer, cohort, vector, vectors, [exclude] if exclude else None, ids)
+    ids, vectors = svc.index.vectors(cid, [fid for fid, _ in hits], expect=pack.model_version)
+    scores = score(pack.scorer, cohort, vector, vectors, [exclude] if exclude else None, ids)
     rows = {r["face_id"]: r for r in svc.catalog.get_faces(cid, ids)}
     dist = dict(hits)
     order = sorted(range(len(ids)), key=lambda i: (-scores.similarity[i], dist[ids[i]], ids[i]))
     out = []
     for i in order:
-        fields = match_fields(svc, scores, i)
+        fields = match_fields(pack.calibration, scores, i)
         if ids[i] in rows and fields["Similarity"] >= threshold.applied:
-            out.append({**fields, "Face": stored_face(rows[ids[i]], svc.model_version)})
+            out.append({**fields, "Face": stored_face(rows[ids[i]], pack.model_version)})
     return out[:k], scores.report
+
+
+def check_vector(pack: Pack, cid: str, vector: np.ndarray) -> None:
+    """A probe of another shape than the collection's pack makes was not made by that pack: refuse it."""
+    shape = np.shape(vector)
+    if shape[-1:] != (pack.spec.dim,):
+        raise PackUnavailableError(
+            f"A {shape[-1] if shape else 0}-d probe cannot search collection {cid} ({pack.spec.dim}-d "
+            f"{pack.model_version} vectors); vectors of different model packs are never compared.")
 
 
 def search_faces_by_image(svc: Service, call: Call) -> dict:
     p = call.params
     cid = check_collection_id(p.get("CollectionId"))
     collection = svc.catalog.get_collection(cid)
-    check_pinned(svc, collection)
+    pack = collection_pack(svc, call, collection)
     rule = svc.matching_rule(call, cid)
     k = _max_faces(call, rule)
     data = image_bytes(p.get("Image"), svc.buckets)
     # the response carries the probe's box and confidence, no landmarks: FaceMesh is not run
-    result = svc.engines.analyze(data, max_faces=1, landmarks=False)
+    result = pack.engines.analyze(data, max_faces=1, landmarks=False)
     if not result.faces:
         svc.refuse(call, cid, "no-face", InvalidParameterError("No face was found in Image."))
     probe = result.faces[0]
@@ -185,7 +209,7 @@ def search_faces_by_image(svc: Service, call: Call) -> dict:
             + ", ".join(quality_reasons(probe, quality_filter))))
     gate_probe(svc, call, cid, probe, rule)
     threshold = svc.search_threshold(p.get("FaceMatchThreshold"), svc.index.size(cid), rule)
-    matches, scoring = search_vector(svc, cid, probe.descriptor, threshold, k)  # type: ignore[arg-type]
+    matches, scoring = search_vector(svc, pack, cid, probe.descriptor, threshold, k)  # type: ignore[arg-type]
     detail = face_detail(probe)
     with svc.catalog.transaction() as tx:
         rec = svc.record(tx, call, cid, {
@@ -198,8 +222,8 @@ def search_faces_by_image(svc: Service, call: Call) -> dict:
         "SearchedFaceBoundingBox": detail["BoundingBox"],
         "SearchedFaceConfidence": detail["Confidence"],
         "FaceMatches": matches,
-        "FaceModelVersion": wire_version(svc.model_version),
-        "Faceledger": {**match_report(svc.calibration, threshold, scoring, rec["seq"], rule),
+        "FaceModelVersion": wire_version(pack.model_version),
+        "Faceledger": {**match_report(pack.calibration, threshold, scoring, rec["seq"], rule),
                        **calibration_counts(matches)},
     }
 
@@ -214,13 +238,13 @@ def face_vector(svc: Service, cid: str, face_id: str) -> np.ndarray:
 def search_faces(svc: Service, call: Call) -> dict:
     p = call.params
     cid = check_collection_id(p.get("CollectionId"))
-    check_pinned(svc, svc.catalog.get_collection(cid))
+    pack = collection_pack(svc, call, svc.catalog.get_collection(cid))
     face_id = str(p.get("FaceId") or "")
     rule = svc.matching_rule(call, cid)
     k = _max_faces(call, rule)
     vector = face_vector(svc, cid, face_id)
     threshold = svc.search_threshold(p.get("FaceMatchThreshold"), svc.index.size(cid), rule)
-    matches, scoring = search_vector(svc, cid, vector, threshold, k, exclude=face_id)
+    matches, scoring = search_vector(svc, pack, cid, vector, threshold, k, exclude=face_id)
     with svc.catalog.transaction() as tx:
         rec = svc.record(tx, call, cid, {
             "face_id": face_id, **_threshold_details(threshold), **scoring_details(scoring),
@@ -229,7 +253,7 @@ def search_faces(svc: Service, call: Call) -> dict:
     return {
         "SearchedFaceId": face_id,
         "FaceMatches": matches,
-        "FaceModelVersion": wire_version(svc.model_version),
-        "Faceledger": {**match_report(svc.calibration, threshold, scoring, rec["seq"], rule),
+        "FaceModelVersion": wire_version(pack.model_version),
+        "Faceledger": {**match_report(pack.calibration, threshold, scoring, rec["seq"], rule),
                        **calibration_counts(matches)},
     }

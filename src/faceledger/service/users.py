@@ -20,17 +20,20 @@ from ..errors import IdempotentParameterMismatchError, InvalidParameterError, Re
 from ..store.db import Transaction
 from .collections import check_collection_id
 from .core import Call, Service, Threshold, match_report
-from .faces import check_pinned
+from .faces import collection_pack
 from .images import image_bytes, sha256
+from .packs import Pack
 from .pagination import page
 from .replay import token as replay_token
 from .scores import matrix, score
 from .search import (
     _threshold_details,
     calibration_counts,
+    check_vector,
     face_vector,
     gate_probe,
     match_fields,
+    pack_cohort,
     scoring_details,
     scoring_report,
 )
@@ -120,18 +123,18 @@ def associate_faces(svc: Service, call: Call) -> dict:
     threshold = svc.compare_threshold(p.get("UserMatchThreshold"))
 
     def work(tx: Transaction) -> dict:
-        check_pinned(svc, svc.catalog.get_collection(cid))
+        pack = collection_pack(svc, call, svc.catalog.get_collection(cid))
         svc.catalog.get_user(cid, uid)
         existing = svc.catalog.get_faces(cid, svc.catalog.user_face_ids(cid, uid), with_vectors=True)
         rejected = []
         candidates = []
-        scoring = scoring_report(svc, cid)
+        scoring = scoring_report(svc, pack, cid)
         if existing:
             known = np.stack([np.asarray(r["vector"], np.float32) for r in existing])
             new = [r for r in svc.catalog.get_faces(cid, face_ids, with_vectors=True) if r.get("user_id") != uid]
             candidates += [r["face_id"] for r in svc.catalog.get_faces(cid, face_ids) if r.get("user_id") == uid]
-            scores = score(svc.scorer, svc.cohorts.get(cid) if svc.scorer.enabled else None, known,
-                           matrix([r["vector"] for r in new]), [r["face_id"] for r in existing],
+            scores = score(pack.scorer, pack_cohort(svc, pack, cid), known,
+                           matrix([r["vector"] for r in new], pack.spec.dim), [r["face_id"] for r in existing],
                            [r["face_id"] for r in new])
             scoring = scores.report
             for i, row in enumerate(new):
@@ -173,22 +176,22 @@ def disassociate_faces(svc: Service, call: Call) -> dict:
     return idempotent(svc, call, cid, work)
 
 
-def _user_matches(svc: Service, cid: str, vectors: np.ndarray, threshold: Threshold, max_users: int,
+def _user_matches(svc: Service, pack: Pack, cid: str, vectors: np.ndarray, threshold: Threshold, max_users: int,
                   exclude_user: str | None, probe_ids: list[str] | None = None) -> tuple[list[dict], dict]:
     """Users ranked by their best face's Similarity, at or above the threshold, and how they were scored."""
-    max_d = svc.calibration.distance_for_similarity(threshold.applied)
+    check_vector(pack, cid, vectors)
+    max_d = pack.calibration.distance_for_similarity(threshold.applied)
     # One scan for all probe vectors (ranked by each face's nearest probe), every face within
     # the threshold: unassociated faces cannot crowd a user out of a top-k.
-    hits = svc.index.search(cid, vectors, max(1, svc.index.size(cid)), max_d)
+    hits = svc.index.search(cid, vectors, max(1, svc.index.size(cid)), max_d, expect=pack.model_version)
     rows = {r["face_id"]: r for r in svc.catalog.get_faces(cid, [f for f, _ in hits])}
     ids, matrix = svc.index.vectors(cid, [f for f, _ in hits if rows.get(f, {}).get("user_id") not in
-                                          (None, exclude_user)])
-    scores = score(svc.scorer, svc.cohorts.get(cid) if svc.scorer.enabled else None, vectors, matrix,
-                   probe_ids, ids)
+                                          (None, exclude_user)], expect=pack.model_version)
+    scores = score(pack.scorer, pack_cohort(svc, pack, cid), vectors, matrix, probe_ids, ids)
     best: dict[str, dict] = {}  # user -> match fields of their best face (Similarity, then Distance)
     for i, fid in enumerate(ids):
         user = rows[fid]["user_id"]
-        fields = match_fields(svc, scores, i)
+        fields = match_fields(pack.calibration, scores, i)
         held = best.get(user)
         if held is None or (-fields["Similarity"], fields["Distance"]) < (-held["Similarity"], held["Distance"]):
             best[user] = fields
@@ -207,13 +210,13 @@ def _max_users(call: Call) -> int:
 def search_users(svc: Service, call: Call) -> dict:
     p = call.params
     cid = check_collection_id(p.get("CollectionId"))
-    check_pinned(svc, svc.catalog.get_collection(cid))
+    pack = collection_pack(svc, call, svc.catalog.get_collection(cid))
     uid, fid = p.get("UserId"), p.get("FaceId")
     if (uid is None) == (fid is None):
         raise InvalidParameterError("SearchUsers needs exactly one of UserId or FaceId.")
     rule = svc.matching_rule(call, cid)
     threshold = svc.search_threshold(p.get("UserMatchThreshold"), svc.index.size(cid), rule)
-    out: dict = {"FaceModelVersion": wire_version(svc.model_version)}
+    out: dict = {"FaceModelVersion": wire_version(pack.model_version)}
     if uid is not None:
         uid = check_user_id(uid)
         svc.catalog.get_user(cid, uid)
@@ -227,7 +230,7 @@ def search_users(svc: Service, call: Call) -> dict:
         vectors = face_vector(svc, cid, str(fid))[None, :]
         probe_ids = [str(fid)]
         out["SearchedFace"] = {"FaceId": fid}
-    matches, scoring = _user_matches(svc, cid, vectors, threshold, min(_max_users(call), rule.max_candidates), uid,
+    matches, scoring = _user_matches(svc, pack, cid, vectors, threshold, min(_max_users(call), rule.max_candidates), uid,
                                      probe_ids)
     with svc.catalog.transaction() as tx:
         rec = svc.record(tx, call, cid, {"user_id": uid, "face_id": fid, **_threshold_details(threshold),
@@ -235,7 +238,7 @@ def search_users(svc: Service, call: Call) -> dict:
                                    "candidates": [{"UserId": m["User"]["UserId"], "Similarity": m["Similarity"]}
                                                   for m in matches]})
     out["UserMatches"] = matches
-    out["Faceledger"] = {**match_report(svc.calibration, threshold, scoring, rec["seq"], rule),
+    out["Faceledger"] = {**match_report(pack.calibration, threshold, scoring, rec["seq"], rule),
                          **calibration_counts(matches)}
     return out
 
@@ -243,18 +246,18 @@ def search_users(svc: Service, call: Call) -> dict:
 def search_users_by_image(svc: Service, call: Call) -> dict:
     p = call.params
     cid = check_collection_id(p.get("CollectionId"))
-    check_pinned(svc, svc.catalog.get_collection(cid))
+    pack = collection_pack(svc, call, svc.catalog.get_collection(cid))
     rule = svc.matching_rule(call, cid)
     data = image_bytes(p.get("Image"), svc.buckets)
-    result = svc.engines.analyze(data)
+    result = pack.engines.analyze(data)
     threshold = svc.search_threshold(p.get("UserMatchThreshold"), svc.index.size(cid), rule)
-    out: dict = {"FaceModelVersion": wire_version(svc.model_version), "UserMatches": [], "UnsearchedFaces": []}
-    scoring = scoring_report(svc, cid)  # what it would have used: no face, nothing scored
+    out: dict = {"FaceModelVersion": wire_version(pack.model_version), "UserMatches": [], "UnsearchedFaces": []}
+    scoring = scoring_report(svc, pack, cid)  # what it would have used: no face, nothing scored
     if result.faces:
         probe = result.faces[0]
         gate_probe(svc, call, cid, probe, rule)
         out["SearchedFace"] = {"FaceDetail": face_detail(probe)}
-        out["UserMatches"], scoring = _user_matches(svc, cid, probe.descriptor[None, :],  # type: ignore[index]
+        out["UserMatches"], scoring = _user_matches(svc, pack, cid, probe.descriptor[None, :],  # type: ignore[index]
                                                     threshold, min(_max_users(call), rule.max_candidates), None)
         out["UnsearchedFaces"] = [{"FaceDetails": face_detail(f), "Reasons": ["FACE_NOT_LARGEST"]}
                                   for f in result.faces[1:]]
@@ -263,6 +266,6 @@ def search_users_by_image(svc: Service, call: Call) -> dict:
                                          **scoring_details(scoring),
                                          "candidates": [{"UserId": m["User"]["UserId"], "Similarity": m["Similarity"]}
                                                         for m in out["UserMatches"]]})
-    out["Faceledger"] = {**match_report(svc.calibration, threshold, scoring, rec["seq"], rule),
+    out["Faceledger"] = {**match_report(pack.calibration, threshold, scoring, rec["seq"], rule),
                          **calibration_counts(out["UserMatches"])}
     return out

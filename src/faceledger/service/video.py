@@ -27,7 +27,7 @@ from ..errors import (
 from ..video import UnreadableVideo, VideoSettings, probe
 from .collections import check_collection_id
 from .core import Call, Service, Threshold
-from .faces import check_pinned
+from .faces import collection_pack
 from .images import bucket_object_path
 from .search import _threshold_details
 from .users import idempotent
@@ -84,7 +84,7 @@ def _start(svc: Service, call: Call, kind: str) -> dict:
     purpose: str | None = None
     if kind == "search":
         cid = check_collection_id(p.get("CollectionId"))
-        check_pinned(svc, svc.catalog.get_collection(cid))
+        collection_pack(svc, call, svc.catalog.get_collection(cid))
         rule = svc.matching_rule(call, cid)  # halt, purpose, case: refusals are ledgered there
         purpose = rule.name
         threshold = svc.search_threshold(p.get("FaceMatchThreshold"), svc.index.size(cid), rule)

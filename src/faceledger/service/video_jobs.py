@@ -35,7 +35,8 @@ from ..video import UnreadableVideo, VideoSettings, analyse_video
 from ..video.analysis import Interrupted, VideoAnalysis
 from .context import Principal, RequestContext
 from .core import Call, Service, Threshold
-from .faces import check_pinned
+from .faces import collection_pack
+from .packs import Pack
 from .search import _threshold_details, scoring_details, scoring_report, search_vector
 
 log = logging.getLogger("faceledger.video")
@@ -199,10 +200,12 @@ class VideoJobs:
         if file_sha256(path) != job["sha256"]:
             raise UnreadableVideo(f"{path.name} changed after the job started (SHA-256 differs).")
         track = job["kind"] == "search"
+        # a search's frames are described by the pack its collection is pinned to
+        engines = (collection_pack(self.svc, None, self.svc.catalog.get_collection(job["collection_id"])).engines
+                   if track else self.svc.engines)
 
         def submit(pixels: np.ndarray) -> Any:
-            return self.svc.engines.submit_pixels(pixels, descriptors=track,
-                                                  fallback=self.settings.cnn_fallback)
+            return engines.submit_pixels(pixels, descriptors=track, fallback=self.settings.cnn_fallback)
 
         def progress(percent: float, frames: int) -> None:
             self._live[job["job_id"]] = (percent, frames)
@@ -219,7 +222,7 @@ class VideoJobs:
             faces = [{"Timestamp": a.ms, "Face": a.detail} for a in analysis.appearances]
             return {"Faces": faces}, {**base, "faces": len(faces)}
         svc, cid = self.svc, job["collection_id"]
-        check_pinned(svc, svc.catalog.get_collection(cid))
+        pack = collection_pack(svc, None, svc.catalog.get_collection(cid))
         halt = svc.halted()
         if halt:
             raise HaltedError(f"Matching was halted by {halt['by']} before this search ran: {halt['reason']}.")
@@ -230,10 +233,10 @@ class VideoJobs:
         gated = {index: [p for p, q in zip(probes, analysis.qualities.get(index, [100.0] * len(probes)), strict=False)
                          if q >= rule.min_probe_quality]
                  for index, probes in analysis.persons.items()}
-        scoring = scoring_report(svc, cid)  # replaced by what the searches used, when any ran
+        scoring = scoring_report(svc, pack, cid)  # replaced by what the searches used, when any ran
         matches: dict = {}
         for index, probes in gated.items():
-            matches[index], used = self._search(cid, probes, threshold, limit) if probes else ([], None)
+            matches[index], used = self._search(pack, cid, probes, threshold, limit) if probes else ([], None)
             scoring = used or scoring
         persons: list[dict[str, Any]] = [{
             "Timestamp": a.ms,
@@ -241,8 +244,11 @@ class VideoJobs:
             "FaceMatches": matches.get(-1 if a.index is None else a.index, []),
         } for a in analysis.appearances]
         persons.sort(key=lambda m: (m["Timestamp"], m["Person"]["Index"]))
-        job["threshold"] = {**threshold.report(svc.calibration), **scoring, "Purpose": rule.name}
+        job["threshold"] = {**threshold.report(pack.calibration), **scoring, "Purpose": rule.name}
         summary = {**base, **_threshold_details(threshold), **scoring_details(scoring), "persons": len(analysis.persons),
+                   # the collection's pack, not the default one the completion record would otherwise name
+                   "model_version": pack.model_version, "calibration": pack.calibration.version,
+                   "score_normalization": pack.scorer.version,
                    "confirmations_required": 2 if rule.two_person_review else 1,
                    "persons_below_quality": sum(1 for probes in gated.values() if not probes),
                    "appearances": len(persons),
@@ -251,13 +257,13 @@ class VideoJobs:
                                   for i, ms in sorted(matches.items()) if ms]}
         return {"Persons": persons}, summary
 
-    def _search(self, cid: str, probes: list[np.ndarray], threshold: Threshold,
+    def _search(self, pack: Pack, cid: str, probes: list[np.ndarray], threshold: Threshold,
                 limit: int) -> tuple[list[dict], dict | None]:
         """A person's best faces searched one by one; each candidate kept at its best Similarity."""
         best: dict[str, dict] = {}
         report = None
         for vector in probes:
-            found, report = search_vector(self.svc, cid, vector, threshold, limit)
+            found, report = search_vector(self.svc, pack, cid, vector, threshold, limit)
             for m in found:
                 fid = m["Face"]["FaceId"]
                 if fid not in best or m["Similarity"] > best[fid]["Similarity"]:

@@ -137,6 +137,12 @@ class EnginePool:
         elif engine is None:
             self._local = Engine(settings)
 
+    def like(self, settings: EngineSettings) -> EnginePool:
+        """A pool run as this one is (in-process or as many workers, same limits) with other engine settings."""
+        return EnginePool(settings, processes=len(self._slots), timeout_s=self.timeout_s,
+                          max_rss_mb=self.max_rss_bytes // (1024 * 1024),
+                          max_memory_mb=self.max_memory_bytes // (1024 * 1024))
+
     # ------------------------------------------------------------------ callers
 
     def analyze(self, data: bytes, *, descriptors: bool = True, max_faces: int | None = None,

@@ -29,6 +29,7 @@ from faceledger.store import (
     dialect,
     faces,
     keys,
+    staging,
     state,
     thumbnails,
     users,
@@ -136,8 +137,27 @@ class Catalog:
         model_version: str,
         tags: dict[str, str],
         created_at: float,
+        dim: int = collections.VECTOR_DIM,
+        metric: str = "euclidean",
     ) -> dict[str, Any]:
-        return collections.create(self.write_connection(tx), collection_id, model_version, tags, created_at)
+        return collections.create(self.write_connection(tx), collection_id, model_version, tags, created_at,
+                                  dim, metric)
+
+    # -- migration in place (store/staging.py) ------------------------------
+
+    def stage_vectors(self, tx: Transaction, collection_id: str, model_version: str, dim: int,
+                      vectors: list[tuple[str, Any, str]], at: float) -> None:
+        staging.stage(self.write_connection(tx), self._sealer, collection_id, model_version, dim, vectors, at)
+
+    def unstaged_faces(self, collection_id: str, model_version: str, limit: int) -> list[str]:
+        return staging.pending(self.connection(), collection_id, model_version, limit)
+
+    def discard_staged(self, tx: Transaction, collection_id: str, other_than: str | None = None) -> int:
+        return staging.discard(self.write_connection(tx), collection_id, other_than)
+
+    def swap_staged(self, tx: Transaction, collection_id: str, model_version: str, dim: int,
+                    metric: str) -> dict[str, int]:
+        return staging.swap(self.write_connection(tx), collection_id, model_version, dim, metric)
 
     def get_collection(self, collection_id: str) -> dict[str, Any]:
         return collections.get(self.connection(), collection_id)

@@ -18,6 +18,7 @@ from faceledger.errors import (
 from faceledger.store.dialect import INTEGRITY_ERRORS
 from faceledger.store.protocols import SqlConnection
 from faceledger.store.rows import check_limit, check_tags, collection_row, dumps
+from faceledger.store.schema import MAX_VECTOR_DIM, VECTOR_DIM
 
 _COLLECTION_ID = re.compile(r"^[a-zA-Z0-9_.\-]{1,255}$")
 
@@ -37,13 +38,20 @@ def create(
     model_version: str,
     tags: dict[str, str] | None,
     created_at: float,
+    dim: int = VECTOR_DIM,
+    metric: str = "euclidean",
 ) -> dict[str, Any]:
+    """A collection pinned to ``model_version``, whose vectors have ``dim`` floats compared by ``metric``."""
     check_collection_id(collection_id)
+    if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim <= MAX_VECTOR_DIM:
+        raise InvalidParameterError(f"a collection's vector dimension must be 1..{MAX_VECTOR_DIM}, got {dim!r}")
+    if metric not in ("euclidean", "cosine"):
+        raise InvalidParameterError(f"a collection's metric must be euclidean or cosine, got {metric!r}")
     try:
         conn.execute(
-            "INSERT INTO collections(collection_id, model_version, created_at, tags) "
-            "VALUES (?, ?, ?, ?)",
-            (collection_id, model_version, float(created_at), dumps(check_tags(tags))),
+            "INSERT INTO collections(collection_id, model_version, created_at, tags, dim, metric) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (collection_id, model_version, float(created_at), dumps(check_tags(tags)), dim, metric),
         )
     except INTEGRITY_ERRORS as exc:
         raise ResourceAlreadyExistsError(
@@ -61,6 +69,23 @@ def get(conn: SqlConnection, collection_id: str) -> dict[str, Any]:
             f"collection {collection_id!r} does not exist; list collections to see the ids"
         )
     return collection_row(row)
+
+
+def dim(conn: SqlConnection, collection_id: str) -> int:
+    """The collection's vector dimension; ResourceNotFoundError unless it exists."""
+    row = conn.execute("SELECT dim FROM collections WHERE collection_id = ?", (collection_id,)).fetchone()
+    if row is None:
+        raise ResourceNotFoundError(
+            f"collection {collection_id!r} does not exist; list collections to see the ids"
+        )
+    return int(row[0])
+
+
+def set_model(conn: SqlConnection, collection_id: str, model_version: str, dim: int, metric: str) -> None:
+    """Re-pin a collection (a migration in place, in the transaction that swaps every vector)."""
+    require(conn, collection_id)
+    conn.execute("UPDATE collections SET model_version = ?, dim = ?, metric = ? WHERE collection_id = ?",
+                 (model_version, dim, metric, collection_id))
 
 
 def require(conn: SqlConnection, collection_id: str) -> None:

@@ -1,4 +1,4 @@
-"""Face rows, each carrying its 128-d descriptor in the same row, sealed.
+"""Face rows, each carrying its descriptor (its collection's ``dim`` floats) in the same row, sealed.
 
 A face and its vector are one row, so they are written and deleted together
 and a crash can never leave one without the other. The vector is stored
@@ -36,15 +36,18 @@ from faceledger.store.schema import VECTOR_BYTES, VECTOR_DIM
 from faceledger.store.sealing import Sealer
 
 _BBOX_KEYS = ("Width", "Height", "Left", "Top")
+# Plaintext vectors predate sealing (schema v3), so only 128-d collections can hold one: in a
+# collection of another dim a 512-byte vector is a sealed one (121-d) and must not be taken for plaintext.
+_IN_LEGACY_DIM = (f"collection_id IN (SELECT collection_id FROM collections WHERE dim = {VECTOR_DIM})")
 
 
-def _vector_column(conn: SqlConnection) -> str:
+def vector_column(conn: SqlConnection) -> str:
     """SQLite keeps the sealed blob ``vector``; PostgreSQL the plaintext pgvector ``embedding`` pgvector searches."""
     return "embedding" if dialect.is_postgres(conn) else "vector"
 
 
-def _vector_param(conn: SqlConnection, vector: Any, face_id: str, sealer: Sealer) -> Any:
-    blob = vector_to_blob(vector)  # checks shape and finiteness on both engines
+def vector_param(conn: SqlConnection, vector: Any, face_id: str, sealer: Sealer, dim: int) -> Any:
+    blob = vector_to_blob(vector, dim)  # checks shape and finiteness on both engines
     if dialect.is_postgres(conn):
         return blob_to_vector(blob)
     return sealer.seal_vector(blob, face_id)
@@ -55,18 +58,18 @@ def _embedding(value: Any) -> np.ndarray:
     return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
 
 
-def _read_vector(row: SqlRow, sealer: Sealer) -> np.ndarray:
+def _read_vector(row: SqlRow, sealer: Sealer, dim: int) -> np.ndarray:
     if "embedding" in row.keys():
         return _embedding(row["embedding"])
-    return blob_to_vector(sealer.open_vector(row["vector"], row["face_id"]))
+    return blob_to_vector(sealer.open_vector(row["vector"], row["face_id"], 4 * dim))
 
 
-def _insert_params(conn: SqlConnection, collection_id: str, face: dict[str, Any], sealer: Sealer
+def _insert_params(conn: SqlConnection, collection_id: str, face: dict[str, Any], sealer: Sealer, dim: int
                    ) -> tuple[Any, ...]:
     if face.get("user_id") is not None:
         raise InvalidParameterError("add faces without user_id, then call associate_faces")
     if "vector" not in face:
-        raise InvalidParameterError("every face needs its 'vector' (float32, shape (128,))")
+        raise InvalidParameterError(f"every face needs its 'vector' (float32, shape ({dim},))")
     bbox = face.get("bbox")
     if not isinstance(bbox, dict) or any(k not in bbox for k in _BBOX_KEYS):
         raise InvalidParameterError(f"bbox must be a dict with keys {', '.join(_BBOX_KEYS)}")
@@ -81,17 +84,17 @@ def _insert_params(conn: SqlConnection, collection_id: str, face: dict[str, Any]
         dumps(face.get("extra") or {}),
         face.get("image_sha256"),
         float(face.get("created_at") or time.time()),
-        _vector_param(conn, face["vector"], face_id, sealer),
+        vector_param(conn, face["vector"], face_id, sealer, dim),
     )
 
 
 def add(conn: SqlConnection, collection_id: str, faces: list[dict[str, Any]], sealer: Sealer) -> None:
-    collections.require(conn, collection_id)
-    params = [_insert_params(conn, collection_id, face, sealer) for face in faces]
+    dim = collections.dim(conn, collection_id)
+    params = [_insert_params(conn, collection_id, face, sealer, dim) for face in faces]
     try:
         conn.executemany(
             "INSERT INTO faces(face_id, collection_id, image_id, external_image_id, bbox, "
-            f"confidence, extra, image_sha256, created_at, {_vector_column(conn)}) "
+            f"confidence, extra, image_sha256, created_at, {vector_column(conn)}) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params,
         )
@@ -103,11 +106,11 @@ def _unique(ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def _row(row: SqlRow, sealer: Sealer | None) -> dict[str, Any]:
+def _row(row: SqlRow, sealer: Sealer | None, dim: int) -> dict[str, Any]:
     """A face dict; with its plaintext vector when ``sealer`` is given (the row then has one)."""
     face = face_row(row)
     if sealer is not None:
-        face["vector"] = _read_vector(row, sealer)
+        face["vector"] = _read_vector(row, sealer, dim)
     return face
 
 
@@ -118,9 +121,9 @@ def get(
     sealer: Sealer | None = None,
 ) -> list[dict[str, Any]]:
     """The faces that exist, in the order asked for (duplicates dropped); vectors with a ``sealer``."""
-    collections.require(conn, collection_id)
+    dim = collections.dim(conn, collection_id)
     wanted = _unique(face_ids)
-    cols = FACE_COLUMNS + (f", {_vector_column(conn)}" if sealer else "")
+    cols = FACE_COLUMNS + (f", {vector_column(conn)}" if sealer else "")
     found: dict[str, dict[str, Any]] = {}
     for part in chunks(wanted):
         marks = ",".join("?" * len(part))
@@ -128,7 +131,7 @@ def get(
             f"SELECT {cols} FROM faces WHERE collection_id = ? AND face_id IN ({marks})",
             (collection_id, *part),
         ).fetchall()
-        found.update((r["face_id"], _row(r, sealer)) for r in rows)
+        found.update((r["face_id"], _row(r, sealer, dim)) for r in rows)
     return [found[f] for f in wanted if f in found]
 
 
@@ -142,13 +145,13 @@ def list_page(
     sealer: Sealer | None = None,
 ) -> list[dict[str, Any]]:
     """Faces ordered by face_id, strictly after ``after``; vectors with a ``sealer``."""
-    collections.require(conn, collection_id)
+    dim = collections.dim(conn, collection_id)
     check_limit(limit)
     if face_ids is not None:
         faces = [f for f in get(conn, collection_id, face_ids, sealer)
                  if f["face_id"] > (after or "") and (user_id is None or f["user_id"] == user_id)]
         return sorted(faces, key=lambda f: f["face_id"])[:limit]
-    cols = FACE_COLUMNS + (f", {_vector_column(conn)}" if sealer else "")
+    cols = FACE_COLUMNS + (f", {vector_column(conn)}" if sealer else "")
     sql = f"SELECT {cols} FROM faces WHERE collection_id = ? AND face_id > ?"
     params: list[Any] = [collection_id, after or ""]
     if user_id is not None:
@@ -156,7 +159,7 @@ def list_page(
         params.append(user_id)
     sql += " ORDER BY face_id LIMIT ?"
     params.append(limit)
-    return [_row(r, sealer) for r in conn.execute(sql, params).fetchall()]
+    return [_row(r, sealer, dim) for r in conn.execute(sql, params).fetchall()]
 
 
 def delete(
@@ -180,22 +183,22 @@ def delete(
 
 
 def iter_vectors(conn: SqlConnection, collection_id: str, sealer: Sealer) -> tuple[list[str], np.ndarray]:
-    """All face ids of a collection (by face_id) and their decrypted ``(N, 128)`` float32 matrix."""
-    collections.require(conn, collection_id)
+    """All face ids of a collection (by face_id) and their decrypted ``(N, dim)`` float32 matrix."""
+    dim = collections.dim(conn, collection_id)
     ids: list[str] = []
     blobs: list[bytes] = []
     cursor = conn.execute(
-        f"SELECT face_id, {_vector_column(conn)} FROM faces WHERE collection_id = ? ORDER BY face_id",
+        f"SELECT face_id, {vector_column(conn)} FROM faces WHERE collection_id = ? ORDER BY face_id",
         (collection_id,),
     )
     if dialect.is_postgres(conn):
         rows = [(face_id, _embedding(vec)) for face_id, vec in cursor]
         ids = [r[0] for r in rows]
-        return ids, (np.stack([r[1] for r in rows]) if rows else np.zeros((0, VECTOR_DIM), dtype=np.float32))
+        return ids, (np.stack([r[1] for r in rows]) if rows else np.zeros((0, dim), dtype=np.float32))
     for face_id, blob in cursor:
         ids.append(face_id)
-        blobs.append(sealer.open_vector(blob, face_id))
-    return ids, blobs_to_matrix(blobs)
+        blobs.append(sealer.open_vector(blob, face_id, 4 * dim))
+    return ids, blobs_to_matrix(blobs, dim)
 
 
 def find_by_image_hash(
@@ -251,7 +254,8 @@ def with_consents(conn: SqlConnection, consent_ids: list[str]) -> list[tuple[str
 def seal_plaintext(conn: SqlConnection, sealer: Sealer, after_rowid: int, limit: int) -> int:
     """Seal up to ``limit`` legacy plaintext vectors after ``after_rowid``; returns the last rowid done (0: none)."""
     rows = conn.execute(
-        "SELECT rowid, face_id, vector FROM faces WHERE rowid > ? AND length(vector) = ? ORDER BY rowid LIMIT ?",
+        "SELECT rowid, face_id, vector FROM faces WHERE rowid > ? AND length(vector) = ? "
+        f"AND {_IN_LEGACY_DIM} ORDER BY rowid LIMIT ?",
         (after_rowid, VECTOR_BYTES, limit),
     ).fetchall()
     conn.executemany(
@@ -268,5 +272,6 @@ def plaintext_count(conn: SqlConnection) -> int:
     """
     if dialect.is_postgres(conn):
         return 0
-    row = conn.execute("SELECT COUNT(*) FROM faces WHERE length(vector) = ?", (VECTOR_BYTES,)).fetchone()
+    row = conn.execute(f"SELECT COUNT(*) FROM faces WHERE length(vector) = ? AND {_IN_LEGACY_DIM}",
+                       (VECTOR_BYTES,)).fetchone()
     return int(row[0])

@@ -185,8 +185,29 @@ CREATE INDEX review_pending_by_collection ON review_pending(collection_id, searc
 """
 
 # (version, script). Version numbers start at 1 and have no gaps.
+# Model packs (SQLite v6): a collection records its descriptor's dimension and metric, and a
+# migration in place stages each face's vector under the new pack until one transaction swaps
+# them in (store/staging.py).
+_V2 = """
+ALTER TABLE collections ADD COLUMN dim INTEGER NOT NULL DEFAULT 128 CHECK (dim BETWEEN 1 AND 4096);
+ALTER TABLE collections ADD COLUMN metric TEXT NOT NULL DEFAULT 'euclidean'
+    CHECK (metric IN ('euclidean', 'cosine'));
+CREATE TABLE staged_vectors (
+    collection_id TEXT NOT NULL,
+    face_id       TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    embedding     vector NOT NULL,
+    source        TEXT NOT NULL,
+    staged_at     DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (collection_id, face_id),
+    FOREIGN KEY (collection_id, face_id) REFERENCES faces(collection_id, face_id) ON DELETE CASCADE
+);
+CREATE INDEX staged_vectors_by_model ON staged_vectors(collection_id, model_version);
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, _V1),
+    (2, _V2),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -1,7 +1,8 @@
 """Conversions between Python values and catalog columns.
 
-Vectors: float32, shape ``(128,)``, encoded little-endian as 512 bytes (which
-the store then seals; see :mod:`faceledger.store.sealing`).
+Vectors: float32, shape ``(dim,)`` with the collection's ``dim`` (128 for the
+built-in pack), encoded little-endian as ``4 * dim`` bytes (which the store
+then seals; see :mod:`faceledger.store.sealing`).
 JSON columns are written canonically (sorted keys, no spaces). This module
 holds no SQL and no business rules.
 """
@@ -45,11 +46,11 @@ def check_uuid(value: str, what: str) -> str:
     return value
 
 
-def vector_to_blob(vector: Any) -> bytes:
-    """Validate one descriptor and encode it as 512 little-endian float32 bytes."""
+def vector_to_blob(vector: Any, dim: int = VECTOR_DIM) -> bytes:
+    """Validate one descriptor of ``dim`` floats and encode it as ``4 * dim`` little-endian float32 bytes."""
     arr = np.asarray(vector)
-    if arr.shape != (VECTOR_DIM,):
-        raise InvalidParameterError(f"a face vector must have shape ({VECTOR_DIM},), got {arr.shape}")
+    if arr.shape != (dim,):
+        raise InvalidParameterError(f"a face vector of this collection must have shape ({dim},), got {arr.shape}")
     arr = arr.astype(_LE_F32, copy=False)
     if not np.all(np.isfinite(arr)):
         raise InvalidParameterError("a face vector must be finite (no NaN or infinity)")
@@ -60,12 +61,12 @@ def blob_to_vector(blob: bytes) -> np.ndarray:
     return np.frombuffer(blob, dtype=_LE_F32).astype(np.float32)
 
 
-def blobs_to_matrix(blobs: list[bytes]) -> np.ndarray:
-    """Stack BLOBs into a contiguous ``(N, 128)`` float32 matrix."""
+def blobs_to_matrix(blobs: list[bytes], dim: int = VECTOR_DIM) -> np.ndarray:
+    """Stack BLOBs into a contiguous ``(N, dim)`` float32 matrix."""
     if not blobs:
-        return np.zeros((0, VECTOR_DIM), dtype=np.float32)
+        return np.zeros((0, dim), dtype=np.float32)
     flat = np.frombuffer(b"".join(blobs), dtype=_LE_F32)
-    return flat.reshape(len(blobs), VECTOR_DIM).astype(np.float32, copy=False)
+    return flat.reshape(len(blobs), dim).astype(np.float32, copy=False)
 
 
 def check_limit(limit: int) -> int:
@@ -86,6 +87,8 @@ def collection_row(row: SqlRow) -> dict[str, Any]:
     return {
         "collection_id": row["collection_id"],
         "model_version": row["model_version"],
+        "dim": row["dim"],
+        "metric": row["metric"],
         "created_at": row["created_at"],
         "tags": loads(row["tags"]),
         "face_count": row["face_count"],

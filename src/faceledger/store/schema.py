@@ -7,9 +7,13 @@ entry at the end of :data:`MIGRATIONS`. It must not hold queries or logic.
 
 from __future__ import annotations
 
+# The built-in pack's descriptor (dlib's ResNet): the only size schema v1-v5 could hold, so the
+# only size a legacy plaintext vector can have. Since v6 a collection's own ``dim`` decides.
 VECTOR_DIM = 128
 VECTOR_BYTES = VECTOR_DIM * 4  # float32, little-endian
-SEALED_VECTOR_BYTES = 12 + VECTOR_BYTES + 16  # AES-GCM nonce, ciphertext, tag (store/sealing.py)
+SEALING_OVERHEAD = 12 + 16  # AES-GCM nonce and tag (store/sealing.py)
+SEALED_VECTOR_BYTES = VECTOR_BYTES + SEALING_OVERHEAD
+MAX_VECTOR_DIM = 4096  # engine/descriptor_spec.py
 
 _V1 = f"""
 CREATE TABLE collections (
@@ -220,6 +224,67 @@ WHERE operation IN ('SearchFaces', 'SearchFacesByImage', 'SearchUsers', 'SearchU
        OR (operation = 'CompareFaces' AND COALESCE(json_array_length(details, '$.matches'), 0) > 0));
 """
 
+# Model packs: a collection records its descriptor's dimension and metric (from the pack it is pinned
+# to; every collection before v6 holds dlib's 128-d Euclidean vectors), and a face's vector may have
+# any size up to MAX_VECTOR_DIM floats; the store checks it against its collection's dim. The faces
+# table is rebuilt for the CHECK as in v3, with the thumbnails copied aside first: foreign keys are on
+# while migrations run, so dropping ``faces`` would cascade into ``thumbnails``.
+_V6 = f"""
+ALTER TABLE collections ADD COLUMN dim INTEGER NOT NULL DEFAULT {VECTOR_DIM}
+    CHECK (dim BETWEEN 1 AND {MAX_VECTOR_DIM});
+ALTER TABLE collections ADD COLUMN metric TEXT NOT NULL DEFAULT 'euclidean'
+    CHECK (metric IN ('euclidean', 'cosine'));
+CREATE TEMP TABLE thumbnails_v6 AS SELECT * FROM thumbnails;
+CREATE TABLE faces_v6 (
+    face_id           TEXT PRIMARY KEY,
+    collection_id     TEXT NOT NULL
+                      REFERENCES collections(collection_id) ON DELETE CASCADE,
+    image_id          TEXT NOT NULL,
+    external_image_id TEXT,
+    bbox              TEXT NOT NULL,
+    confidence        REAL NOT NULL,
+    extra             TEXT NOT NULL DEFAULT '{{}}',
+    user_id           TEXT,
+    image_sha256      TEXT,
+    created_at        REAL NOT NULL,
+    vector            BLOB NOT NULL CHECK (length(vector) % 4 = 0
+                      AND length(vector) BETWEEN 4 AND {4 * MAX_VECTOR_DIM + SEALING_OVERHEAD})
+);
+INSERT INTO faces_v6 (face_id, collection_id, image_id, external_image_id, bbox, confidence, extra,
+                      user_id, image_sha256, created_at, vector)
+    SELECT face_id, collection_id, image_id, external_image_id, bbox, confidence, extra,
+           user_id, image_sha256, created_at, vector FROM faces;
+DROP TABLE faces;
+ALTER TABLE faces_v6 RENAME TO faces;
+CREATE INDEX faces_by_collection ON faces(collection_id, face_id);
+CREATE INDEX faces_by_user ON faces(collection_id, user_id) WHERE user_id IS NOT NULL;
+CREATE INDEX faces_by_image_hash ON faces(collection_id, image_sha256)
+    WHERE image_sha256 IS NOT NULL;
+CREATE TRIGGER faces_count_insert AFTER INSERT ON faces BEGIN
+    UPDATE collections SET face_count = face_count + 1
+    WHERE collection_id = NEW.collection_id;
+END;
+CREATE TRIGGER faces_count_delete AFTER DELETE ON faces BEGIN
+    UPDATE collections SET face_count = face_count - 1
+    WHERE collection_id = OLD.collection_id;
+END;
+INSERT INTO thumbnails SELECT * FROM temp.thumbnails_v6;
+DROP TABLE temp.thumbnails_v6;
+
+-- A migration in place stages each face's vector under the new pack here, batch by batch, while
+-- the collection keeps serving its old pack; one transaction then swaps them all in with the
+-- collection's model version, or nothing changes. A face deleted meanwhile takes its row along.
+CREATE TABLE staged_vectors (
+    face_id       TEXT PRIMARY KEY REFERENCES faces(face_id) ON DELETE CASCADE,
+    collection_id TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    vector        BLOB NOT NULL,
+    source        TEXT NOT NULL,
+    staged_at     REAL NOT NULL
+);
+CREATE INDEX staged_vectors_by_collection ON staged_vectors(collection_id, model_version);
+"""
+
 # (version, script). Version numbers start at 1 and have no gaps.
 # A later migration that rebuilds ``faces`` as _V3 does must keep the thumbnails: migrations run with
 # foreign keys on, so ``DROP TABLE faces`` deletes every row first and ON DELETE CASCADE empties
@@ -230,6 +295,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (3, _V3),
     (4, _V4),
     (5, _V5),
+    (6, _V6),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -74,22 +74,31 @@ class Sealer:
 
 
     def seal_vector(self, blob: bytes, face_id: str) -> bytes:
-        """A face's 512-byte vector, encrypted and bound to its face id (540 bytes)."""
+        """A face's vector (``4 * dim`` bytes), encrypted and bound to its face id (28 bytes more)."""
         nonce = os.urandom(_NONCE_BYTES)
         return nonce + self._aead.encrypt(nonce, blob, _VECTOR_CONTEXT + face_id.encode())
 
-    def open_vector(self, stored: bytes, face_id: str) -> bytes:
-        """The 512 plaintext bytes of a stored vector (a not-yet-sealed legacy row passes through)."""
-        if len(stored) == VECTOR_BYTES:
+    def open_vector(self, stored: bytes, face_id: str, plain_bytes: int = VECTOR_BYTES) -> bytes:
+        """The ``plain_bytes`` plaintext bytes of a stored vector (a not-yet-sealed legacy row passes through).
+
+        ``plain_bytes`` is ``4 * dim`` of the face's collection: a sealed vector is 28 bytes longer
+        than its plaintext, so only the collection's dim tells the two apart (a sealed 121-d vector
+        is as long as a plaintext 128-d one). Legacy plaintext rows are all 128-d (before schema v3).
+        """
+        if plain_bytes == VECTOR_BYTES and len(stored) == VECTOR_BYTES:
             return stored
         nonce, body = stored[:_NONCE_BYTES], stored[_NONCE_BYTES:]
         try:
-            return self._aead.decrypt(nonce, body, _VECTOR_CONTEXT + face_id.encode())
+            plain = self._aead.decrypt(nonce, body, _VECTOR_CONTEXT + face_id.encode())
         except InvalidTag as exc:
             raise SealError(
                 f"the vector of face {face_id} does not decrypt with master.key: the key file was "
                 "replaced or the row was altered or moved"
             ) from exc
+        if len(plain) != plain_bytes:
+            raise SealError(f"the vector of face {face_id} has {len(plain) // 4} floats; its collection "
+                            f"holds {plain_bytes // 4}-d vectors")
+        return plain
 
 
 def load_or_create_master_key(data_dir: Path, *, create: bool) -> bytes:

@@ -1,8 +1,13 @@
 """In-memory exact nearest-neighbour index of face descriptors, per collection.
 
-Vectors are float32, shape ``(128,)``; distance is Euclidean (dlib
-descriptors are compared by Euclidean distance, not cosine). Each collection
-keeps one contiguous ``(capacity, 128)`` matrix that doubles when full, the
+Each collection has its own descriptor dimension ``dim`` and metric, given
+when it is created or loaded (its pack's; dlib's ResNet: 128-d, Euclidean,
+the default). Vectors are float32, shape ``(dim,)``. With ``metric="cosine"``
+the shard keeps L2-normalised rows, scores on them by Euclidean distance
+(``d² = 2 - 2 cos``, the same order) and reports the cosine distance
+``1 - cos = d² / 2`` in [0, 2]; ``max_distance`` is read in the collection's
+metric either way. Each collection
+keeps one contiguous ``(capacity, dim)`` matrix that doubles when full, the
 rows' squared norms, and a face-id → row map; removal swaps the last row into
 the hole. A search computes ``||x||^2 - 2 q·x`` for every row with one BLAS
 call, bounds the k-th best score from a strided sample, and re-ranks the few
@@ -23,9 +28,11 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
+from faceledger.errors import PackUnavailableError
 from faceledger.store.rwlock import RWLock
 
-DIM = 128
+DIM = 128  # the built-in pack's dimension, the default for a collection that names none
+METRICS = ("euclidean", "cosine")
 _GENERATIONS = itertools.count(1)
 _MIN_CAPACITY = 1024
 _SAMPLE = 16384  # sample size used to bound the k-th best score
@@ -53,12 +60,14 @@ def limit_blas_threads(threads: int = 1) -> bool:
     return True
 
 
-def _as_matrix(matrix: np.ndarray | Sequence[Sequence[float]], rows: int | None = None) -> np.ndarray:
+def _as_matrix(matrix: np.ndarray | Sequence[Sequence[float]], rows: int | None = None,
+               dim: int | None = DIM) -> np.ndarray:
+    """A checked contiguous float32 ``(N, dim)`` matrix (``dim=None``: any width, for an unknown collection)."""
     arr = np.ascontiguousarray(matrix, dtype=np.float32)
     if arr.ndim == 1 and arr.size == 0:
-        arr = arr.reshape(0, DIM)
-    if arr.ndim != 2 or arr.shape[1] != DIM:
-        raise ValueError(f"vectors must have shape (N, {DIM}), got {arr.shape}")
+        arr = arr.reshape(0, dim or DIM)
+    if arr.ndim != 2 or (dim is not None and arr.shape[1] != dim):
+        raise ValueError(f"vectors must have shape (N, {dim}), got {arr.shape}")
     if rows is not None and arr.shape[0] != rows:
         raise ValueError(f"{rows} face ids but {arr.shape[0]} vectors")
     if not np.all(np.isfinite(arr)):
@@ -82,14 +91,27 @@ def _candidates(scores: np.ndarray, k: int, limit: float, slack: float) -> np.nd
     return cand
 
 
+def _unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (a zero row stays zero: cosine distance 1 to everything)."""
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))
+    return (matrix / np.where(norms > 0, norms, 1.0)[:, None]).astype(np.float32, copy=False)
+
+
 class _Shard:
     """One collection's vectors. Guarded by its own readers/writer lock."""
 
-    def __init__(self) -> None:
+    def __init__(self, dim: int = DIM, metric: str = "euclidean", pack: str | None = None) -> None:
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}, not {metric!r}")
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim must be a positive integer, not {dim!r}")
+        self.dim, self.metric = dim, metric
+        self.pack = pack  # the model pack whose vectors these are, fixed for the shard's life (None: unnamed)
+        self.cosine = metric == "cosine"
         self.lock = RWLock()
         self.ids: list[str] = []
         self.rows: dict[str, int] = {}
-        self.mat = np.zeros((0, DIM), dtype=np.float32)
+        self.mat = np.zeros((0, dim), dtype=np.float32)
         self.norms = np.zeros(0, dtype=np.float32)
         self.max_norm2 = 0.0
         # changed by every change, from one process-wide counter: a collection deleted and re-created
@@ -105,7 +127,7 @@ class _Shard:
         if needed <= cap:
             return
         new_cap = max(needed, 2 * cap, _MIN_CAPACITY)
-        mat = np.empty((new_cap, DIM), dtype=np.float32)
+        mat = np.empty((new_cap, self.dim), dtype=np.float32)
         norms = np.empty(new_cap, dtype=np.float32)
         mat[: self.n] = self.mat[: self.n]
         norms[: self.n] = self.norms[: self.n]
@@ -121,6 +143,8 @@ class _Shard:
     def add(self, face_ids: Sequence[str], matrix: np.ndarray) -> None:
         """Insert rows; an id already present has its vector replaced (last one wins)."""
         self.generation = next(_GENERATIONS)
+        if self.cosine:
+            matrix = _unit_rows(matrix)
         norms = np.einsum("ij,ij->i", matrix, matrix)
         if len(set(face_ids)) != len(face_ids):
             keep = sorted({face_id: i for i, face_id in enumerate(face_ids)}.values())
@@ -179,6 +203,14 @@ class _Shard:
         return out
 
     def search_batch(self, queries: np.ndarray, k: int, max_distance: float | None) -> list[list[Match]]:
+        """Matches in the collection's metric (cosine: ranked on unit vectors, reported as ``1 - cos``)."""
+        if not self.cosine:
+            return self._search_euclidean(queries, k, max_distance)
+        radius = None if max_distance is None else math.sqrt(2.0 * min(max(max_distance, 0.0), 2.0))
+        found = self._search_euclidean(_unit_rows(queries), k, radius)
+        return [[(fid, min(2.0, d * d / 2.0)) for fid, d in matches] for matches in found]
+
+    def _search_euclidean(self, queries: np.ndarray, k: int, max_distance: float | None) -> list[list[Match]]:
         n = self.n
         if n == 0 or k <= 0:
             return [[] for _ in range(queries.shape[0])]
@@ -200,36 +232,58 @@ class _Shard:
 
 
 class VectorIndex:
-    """Exact Euclidean k-NN over face vectors, one shard per collection. Thread-safe."""
+    """Exact k-NN over face vectors, one shard per collection with its own dim and metric. Thread-safe."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._shards: dict[str, _Shard] = {}
 
-    def _shard(self, collection_id: str, create: bool = False) -> _Shard | None:
+    def _shard(self, collection_id: str, expect: str | None = None) -> _Shard | None:
+        """The collection's shard; with ``expect``, PackUnavailableError unless it holds that pack's vectors."""
         with self._lock:
             shard = self._shards.get(collection_id)
-            if shard is None and create:
-                shard = self._shards[collection_id] = _Shard()
-            return shard
+        if shard is not None and expect is not None and shard.pack is not None and shard.pack != expect:
+            raise PackUnavailableError(
+                f"Collection {collection_id} now holds {shard.pack} vectors, not {expect}: it was migrated "
+                "while this call ran. Vectors of different model packs are never compared; retry the call.")
+        return shard
 
-    def load(self, collection_id: str, face_ids: Sequence[str], matrix: np.ndarray) -> None:
-        """Replace the collection's contents (start-up, from ``Catalog.iter_vectors``)."""
-        matrix = _as_matrix(matrix, len(face_ids))
-        fresh = _Shard()
+    def load(self, collection_id: str, face_ids: Sequence[str], matrix: np.ndarray, *,
+             dim: int = DIM, metric: str = "euclidean", pack: str | None = None) -> None:
+        """Replace the collection's contents, dim, metric and pack (start-up, from ``Catalog.iter_vectors``).
+
+        Another pack (or shape) than the shard had makes a new shard: a call holding the old one
+        finishes on the old vectors, and one that names the pack it expects (``expect``) is refused.
+        """
+        matrix = _as_matrix(matrix, len(face_ids), dim)
+        fresh = _Shard(dim, metric, pack)
         fresh.add(list(face_ids), matrix)
-        shard = self._shard(collection_id, create=True)
-        assert shard is not None
+        with self._lock:
+            shard = self._shards.get(collection_id)
+            if shard is None or (shard.dim, shard.metric, shard.pack) != (dim, metric, pack):
+                self._shards[collection_id] = fresh
+                return
         with shard.lock.write():
             shard.ids, shard.rows = fresh.ids, fresh.rows
             shard.mat, shard.norms, shard.max_norm2 = fresh.mat, fresh.norms, fresh.max_norm2
             shard.generation = next(_GENERATIONS)
 
+    def spec(self, collection_id: str) -> tuple[int, str] | None:
+        """The collection's ``(dim, metric)``, None for an unknown collection."""
+        shard = self._shard(collection_id)
+        return None if shard is None else (shard.dim, shard.metric)
+
     def add(self, collection_id: str, face_ids: Sequence[str], matrix: np.ndarray) -> None:
-        """Add vectors (an existing id is overwritten); all-or-nothing for readers."""
-        matrix = _as_matrix(matrix, len(face_ids))
-        shard = self._shard(collection_id, create=True)
-        assert shard is not None
+        """Add vectors (an existing id is overwritten); all-or-nothing for readers.
+
+        A collection not loaded yet is made with the default dim and metric; one of another
+        pack is made by ``load`` (the service does so when it creates the collection).
+        """
+        with self._lock:
+            shard = self._shards.get(collection_id)
+            if shard is None:
+                shard = self._shards[collection_id] = _Shard()
+        matrix = _as_matrix(matrix, len(face_ids), shard.dim)
         with shard.lock.write():
             shard.add(list(face_ids), matrix)
 
@@ -257,18 +311,20 @@ class VectorIndex:
         shard = self._shard(collection_id)
         return 0 if shard is None else shard.generation
 
-    def sample(self, collection_id: str, rows: Callable[[int], np.ndarray]) -> tuple[list[str], np.ndarray]:
+    def sample(self, collection_id: str, rows: Callable[[int], np.ndarray],
+               expect: str | None = None) -> tuple[list[str], np.ndarray]:
         """Face ids and a copy of the vectors at ``rows(n)`` (row numbers for a collection of n faces)."""
-        shard = self._shard(collection_id)
+        shard = self._shard(collection_id, expect)
         if shard is None:
             return [], np.zeros((0, DIM), dtype=np.float32)
         with shard.lock.read():
             pick = rows(shard.n)
             return [shard.ids[int(i)] for i in pick], shard.mat[pick].copy()
 
-    def vectors(self, collection_id: str, face_ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    def vectors(self, collection_id: str, face_ids: Sequence[str],
+                expect: str | None = None) -> tuple[list[str], np.ndarray]:
         """The ids of ``face_ids`` still present (in order) and a copy of their vectors."""
-        shard = self._shard(collection_id)
+        shard = self._shard(collection_id, expect)
         if shard is None:
             return [], np.zeros((0, DIM), dtype=np.float32)
         with shard.lock.read():
@@ -285,16 +341,18 @@ class VectorIndex:
         query: np.ndarray,
         k: int,
         max_distance: float | None = None,
+        expect: str | None = None,
     ) -> list[Match]:
         """The k nearest faces as ``(face_id, distance)``, nearest first.
 
-        ``query`` is one vector ``(128,)`` or several ``(Q, 128)`` (for example
+        ``query`` is one vector ``(dim,)`` or several ``(Q, dim)`` (for example
         all faces of one user); with several, a face's distance is its
         distance to the nearest query. Ties break by face id. An unknown
-        collection has no faces.
+        collection has no faces. ``expect``: the pack the caller's query vectors belong to;
+        PackUnavailableError if the collection's vectors are another pack's.
         """
-        queries = _as_matrix(np.atleast_2d(np.asarray(query, dtype=np.float32)))
-        per_query = self.search_batch(collection_id, queries, k, max_distance)
+        queries = np.atleast_2d(np.asarray(query, dtype=np.float32))
+        per_query = self.search_batch(collection_id, queries, k, max_distance, expect)
         if len(per_query) == 1:
             return per_query[0]
         best: dict[str, float] = {}
@@ -309,10 +367,11 @@ class VectorIndex:
         queries: np.ndarray,
         k: int,
         max_distance: float | None = None,
+        expect: str | None = None,
     ) -> list[list[Match]]:
-        """One result list per row of ``queries`` ``(Q, 128)``."""
-        queries = _as_matrix(queries)
-        shard = self._shard(collection_id)
+        """One result list per row of ``queries`` ``(Q, dim)``; distances in the collection's metric."""
+        shard = self._shard(collection_id, expect)
+        queries = _as_matrix(queries, dim=None if shard is None else shard.dim)
         if shard is None:
             return [[] for _ in range(queries.shape[0])]
         with shard.lock.read():

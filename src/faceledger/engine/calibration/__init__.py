@@ -15,14 +15,17 @@ monotone (non-increasing) in distance by construction.
 
 Tables are JSON files in this folder named after the model version they
 belong to; ``scripts/build_calibration.py`` / ``faceledger eval calibrate``
-rebuild them.
+rebuild them. A table also says which descriptors it was measured on: their
+dimension and metric (``dim``, ``metric``; absent in a file means dlib's
+128-d Euclidean ones, so the built-in tables are unchanged), and
+:meth:`CalibrationTable.check_for` refuses a table used for another pack.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
@@ -52,6 +55,25 @@ class CalibrationTable:
     fnmr: np.ndarray  # share of genuine pairs with distance > d
     measured_upto_index: int  # rows below this index are extrapolated
     meta: dict
+    dim: int = 128  # the descriptors it was measured on (DescriptorSpec.dim)
+    metric: str = "euclidean"  # their metric (DescriptorSpec.metric); distances are in it
+
+    def for_descriptors(self, dim: int, metric: str) -> CalibrationTable:
+        """This table, saying it was measured on ``dim``-d descriptors compared by ``metric``."""
+        return replace(self, dim=int(dim), metric=metric)
+
+    def check_for(self, model_version: str, dim: int, metric: str) -> CalibrationTable:
+        """This table if it was measured for that pack's descriptors; ModelFileError otherwise.
+
+        The cohort table of a pack is named ``<model_version>-cohort``; either name passes.
+        """
+        base = self.model_version.removesuffix("-cohort")
+        if base != model_version or (self.dim, self.metric) != (int(dim), metric):
+            raise ModelFileError(
+                f"Calibration table {self.model_version} was measured on {base} descriptors "
+                f"({self.dim}-d, {self.metric}); it cannot score {model_version} ({dim}-d, {metric}). "
+                f"Build one for {model_version} with `faceledger eval calibrate`.")
+        return self
 
     @property
     def version(self) -> str:
@@ -98,6 +120,8 @@ class CalibrationTable:
             "fnmr": [round(float(x), 6) for x in self.fnmr],
             "measured_upto_index": self.measured_upto_index,
             "meta": self.meta,
+            # written only when not the built-in descriptors', so the built-in tables stay byte-identical
+            **({"dim": self.dim, "metric": self.metric} if (self.dim, self.metric) != (128, "euclidean") else {}),
         }
 
     @classmethod
@@ -109,6 +133,8 @@ class CalibrationTable:
             fnmr=np.asarray(data["fnmr"], dtype=np.float64),
             measured_upto_index=int(data["measured_upto_index"]),
             meta=dict(data.get("meta", {})),
+            dim=int(data.get("dim", 128)),
+            metric=str(data.get("metric", "euclidean")),
         )
 
 
