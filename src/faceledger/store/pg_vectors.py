@@ -193,6 +193,11 @@ class PgVectorIndex:
         self._ann_state: dict[str, tuple[float, bool]] = {}
         self._building: set[str] = set()
 
+    @classmethod
+    def from_settings(cls, pool: ConnectionPool, settings: Any) -> PgVectorIndex:
+        """The index as ``FACELEDGER_PG_ANN_MIN_FACES`` and ``FACELEDGER_PG_EF_SEARCH`` configure it."""
+        return cls(pool, ann_min_faces=settings.pg_ann_min_faces, ef_search=settings.pg_ef_search)
+
     # ---- connections -----------------------------------------------------------------------------
     def _conn(self) -> Any:
         return self._pool.connection()
