@@ -37,7 +37,13 @@ from typing import Any
 import numpy as np
 
 from faceledger.evaluation.bare import percentile_ms
-from faceledger.store.pg_vectors import PgVectorIndex, configure_connection, create_partition, install, partition_name
+from faceledger.store.pg_vectors import (
+    PgVectorIndex,
+    configure_connection,
+    create_partition,
+    install,
+    partition_name,
+)
 from faceledger.store.vectors import VectorIndex, limit_blas_threads
 
 LFW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lfw_dev"

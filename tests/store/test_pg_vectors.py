@@ -22,6 +22,7 @@ from faceledger.store.pg_vectors import (
     create_partition,
     drop_partition,
     install,
+    note_written,
     partition_name,
 )
 from faceledger.store.vectors import Matches
@@ -57,20 +58,30 @@ def pg_server() -> Iterator[Any]:
         shutil.rmtree(where, ignore_errors=True)
 
 
-@pytest.fixture
-def pool(pg_server: Any) -> Iterator[ConnectionPool]:
+def _database(pg_server: Any, triggers: bool) -> Iterator[ConnectionPool]:
     name = f"vec{next(_DBS)}"
     with psycopg.connect(pg_server.get_uri(), autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
     uri = pg_server.get_uri().replace("/postgres?", f"/{name}?")
     with psycopg.connect(uri) as conn:
         conn.execute(FACES_DDL)
-        install(conn)
+        install(conn, triggers=triggers)
     p = ConnectionPool(uri, min_size=1, max_size=4, open=True)
     try:
         yield p
     finally:
         p.close()
+
+
+@pytest.fixture
+def pool(pg_server: Any) -> Iterator[ConnectionPool]:
+    yield from _database(pg_server, triggers=True)
+
+
+@pytest.fixture
+def citus_pool(pg_server: Any) -> Iterator[ConnectionPool]:
+    """The schema as on Citus: no triggers, the writer counts its writes with ``note_written``."""
+    yield from _database(pg_server, triggers=False)
 
 
 def _dlib_like(rng: np.random.Generator, n: int, dim: int = 128) -> np.ndarray:
@@ -252,3 +263,23 @@ def test_background_build_lets_writes_go_on(pool: ConnectionPool) -> None:
         assert time.monotonic() < deadline, "the HNSW index was not built in 60 s"
         time.sleep(0.5)
     assert pg.size("grow") == 1510
+
+
+def test_without_triggers_the_writer_counts_in_its_transaction(citus_pool: ConnectionPool) -> None:
+    rng = np.random.default_rng(10)
+    _collection(citus_pool, "c")
+    pg = PgVectorIndex(citus_pool)
+    g0 = pg.generation("c")
+    mat = _dlib_like(rng, 20)
+    with citus_pool.connection() as conn:
+        configure_connection(conn)
+        for i, v in enumerate(mat):
+            conn.execute("INSERT INTO faces (collection_id, face_id, embedding) VALUES ('c', %s, %s)", (f"f{i}", v))
+        note_written(conn, "c", added=20)
+    assert pg.size("c") == 20 and pg.generation("c") > g0
+    with pytest.raises(RuntimeError), citus_pool.connection() as conn:  # rolled back: neither faces nor count
+        conn.execute("DELETE FROM faces WHERE collection_id = 'c'")
+        note_written(conn, "c", removed=20)
+        raise RuntimeError("the catalog's transaction fails after the delete")
+    assert pg.size("c") == 20 and len(pg.search("c", mat[3], 50)) == 20
+    assert pg.search("c", mat[3], 1)[0][0] == "f3"

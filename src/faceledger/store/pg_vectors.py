@@ -50,8 +50,9 @@ _STATE_TTL_S = 2.0  # how long a process trusts its view of "this partition's HN
 # the estimate a non-exact result carries; the nearest measured ef_search at or below the one used
 MEASURED_RECALL_AT_1 = {40: 0.99, 100: 0.99, 200: 0.99}
 
-# Counts and generations per collection, written by the triggers below in the same transaction as the
-# faces they count. ``install`` runs it once per database (pgcore's migrations include it).
+# Counts and generations per collection. On one PostgreSQL the triggers below keep them, in the same
+# transaction as the faces they count; on Citus (no triggers across shards) the catalog calls
+# ``note_written`` in its transaction instead. ``install`` runs it once per database.
 STATS_DDL = """
 CREATE SEQUENCE IF NOT EXISTS face_vector_generation;
 CREATE TABLE IF NOT EXISTS face_vector_stats (
@@ -61,6 +62,8 @@ CREATE TABLE IF NOT EXISTS face_vector_stats (
     faces bigint NOT NULL DEFAULT 0,
     generation bigint NOT NULL
 );
+"""
+TRIGGERS_DDL = """
 CREATE OR REPLACE FUNCTION face_vector_counted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -89,10 +92,24 @@ CREATE OR REPLACE TRIGGER faces_vector_changed AFTER UPDATE OF embedding ON face
 """
 
 
-def install(conn: psycopg.Connection[Any]) -> None:
-    """The vector extension, the stats table and the faces triggers (the ``faces`` table must exist)."""
+def install(conn: psycopg.Connection[Any], *, triggers: bool = True) -> None:
+    """The vector extension, the stats table and (unless on Citus) the faces triggers; ``faces`` must exist."""
     conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     conn.execute(STATS_DDL)
+    if triggers:
+        conn.execute(TRIGGERS_DDL)
+
+
+def note_written(conn: psycopg.Connection[Any], collection_id: str, added: int = 0, removed: int = 0) -> None:
+    """Count a write in the stats row, inside the writer's transaction: only where ``install(triggers=False)``.
+
+    The generation is drawn first: Citus refuses volatile functions (``nextval``)
+    in an UPDATE of a distributed table.
+    """
+    row = conn.execute("SELECT nextval('face_vector_generation')").fetchone()
+    assert row is not None
+    conn.execute("UPDATE face_vector_stats SET faces = faces + %s, generation = %s WHERE collection_id = %s",
+                 (int(added) - int(removed), int(row[0]), collection_id))
 
 
 def partition_name(collection_id: str) -> str:
@@ -265,22 +282,25 @@ class PgVectorIndex:
         return present, mat
 
     def sample(self, collection_id: str, rows: Callable[[int], np.ndarray]) -> tuple[list[str], np.ndarray]:
-        """Face ids and vectors at ``rows(n)``, row numbers in face-id order, read in one snapshot."""
+        """Face ids and vectors at ``rows(n)``, row numbers in face-id order, read in one snapshot.
+
+        Ids first, vectors only for the picked rows: no window function (Citus
+        cannot push one down that is not partitioned by its distribution column).
+        """
         with self._conn() as conn:
             self._ready(conn)
             with conn.transaction():
-                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # the count and rows agree
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # the ids and vectors agree
                 stats = self._stats(conn, collection_id)
-                if stats is None or stats.faces == 0:
-                    return [], np.zeros((0, 128 if stats is None else stats.dim), dtype=np.float32)
-                pick = np.asarray(rows(stats.faces), dtype=np.int64)
-                got = dict((int(r), (f, e)) for r, f, e in conn.execute(
-                    "SELECT r, face_id, embedding FROM (SELECT face_id, embedding, "
-                    "row_number() OVER (ORDER BY face_id) - 1 AS r FROM faces WHERE collection_id = %s) t "
-                    "WHERE r = ANY(%s)", (collection_id, pick.tolist())))
-        chosen = [got[int(i)] for i in pick if int(i) in got]
-        mat = np.array([_np(v) for _, v in chosen], dtype=np.float32).reshape(len(chosen), stats.dim)
-        return [f for f, _ in chosen], mat
+                if stats is None:
+                    return [], np.zeros((0, 128), dtype=np.float32)
+                ids = [r[0] for r in conn.execute(
+                    "SELECT face_id FROM faces WHERE collection_id = %s ORDER BY face_id", (collection_id,))]
+                picked = [ids[int(i)] for i in np.asarray(rows(len(ids)), dtype=np.int64)] if ids else []
+                found = dict(conn.execute("SELECT face_id, embedding FROM faces WHERE collection_id = %s "
+                                          "AND face_id = ANY(%s)", (collection_id, sorted(set(picked)))).fetchall())
+        mat = np.array([_np(found[f]) for f in picked], dtype=np.float32).reshape(len(picked), stats.dim)
+        return picked, mat
 
     # ---- search ---------------------------------------------------------------------------------
     def search(self, collection_id: str, query: np.ndarray, k: int, max_distance: float | None = None) -> Matches:
