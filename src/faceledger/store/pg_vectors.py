@@ -100,6 +100,22 @@ def install(conn: psycopg.Connection[Any], *, triggers: bool = True) -> None:
         conn.execute(TRIGGERS_DDL)
 
 
+def distribute(conn: psycopg.Connection[Any], shard_count: int) -> None:
+    """On a Citus coordinator, after ``install(conn, triggers=False)``: shard the faces and the stats.
+
+    ``faces`` is sharded by ``face_id``, not ``collection_id``: sharded by the
+    collection, one collection would live in one shard on one worker and its
+    search would use one machine. By face id every collection spreads over all
+    shards; its search fans out to every worker (``WHERE collection_id`` prunes
+    to the collection's partition inside each shard) and each returns its own
+    top k, which the coordinator merges (Citus pushes ``ORDER BY ... LIMIT``
+    down). The primary key (collection_id, face_id) contains the distribution
+    column, as Citus requires. The stats table is sharded by collection id.
+    """
+    conn.execute("SELECT create_distributed_table('faces', 'face_id', shard_count => %s)", (int(shard_count),))
+    conn.execute("SELECT create_distributed_table('face_vector_stats', 'collection_id')")
+
+
 def note_written(conn: psycopg.Connection[Any], collection_id: str, added: int = 0, removed: int = 0) -> None:
     """Count a write in the stats row, inside the writer's transaction: only where ``install(triggers=False)``.
 
