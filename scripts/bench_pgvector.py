@@ -185,14 +185,9 @@ def relation_sizes(conn: Any) -> dict[str, int]:
     return {"table_bytes": int(row[0]), "indexes_bytes": int(row[1]), "hnsw_bytes": int(row[2])}
 
 
-def run(args: argparse.Namespace) -> dict:
-    import psycopg
-    from psycopg_pool import ConnectionPool
-
-    rng = np.random.default_rng(args.seed)
-    vecs, people = load_real(args.descriptors)
-    stats = real_statistics(vecs, people, rng)
-    # gallery: the first image of each identity; probes: a later image of an identity with several
+def gallery_and_probes(vecs: np.ndarray, people: np.ndarray, rng: np.random.Generator,
+                       queries: int) -> tuple[dict[str, int], np.ndarray, list[str]]:
+    """The gallery (first image of each identity) and probes: a later image of identities with several."""
     first: dict[str, int] = {}
     probe_rows: list[int] = []
     probed: set[str] = set()
@@ -202,11 +197,48 @@ def run(args: argparse.Namespace) -> dict:
         elif p not in probed:  # one probe per identity
             probed.add(p)
             probe_rows.append(i)
-    pick = rng.choice(len(probe_rows), min(args.queries, len(probe_rows)), replace=False)
-    probes = vecs[[probe_rows[i] for i in pick]]
+    pick = rng.choice(len(probe_rows), min(queries, len(probe_rows)), replace=False)
+    mates = [f"r{first[people[probe_rows[i]]]:07d}" for i in pick]
+    return first, vecs[[probe_rows[i] for i in pick]], mates
+
+
+def ann_only(args: argparse.Namespace, probes: np.ndarray, mates: list[str]) -> dict:
+    """More ef_search values on the collection a previous run left in ``--workdir`` (with its HNSW index)."""
+    import pgserver
+    from psycopg_pool import ConnectionPool
+
+    server = pgserver.get_server(Path(args.workdir) / "pg", cleanup_mode="stop")
+    pool = ConnectionPool(server.get_uri(), min_size=1, max_size=2, open=True)
+    try:
+        exact = PgVectorIndex(pool)
+        truth, lat = timed_searches(exact, probes, args.k)
+        row: dict[str, Any] = {"faces": exact.size(CID), "pg_exact": lat, "ann": []}
+        for ef in args.ef:
+            ann = PgVectorIndex(pool, ann_min_faces=1, ef_search=ef, build_in_background=False)
+            ann.search(CID, probes[0], args.k)
+            res, lat = timed_searches(ann, probes, args.k)
+            r1, r10 = recall(res, truth, args.k)
+            row["ann"].append({"ef_search": ef, **lat, "recall_at_1": r1, f"recall_at_{args.k}": r10,
+                               "mate_in_top10": mate_found(res, mates, 10)})
+            print(json.dumps(row["ann"][-1]), flush=True)
+        return {"ann_only": row}
+    finally:
+        pool.close()
+        server.cleanup()
+
+
+def run(args: argparse.Namespace) -> dict:
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+    rng = np.random.default_rng(args.seed)
+    vecs, people = load_real(args.descriptors)
+    stats = real_statistics(vecs, people, rng)
+    first, probes, mates = gallery_and_probes(vecs, people, rng, args.queries)
+    if args.ann_only:
+        return ann_only(args, probes, mates)
     gallery_rows = sorted(first.values())
     face_of_row = {r: f"r{r:07d}" for r in gallery_rows}
-    mates = [face_of_row[first[people[probe_rows[i]]]] for i in pick]
     total = max(args.sizes)
     synth = synthesize(vecs, total - len(gallery_rows), stats["diff_mean"], rng)
     ids = [face_of_row[r] for r in gallery_rows] + [f"s{i:08d}" for i in range(len(synth))]
@@ -330,10 +362,15 @@ def main() -> None:
     parser.add_argument("--parallel-workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--keep", action="store_true", help="leave the server running")
+    parser.add_argument("--ann-only", action="store_true",
+                        help="only HNSW searches at --ef on the collection a previous run left in --workdir")
     args = parser.parse_args()
     if args.describe:
         describe(args.descriptors, args.limit)
     report = run(args)
+    if args.ann_only:
+        print(json.dumps(report, indent=1))
+        return
     print(json.dumps({k: v for k, v in report.items() if k != "sizes"}, indent=1))
     print(format_report(report))
 
