@@ -150,8 +150,8 @@ def search_vector(svc: Service, cid: str, vector: np.ndarray, threshold: Thresho
     max_d = svc.calibration.distance_for_similarity(threshold.applied)
     cohort = svc.cohorts.get(cid) if svc.scorer.enabled else None
     active = svc.scorer.active(cohort)
-    hits = svc.index.search(cid, vector, (MAX_SEARCH_FACES if active else k) + (1 if exclude else 0), max_d)
-    hits = [(fid, d) for fid, d in hits if fid != exclude]
+    found = svc.index.search(cid, vector, (MAX_SEARCH_FACES if active else k) + (1 if exclude else 0), max_d)
+    hits = [(fid, d) for fid, d in found if fid != exclude]  # found.exact: False when an ANN index answered
     ids, vectors = svc.index.vectors(cid, [fid for fid, _ in hits])
     scores = score(svc.scorer, cohort, vector, vectors, [exclude] if exclude else None, ids)
     rows = {r["face_id"]: r for r in svc.catalog.get_faces(cid, ids)}
