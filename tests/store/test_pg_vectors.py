@@ -228,7 +228,9 @@ def test_hnsw_above_the_size_says_it_may_miss_and_keeps_recall(pool: ConnectionP
     exact, mem = PgVectorIndex(pool), VectorIndex()
     mem.load("big", ids, mat)
     q0 = mat[0] + 0.001
-    assert pg.search("big", q0, 5).exact  # over the size, but no index yet: exact, and the build starts
+    # over the size, but no index yet: exact, at once. (Once it built the index from inside this search's
+    # transaction: CREATE INDEX CONCURRENTLY waits for that very transaction, and the search hung.)
+    assert pg.search("big", q0, 5).exact
     pg.add("big", [], np.zeros((0, 128), np.float32))  # the service's call after a commit builds it now
     assert "hnsw" in pg.explain("big", q0, 5) and "Seq Scan" in exact.explain("big", q0, 5)
     assert "hnsw" not in pg.explain("big", q0, EF_SEARCH_PLUS_ONE)
