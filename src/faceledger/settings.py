@@ -68,6 +68,9 @@ class Settings:
     console_session_max_s: int = 28800  # a console session ends this long after sign-in, used or not
     console_signin_failures: int = 5  # failed console sign-ins per key id or address before a lock-out
     console_signin_window_s: int = 300  # the window those failures are counted in, and the lock-out's length
+    # vector search in the PostgreSQL store (store/pg_vectors.py, docs/scale-out.md); unused with SQLite
+    pg_ann_min_faces: int = 200_000  # a collection this large is searched by its HNSW index (0: always exact)
+    pg_ef_search: int = 200  # HNSW candidates per search (at least k, at most 1000): recall against speed
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:

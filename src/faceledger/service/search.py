@@ -164,9 +164,9 @@ def search_vector(svc: Service, pack: Pack, cid: str, vector: np.ndarray, thresh
     max_d = pack.calibration.distance_for_similarity(threshold.applied)
     cohort = pack_cohort(svc, pack, cid)
     active = pack.scorer.active(cohort)
-    hits = svc.index.search(cid, vector, (MAX_SEARCH_FACES if active else k) + (1 if exclude else 0), max_d,
-                            expect=pack.model_version)
-    hits = [(fid, d) for fid, d in hits if fid != exclude]
+    found = svc.index.search(cid, vector, (MAX_SEARCH_FACES if active else k) + (1 if exclude else 0), max_d,
+                             expect=pack.model_version)
+    hits = [(fid, d) for fid, d in found if fid != exclude]  # found.exact: False when an ANN index answered
     ids, vectors = svc.index.vectors(cid, [fid for fid, _ in hits], expect=pack.model_version)
     scores = score(pack.scorer, cohort, vector, vectors, [exclude] if exclude else None, ids)
     rows = {r["face_id"]: r for r in svc.catalog.get_faces(cid, ids)}

@@ -42,6 +42,22 @@ _QUERY_BLOCK_FLOATS = 1 << 24  # at most 64 MiB of scores per block of queries
 Match = tuple[str, float]
 
 
+class Matches(list[Match]):
+    """A search's matches, nearest first, and whether the search that found them was exact.
+
+    ``exact`` False means an approximate (ANN) scan answered, which may miss a
+    mate; ``recall_estimate`` is then its measured recall@1 (docs/benchmarks.md,
+    "pgvector"). The service reports both in the response headers and the
+    ledger record. The in-memory index is always exact.
+    """
+
+    def __init__(self, matches: Iterable[Match] = (), *, exact: bool = True,
+                 recall_estimate: float | None = None) -> None:
+        super().__init__(matches)
+        self.exact = exact
+        self.recall_estimate = recall_estimate
+
+
 def limit_blas_threads(threads: int = 1) -> bool:
     """Cap the BLAS thread pool process-wide; returns False if it could not.
 
@@ -342,8 +358,8 @@ class VectorIndex:
         k: int,
         max_distance: float | None = None,
         expect: str | None = None,
-    ) -> list[Match]:
-        """The k nearest faces as ``(face_id, distance)``, nearest first.
+    ) -> Matches:
+        """The k nearest faces as ``(face_id, distance)``, nearest first (always exact).
 
         ``query`` is one vector ``(dim,)`` or several ``(Q, dim)`` (for example
         all faces of one user); with several, a face's distance is its
@@ -354,12 +370,12 @@ class VectorIndex:
         queries = np.atleast_2d(np.asarray(query, dtype=np.float32))
         per_query = self.search_batch(collection_id, queries, k, max_distance, expect)
         if len(per_query) == 1:
-            return per_query[0]
+            return Matches(per_query[0])
         best: dict[str, float] = {}
         for matches in per_query:
             for face_id, dist in matches:
                 best[face_id] = min(dist, best.get(face_id, math.inf))
-        return sorted(best.items(), key=lambda m: (m[1], m[0]))[: max(k, 0)]
+        return Matches(sorted(best.items(), key=lambda m: (m[1], m[0]))[: max(k, 0)])
 
     def search_batch(
         self,
