@@ -16,7 +16,7 @@ from .collections import check_collection_id
 from .core import Call, Service
 from .images import image_bytes, sha256
 from .pagination import page
-from .replay import remember, replayed
+from .replay import claim, remember, replayed
 from .retention import consent_for_enrolment, recheck_consent
 from .thumbnails import keep_faces
 
@@ -112,10 +112,10 @@ def index_faces(svc: Service, call: Call) -> dict:
     response = {"FaceRecords": records, "FaceModelVersion": wire_version(svc.model_version),
                 "UnindexedFaces": unindexed}
     with svc.write_lock:  # commit and index update in one order for every writer
-        earlier = replayed(svc, call)  # a concurrent replay may have committed meanwhile
-        if earlier is not None:
-            return earlier
         with svc.catalog.transaction() as tx:
+            earlier = claim(svc, tx, call)  # a concurrent replay (any process) may have committed meanwhile
+            if earlier is not None:
+                return earlier
             if consent_id is not None:
                 recheck_consent(svc, consent_id, call.at)  # a withdrawal may have landed meanwhile
             if rows:

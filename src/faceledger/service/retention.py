@@ -22,8 +22,8 @@ from typing import Any
 from ..errors import AccessDeniedError, ConflictError, InvalidParameterError, ResourceNotFoundError
 from ..store.db import Transaction
 from .core import Call, Service
+from .replay import claim, remember, replayed
 from .replay import purge as purge_replays
-from .replay import remember, replayed
 from .thumbnails import check_tags as check_thumbnail_tags
 from .thumbnails import sweep_expired
 
@@ -128,7 +128,7 @@ def create_consent(svc: Service, call: Call) -> dict:
     given = check_given_at(p.get("GivenAt", call.at), call.at, svc.settings.clock_skew_s)
     record.update(term_days=term, given_at=given, created_by=call.principal.access_key_id)
     with svc.catalog.transaction() as tx:
-        earlier = replayed(svc, call)  # a concurrent replay may have committed first (writers are serial)
+        earlier = claim(svc, tx, call)  # a concurrent replay (any process) may have committed first
         if earlier is not None:
             return earlier
         consent = svc.catalog.create_consent(tx, record)

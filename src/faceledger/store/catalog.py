@@ -244,6 +244,10 @@ class Catalog:
     def idempotent_get(self, operation: str, token: str) -> tuple[str, dict[str, Any]] | None:
         return state.idempotent_get(self.connection(), operation, token)
 
+    def claim_token(self, tx: Transaction, operation: str, token: str) -> None:
+        """Serialise requests carrying one token (see state.claim_token); then read, work, put in ``tx``."""
+        state.claim_token(self.write_connection(tx), operation, token)
+
     def idempotent_put(
         self,
         tx: Transaction,

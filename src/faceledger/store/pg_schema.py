@@ -24,6 +24,9 @@ from __future__ import annotations
 # reads the ledger head, so several processes still write one linear chain.
 LEDGER_LOCK = 0x4C454447  # "LEDG"
 MIGRATION_LOCK = 0x4D494752  # "MIGR"
+# First key of the two-key advisory lock one (operation, ClientRequestToken) takes (store/state.py):
+# the two-key space is separate from the one-key locks above.
+TOKEN_LOCK = 0x49444D50  # "IDMP"
 
 _V1 = """
 CREATE EXTENSION IF NOT EXISTS vector;
