@@ -269,3 +269,23 @@ def test_two_puts_of_one_token_racing_do_not_fail_on_the_key(catalog) -> None:  
         t.join()
     assert not errors, errors
     assert catalog.idempotent_get("CreateUser", "tok") == ("h", {"r": 1})  # the first answer is the one kept
+
+
+def test_the_password_is_never_echoed_in_any_url_form(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from faceledger.evaluation.server import free_port
+
+    port = free_port()
+    # in the query string, in a URL libpq cannot parse (it quotes the bad token), in a Settings repr
+    assert "hunter2" not in str(parse(f"postgresql://127.0.0.1:{port}/db?sslmode=disable&password=hunter2"))
+    with pytest.raises(InvalidParameterError, match="FACELEDGER_STORE") as bad:
+        parse("postgresql://u:hunter2%zz@127.0.0.1/db")
+    assert "hunter2" not in str(bad.value)
+    assert "hunter2" not in repr(Settings(store="postgresql://u:hunter2@h/db"))
+    with pytest.raises(StoreUnavailableError) as down:
+        PgDatabase(f"postgresql://postgres@127.0.0.1:{port}/db?password=hunter2")
+    assert "hunter2" not in str(down.value)
+    for url, code in ((f"postgresql://127.0.0.1:{port}/db?password=hunter2", 11),
+                      ("postgresql://u:hunter2%zz@127.0.0.1/db", 3)):
+        out = _cli(tmp_path, url, "keys", "list")
+        assert out.returncode == code and "hunter2" not in out.stderr + out.stdout, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr

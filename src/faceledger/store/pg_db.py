@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql as pgsql
@@ -42,13 +42,32 @@ POOL_TIMEOUT_S = 5.0  # a request waits this long for a connection before it is 
 CONNECT_TIMEOUT_S = 5
 
 
-def redact(url: str) -> str:
-    """``url`` without its password (for messages and logs)."""
+def _secrets(url: str) -> list[str]:
+    """The password(s) in ``url``, as written and decoded: from the user-info part and the query string."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    found = [parts.password] if parts.password else []
+    found += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k == "password" and v]
+    found += [raw.split("=", 1)[1] for raw in parts.query.split("&") if raw.startswith("password=")]
+    secrets = {s for f in found for s in (f, unquote(f)) if s}
+    return sorted(secrets, key=len, reverse=True)  # longest first: a decoded form may be part of the raw one
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (for messages and logs): the user-info one and a ``password=`` query one."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@")
+    query = "&".join("password=***" if q.startswith("password=") else q for q in parts.query.split("&")) \
+        if parts.query else parts.query
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (a libpq message may quote part of the URL) with ``url``'s password replaced by ``***``."""
+    for secret in _secrets(url):
+        text = text.replace(secret, "***")
+    return text
 
 
 class PgRow(tuple):  # type: ignore[type-arg]
@@ -84,7 +103,7 @@ def translate(sql: str) -> str:
 
 
 def unavailable(exc: BaseException, url: str) -> StoreUnavailableError:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = scrub(str(exc).strip().splitlines()[0], url) if str(exc).strip() else type(exc).__name__
     return StoreUnavailableError(
         f"The PostgreSQL store at {redact(url)} is unavailable ({first}); nothing was written. Retry: the "
         "service reconnects by itself once PostgreSQL answers again.")
