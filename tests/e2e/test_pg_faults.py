@@ -14,6 +14,8 @@ import shutil
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -154,6 +156,33 @@ def test_postgresql_down_refuses_writes_and_searches_then_recovers(srv: Server, 
         testing_pg.start(root, _port(root), fast=True)  # no-op when the timer already did
     assert srv.proc.poll() is None  # the same service process throughout
     assert "never" not in rek.list_collections()["CollectionIds"]
+
+
+def ready(srv: Server) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(srv.endpoint + "/ready", timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_ready_reports_the_store_503_while_postgresql_is_down(srv: Server, cluster) -> None:  # type: ignore[no-untyped-def]
+    root, _ = cluster
+    status, body = ready(srv)
+    assert status == 200 and body["store"]["reachable"] and body["store"]["kind"] == "postgresql", body
+    testing_pg.stop(root)
+    try:
+        started = time.monotonic()
+        status, body = ready(srv)
+        assert status == 503 and body["ready"] is False and body["store"]["reachable"] is False, body
+        assert time.monotonic() - started < POOL_TIMEOUT_S  # a probe answers promptly, not after the pool's wait
+        assert "ServiceUnavailableException" in body["store"]["error"]
+    finally:
+        testing_pg.start(root, _port(root), fast=True)
+    deadline = time.monotonic() + 30
+    while ready(srv)[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ready(srv)[0] == 200  # the same process reports ready again once PostgreSQL answers
 
 
 def _port(root: Path) -> int:

@@ -107,6 +107,10 @@ class Catalog:
         with self._db.transaction() as tx:
             yield tx
 
+    def ping(self) -> None:
+        """Raise (PostgreSQL: StoreUnavailableError, 503) unless the store answers a statement now."""
+        self._db.ping()
+
     @property
     def path(self) -> Path:
         return self._db.path

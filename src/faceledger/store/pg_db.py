@@ -40,6 +40,7 @@ _LOST = (psycopg.OperationalError, psycopg.InterfaceError)
 POOL_MAX = 16
 POOL_TIMEOUT_S = 5.0  # a request waits this long for a connection before it is refused (503)
 CONNECT_TIMEOUT_S = 5
+PING_TIMEOUT_S = 2.0  # GET /ready: a readiness probe answers before the probe itself times out
 
 
 def _secrets(url: str) -> list[str]:
@@ -244,6 +245,14 @@ class PgDatabase:
                 cm.__exit__(None, None, None)
             except _LOST as exc:
                 raise unavailable(exc, self.url) from exc
+
+    def ping(self, timeout: float = PING_TIMEOUT_S) -> None:
+        """``SELECT 1`` on a pooled connection within ``timeout``; StoreUnavailableError if none answers."""
+        try:
+            with self._pool.connection(timeout=timeout) as conn:
+                conn.execute("SELECT 1")
+        except _LOST as exc:
+            raise unavailable(exc, self.url) from exc
 
     def connection(self) -> Any:
         """The open transaction's session on this thread (reads see its writes), else an autocommit reader."""
