@@ -18,7 +18,7 @@ from faceledger.service.core import Call
 from faceledger.service.users import idempotent
 from faceledger.store.catalog import Catalog
 
-from .conftest import principal
+from .conftest import both_stores, principal
 
 
 def _call(token: str | None, signature: str | None = None) -> Call:
@@ -71,3 +71,19 @@ def test_one_signed_replay_racing_on_two_processes_does_the_work_once(tmp_path, 
     answers, consents = _race(tmp_path, pg_url, _call(None, signature="ab" * 32))
     assert consents == 1, f"the work ran {consents} times for one signed request"
     assert len(answers) == 2 and answers[0] == answers[1], answers
+
+
+@both_stores
+def test_a_value_postgresql_cannot_hold_is_a_400_not_a_500(service) -> None:  # type: ignore[no-untyped-def]
+    from faceledger.errors import InvalidParameterError
+
+    from .test_operations import run
+
+    # SQLite keeps a NUL in text; PostgreSQL text cannot hold one (psycopg raises DataError)
+    try:
+        out = run(service, "CreateConsent", Subject="s\x00-1", NoticeText="n", NoticeVersion="1", Purpose="general")
+    except InvalidParameterError as exc:
+        assert "NUL" in exc.message
+        assert not service.catalog.list_consents()  # nothing half-written
+    else:
+        assert service.catalog.dialect == "sqlite" and out["Consent"]["Subject"] == "s\x00-1"

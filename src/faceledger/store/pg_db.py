@@ -31,7 +31,7 @@ import psycopg
 from psycopg import sql as pgsql
 from psycopg_pool import ConnectionPool
 
-from faceledger.errors import FaceledgerError, StoreUnavailableError
+from faceledger.errors import FaceledgerError, InvalidParameterError, StoreUnavailableError
 from faceledger.store.pg_schema import MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION
 
 DIALECT = "postgresql"
@@ -110,6 +110,12 @@ def unavailable(exc: BaseException, url: str) -> StoreUnavailableError:
         "service reconnects by itself once PostgreSQL answers again.")
 
 
+def refused_value(exc: psycopg.DataError) -> InvalidParameterError:
+    """A value PostgreSQL cannot hold (a NUL in text, a number out of range): the caller's input, a 400."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return InvalidParameterError(f"The store cannot hold a value of this request ({first}); nothing was written.")
+
+
 class _Result:
     """A fetched result that outlives the connection it was read on (reads outside a transaction)."""
 
@@ -143,6 +149,8 @@ class PgSession:
             cur.execute(translate(sql), tuple(params) if params else None, binary=True)
         except _LOST as exc:
             raise unavailable(exc, self._url) from exc
+        except psycopg.DataError as exc:
+            raise refused_value(exc) from exc
         return cur
 
     def executemany(self, sql: str, seq_of_params: Iterable[Any]) -> Any:
@@ -154,6 +162,8 @@ class PgSession:
             cur.executemany(translate(sql), params)
         except _LOST as exc:
             raise unavailable(exc, self._url) from exc
+        except psycopg.DataError as exc:
+            raise refused_value(exc) from exc
         return cur
 
 
