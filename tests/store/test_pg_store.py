@@ -289,3 +289,26 @@ def test_the_password_is_never_echoed_in_any_url_form(tmp_path) -> None:  # type
         out = _cli(tmp_path, url, "keys", "list")
         assert out.returncode == code and "hunter2" not in out.stderr + out.stdout, out.stderr
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_counters_are_kept_by_the_writer_not_by_triggers_citus_refuses(catalog, pg_url) -> None:  # type: ignore[no-untyped-def]
+    # Citus refuses triggers on distributed tables (unless citus.enable_unsafe_triggers): none on faces/users
+    with psycopg.connect(pg_url) as conn:
+        triggers = conn.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal "
+                                "AND tgrelid IN ('faces'::regclass, 'users'::regclass)").fetchall()
+    assert triggers == []
+    batch = [face(), face(), face()]
+    with catalog.transaction() as tx:
+        catalog.create_collection(tx, "k", "m", {}, time.time())
+        catalog.add_faces(tx, "k", batch)
+        catalog.create_user(tx, "k", "u1", time.time())
+        catalog.create_user(tx, "k", "u2", time.time())
+        assert (catalog.get_collection("k")["face_count"], catalog.get_collection("k")["user_count"]) == (3, 2)
+    with catalog.transaction() as tx:
+        # a face asked for twice and one that does not exist count once and not at all
+        ids = [batch[0]["face_id"], batch[0]["face_id"], str(uuid.uuid4())]
+        assert catalog.delete_faces(tx, "k", ids) == [batch[0]["face_id"]]
+        catalog.delete_user(tx, "k", "u2")
+    got = catalog.get_collection("k")
+    assert (got["face_count"], got["user_count"]) == (2, 1)
+    assert pg_integrity.problems(pg_url, "quick") == []

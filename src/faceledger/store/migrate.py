@@ -6,7 +6,7 @@ interrupted run resumes where it stopped and a second run copies nothing. Rows
 are copied as stored (sealed API-key secrets and thumbnails stay sealed under the
 same master key), except face vectors, which are opened with the master key
 because pgvector searches plaintext (docs/scale-out.md, "Store"). Collection
-counters are rebuilt by the target's triggers as faces and users arrive. The
+counters are copied as the source holds them (the target keeps no triggers: Citus). The
 ledger goes last, in seq order, byte for byte, so the target verifies with the
 source's head hash; a target whose ledger is not a prefix of the source's is
 refused before anything is written.
@@ -39,7 +39,9 @@ TABLES = (
     Table("state", ("name",), ("name", "value", "updated_at"), resume=False),  # the target recorded its key
     Table("api_keys", ("access_key_id",), ("access_key_id", "secret_enc", "role", "label", "defaults", "created_at",
                                            "revoked", "revoked_at")),
-    Table("collections", ("collection_id",), ("collection_id", "model_version", "created_at", "tags")),
+    # the counters as the source holds them: the copies below are raw INSERTs, which count nothing
+    Table("collections", ("collection_id",), ("collection_id", "model_version", "created_at", "tags", "face_count",
+                                              "user_count")),
     Table("users", ("collection_id", "user_id"), ("collection_id", "user_id", "created_at")),
     Table("faces", ("collection_id", "face_id"), ("collection_id", "face_id", "image_id", "external_image_id", "bbox",
                                                   "confidence", "extra", "user_id", "image_sha256", "created_at",

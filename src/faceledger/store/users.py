@@ -19,7 +19,7 @@ from faceledger.errors import (
     ResourceNotFoundError,
     ServiceQuotaExceededError,
 )
-from faceledger.store import collections, faces
+from faceledger.store import collections, counters, faces
 from faceledger.store.db import chunks
 from faceledger.store.dialect import INTEGRITY_ERRORS
 from faceledger.store.protocols import SqlConnection, SqlRow
@@ -63,6 +63,7 @@ def create(conn: SqlConnection, collection_id: str, user_id: str, created_at: fl
         raise ConflictError(
             f"user {user_id!r} already exists in collection {collection_id!r}"
         ) from exc
+    counters.bump(conn, collection_id, "user_count", 1)
     return get(conn, collection_id, user_id)
 
 
@@ -94,9 +95,10 @@ def delete(conn: SqlConnection, collection_id: str, user_id: str) -> None:
         "UPDATE faces SET user_id = NULL WHERE collection_id = ? AND user_id = ?",
         (collection_id, user_id),
     )
-    conn.execute(
+    cur = conn.execute(
         "DELETE FROM users WHERE collection_id = ? AND user_id = ?", (collection_id, user_id)
     )
+    counters.bump(conn, collection_id, "user_count", -max(cur.rowcount, 0))
 
 
 def face_ids(conn: SqlConnection, collection_id: str, user_id: str) -> list[str]:
