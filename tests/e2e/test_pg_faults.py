@@ -185,5 +185,29 @@ def test_ready_reports_the_store_503_while_postgresql_is_down(srv: Server, clust
     assert ready(srv)[0] == 200  # the same process reports ready again once PostgreSQL answers
 
 
+def test_console_pages_answer_503_while_postgresql_is_down(srv: Server, cluster) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "console"))
+    from web_client import Browserless
+
+    root, _ = cluster
+    browser = Browserless(srv.endpoint)
+    assert browser.sign_in((srv.key, srv.secret)).status == 303
+    assert browser.request("GET", "/console/audit").status == 200
+    testing_pg.stop(root)
+    try:
+        page = browser.request("GET", "/console/audit")  # a signed-in page: its key lookup finds no store
+        assert page.status == 503 and "ServiceUnavailableException" in page.body, (page.status, page.body[:300])
+        fresh = Browserless(srv.endpoint)
+        form = fresh.request("GET", "/console/signin")
+        assert form.status == 503 and "ServiceUnavailableException" in form.body, (form.status, form.body[:300])
+        signin = fresh.request("POST", "/console/signin", {"token": "t", "access_key_id": srv.key,
+                                                           "secret_access_key": srv.secret})
+        assert signin.status in (403, 503), (signin.status, signin.body[:300])  # no sign-in cookie: refused first
+    finally:
+        testing_pg.start(root, _port(root), fast=True)
+
+
 def _port(root: Path) -> int:
     return int((root / testing_pg.URL_FILE).read_text().strip().rsplit(":", 1)[1].split("/")[0])
