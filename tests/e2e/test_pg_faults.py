@@ -147,6 +147,11 @@ def test_postgresql_down_refuses_writes_and_searches_then_recovers(srv: Server, 
         }
         for name, call in calls.items():
             assert outcome(call) == RETRYABLE, name  # an error, never an empty "no match"
+        # GetStatus through the CLI client, and CLI commands that open the store themselves: one line, exit 11
+        for args in (("status",), ("keys", "list"), ("audit", "verify"), ("collections", "list")):
+            out = srv.cli(*args)
+            assert out.returncode == 11 and "ServiceUnavailableException" in out.stderr, (args, out.stderr[-500:])
+            assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr, (args, out.stderr)
         # boto3's own retries (standard mode) carry a call across PostgreSQL coming back
         patient = srv.client(retries={"max_attempts": 10, "mode": "standard"})
         threading.Timer(2.0, lambda: testing_pg.start(root, _port(root), fast=True)).start()
