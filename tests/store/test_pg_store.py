@@ -312,3 +312,38 @@ def test_counters_are_kept_by_the_writer_not_by_triggers_citus_refuses(catalog, 
     got = catalog.get_collection("k")
     assert (got["face_count"], got["user_count"]) == (2, 1)
     assert pg_integrity.problems(pg_url, "quick") == []
+
+
+def test_one_face_associated_to_two_users_by_two_processes_goes_to_one(tmp_path, pg_url) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    one, two = Catalog.open_postgres(tmp_path / "d", pg_url), Catalog.open_postgres(tmp_path / "d", pg_url)
+    f = face()
+    with one.transaction() as tx:
+        one.create_collection(tx, "a", "m", {}, time.time())
+        one.add_faces(tx, "a", [f])
+        one.create_user(tx, "a", "u1", time.time())
+        one.create_user(tx, "a", "u2", time.time())
+    first_in = threading.Event()
+    results: dict[str, object] = {}
+
+    def associate(cat: Catalog, user: str, hold: bool) -> None:
+        with cat.transaction() as tx:
+            results[user] = cat.associate_faces(tx, "a", user, [f["face_id"]])
+            if hold:
+                first_in.set()
+                time.sleep(0.6)  # uncommitted while the other process associates the same face
+
+    a = threading.Thread(target=associate, args=(one, "u1", True))
+    a.start()
+    assert first_in.wait(10)
+    b = threading.Thread(target=associate, args=(two, "u2", False))
+    b.start()
+    a.join(20)
+    b.join(20)
+    owner = one.get_faces("a", [f["face_id"]])[0]["user_id"]
+    one.close()
+    two.close()
+    assert owner == "u1"  # the first association stands; it was not silently moved to u2
+    assert results["u1"] == ([f["face_id"]], [])
+    assert results["u2"] == ([], [{"FaceId": f["face_id"], "UserId": "u1", "Reasons": ["ASSOCIATED_TO_A_DIFFERENT_USER"]}])
