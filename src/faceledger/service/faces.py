@@ -117,7 +117,7 @@ def index_faces(svc: Service, call: Call) -> dict:
             if earlier is not None:
                 return earlier
             if consent_id is not None:
-                recheck_consent(svc, consent_id, call.at)  # a withdrawal may have landed meanwhile
+                recheck_consent(svc, tx, consent_id, call.at)  # a withdrawal may have landed meanwhile
             if rows:
                 svc.catalog.add_faces(tx, cid, rows)
                 keep_faces(svc, tx, collection, data, [(r["face_id"], r["bbox"]) for r in rows], call.at)

@@ -81,9 +81,9 @@ def consent_for_enrolment(svc: Service, call: Call, collection: dict) -> str | N
     return consent_id
 
 
-def recheck_consent(svc: Service, consent_id: str, now: float) -> None:
-    """Inside the enrolment's write transaction: the consent is still live."""
-    why = consent_live(svc.catalog.get_consent(consent_id), now)
+def recheck_consent(svc: Service, tx: Transaction, consent_id: str, now: float) -> None:
+    """Inside the enrolment's write transaction: the consent is still live, and stays so until it commits."""
+    why = consent_live(svc.catalog.lock_consent(tx, consent_id), now)
     if why:
         raise AccessDeniedError(f"Consent {consent_id} cannot be used: {why}.")
 
@@ -165,7 +165,8 @@ def withdraw_consent(svc: Service, call: Call) -> dict:
         raise InvalidParameterError("ConsentId must be a consent record id.")
     with svc.write_lock:
         with svc.catalog.transaction() as tx:
-            consent = svc.catalog.get_consent(consent_id)
+            # locked before its faces are listed: an enrolment under it (another process) commits first
+            consent = svc.catalog.lock_consent(tx, consent_id, exclusive=True)
             targets = svc.catalog.faces_with_consent(consent_id)
             if consent["withdrawn_at"] is None:
                 consent = svc.catalog.withdraw_consent(tx, consent_id, call.at)

@@ -293,6 +293,10 @@ class Catalog:
     def get_consent(self, consent_id: str) -> dict[str, Any]:
         return accountability.get_consent(self.connection(), consent_id)
 
+    def lock_consent(self, tx: Transaction, consent_id: str, exclusive: bool = False) -> dict[str, Any]:
+        """The consent, its row held to ``tx``'s end (shared: enrolments under it; exclusive: its withdrawal)."""
+        return accountability.get_consent(self.write_connection(tx), consent_id, "update" if exclusive else "share")
+
     def list_consents(self, subject: str | None = None) -> list[dict[str, Any]]:
         return accountability.list_consents(self.connection(), subject)
 

@@ -1,4 +1,4 @@
-"""One ClientRequestToken, two processes, one PostgreSQL: one piece of work, one answer (issue #14).
+"""Races between two processes on one PostgreSQL (issue #14): idempotency tokens, replays, consent withdrawal.
 
 Each "process" is its own Catalog with its own connection pool on the same database (what two
 ``faceledger serve`` processes are to the store). The first request is held inside its work, with
@@ -87,3 +87,59 @@ def test_a_value_postgresql_cannot_hold_is_a_400_not_a_500(service) -> None:  # 
         assert not service.catalog.list_consents()  # nothing half-written
     else:
         assert service.catalog.dialect == "sqlite" and out["Consent"]["Subject"] == "s\x00-1"
+
+
+def _service(settings: Any) -> Any:
+    from faceledger.engine import Engine, EngineSettings
+    from faceledger.service import create
+    from faceledger.service.workers import EnginePool
+    from faceledger.store.opening import open_catalog
+    from faceledger.store.vectors import VectorIndex
+    from faceledger.testing import FakeDetector, FakeEmbedder
+
+    engine = Engine(EngineSettings(), detector=FakeDetector(), embedder=FakeEmbedder())
+    return create(settings, open_catalog(settings), VectorIndex(), EnginePool(EngineSettings(), engine=engine))
+
+
+def test_a_withdrawal_racing_an_enrolment_on_another_process_deletes_its_face(tmp_path, pg_url) -> None:  # type: ignore[no-untyped-def]
+    import psycopg
+
+    from faceledger.settings import Settings
+
+    from .test_atomicity import RED, consent, enrol
+    from .test_operations import run
+
+    settings = Settings(data_dir=tmp_path / "data", store=pg_url)
+    settings.data_dir.mkdir()
+    one, two = _service(settings), _service(settings)
+    try:
+        run(one, "CreateCollection", CollectionId="m")
+        cid = consent(one)
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            # the enrolment's face insert takes a while: the withdrawal arrives on the other process meanwhile
+            conn.execute("CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS "
+                         "$$ BEGIN PERFORM pg_sleep(1.0); RETURN NEW; END $$")
+            conn.execute("CREATE TRIGGER slow_insert BEFORE INSERT ON faces FOR EACH ROW "
+                         "EXECUTE FUNCTION slow_insert()")
+            outcome: list[Any] = []
+
+            def enrolment() -> None:
+                try:
+                    outcome.append(enrol(one, "m", RED, consent=cid))
+                except BaseException as exc:  # noqa: BLE001 - asserted below
+                    outcome.append(exc)
+
+            a = threading.Thread(target=enrolment)
+            a.start()
+            deadline = time.monotonic() + 20
+            while not conn.execute("SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep'").fetchone():
+                assert time.monotonic() < deadline, "the enrolment never reached its insert"
+                time.sleep(0.02)
+            withdrawn = run(two, "WithdrawConsent", ConsentId=cid)
+            a.join(30)
+            conn.execute("DROP TRIGGER slow_insert ON faces")
+        assert one.catalog.faces_with_consent(cid) == [], (outcome, withdrawn)  # no face outlives its consent
+        assert withdrawn["DeletedFaces"] == (0 if isinstance(outcome[0], BaseException) else 1), (outcome, withdrawn)
+    finally:
+        one.close()
+        two.close()
