@@ -347,3 +347,33 @@ def test_one_face_associated_to_two_users_by_two_processes_goes_to_one(tmp_path,
     assert owner == "u1"  # the first association stands; it was not silently moved to u2
     assert results["u1"] == ([f["face_id"]], [])
     assert results["u2"] == ([], [{"FaceId": f["face_id"], "UserId": "u1", "Reasons": ["ASSOCIATED_TO_A_DIFFERENT_USER"]}])
+
+
+def test_a_user_deleted_while_another_process_associates_a_face_leaves_no_orphan(tmp_path, pg_url) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    one, two = Catalog.open_postgres(tmp_path / "d", pg_url), Catalog.open_postgres(tmp_path / "d", pg_url)
+    f = face()
+    with one.transaction() as tx:
+        one.create_collection(tx, "a", "m", {}, time.time())
+        one.add_faces(tx, "a", [f])
+        one.create_user(tx, "a", "u1", time.time())
+    first_in = threading.Event()
+
+    def associate() -> None:
+        with one.transaction() as tx:
+            one.associate_faces(tx, "a", "u1", [f["face_id"]])
+            first_in.set()
+            time.sleep(0.6)  # uncommitted while the other process deletes the user
+
+    a = threading.Thread(target=associate)
+    a.start()
+    assert first_in.wait(10)
+    with two.transaction() as tx:
+        two.delete_user(tx, "a", "u1")
+    a.join(20)
+    owner = one.get_faces("a", [f["face_id"]])[0]["user_id"]
+    users = [u["user_id"] for u in one.list_users("a", None, 10)]
+    one.close()
+    two.close()
+    assert owner is None and users == []  # not a face that names a user who no longer exists

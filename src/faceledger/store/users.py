@@ -90,6 +90,7 @@ def list_page(
 
 def delete(conn: SqlConnection, collection_id: str, user_id: str) -> None:
     """Delete a user; its faces stay in the collection, unassociated."""
+    _lock(conn, collection_id, user_id, [])  # an association in flight commits first, and its faces are freed here
     get(conn, collection_id, user_id)
     conn.execute(
         "UPDATE faces SET user_id = NULL WHERE collection_id = ? AND user_id = ?",
