@@ -105,6 +105,14 @@ class Settings:
             out[name] = Path(path).expanduser()
         return BucketMap(out, self.data_dir / "buckets")
 
+    def __repr__(self) -> str:
+        # FACELEDGER_STORE may carry a PostgreSQL password: masked here as in every message
+        from faceledger.store.pg_db import redact
+
+        shown = ", ".join(f"{f.name}={(redact(self.store) if f.name == 'store' else getattr(self, f.name))!r}"
+                          for f in fields(self))
+        return f"Settings({shown})"
+
 
 class BucketMap(dict[str, Path]):
     """Explicitly mapped buckets, plus the folders under ``folder``, looked up at each request.

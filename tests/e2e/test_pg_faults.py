@@ -14,6 +14,8 @@ import shutil
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -145,6 +147,11 @@ def test_postgresql_down_refuses_writes_and_searches_then_recovers(srv: Server, 
         }
         for name, call in calls.items():
             assert outcome(call) == RETRYABLE, name  # an error, never an empty "no match"
+        # GetStatus through the CLI client, and CLI commands that open the store themselves: one line, exit 11
+        for args in (("status",), ("keys", "list"), ("audit", "verify"), ("collections", "list")):
+            out = srv.cli(*args)
+            assert out.returncode == 11 and "ServiceUnavailableException" in out.stderr, (args, out.stderr[-500:])
+            assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr, (args, out.stderr)
         # boto3's own retries (standard mode) carry a call across PostgreSQL coming back
         patient = srv.client(retries={"max_attempts": 10, "mode": "standard"})
         threading.Timer(2.0, lambda: testing_pg.start(root, _port(root), fast=True)).start()
@@ -154,6 +161,57 @@ def test_postgresql_down_refuses_writes_and_searches_then_recovers(srv: Server, 
         testing_pg.start(root, _port(root), fast=True)  # no-op when the timer already did
     assert srv.proc.poll() is None  # the same service process throughout
     assert "never" not in rek.list_collections()["CollectionIds"]
+
+
+def ready(srv: Server) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(srv.endpoint + "/ready", timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_ready_reports_the_store_503_while_postgresql_is_down(srv: Server, cluster) -> None:  # type: ignore[no-untyped-def]
+    root, _ = cluster
+    status, body = ready(srv)
+    assert status == 200 and body["store"]["reachable"] and body["store"]["kind"] == "postgresql", body
+    testing_pg.stop(root)
+    try:
+        started = time.monotonic()
+        status, body = ready(srv)
+        assert status == 503 and body["ready"] is False and body["store"]["reachable"] is False, body
+        assert time.monotonic() - started < POOL_TIMEOUT_S  # a probe answers promptly, not after the pool's wait
+        assert "ServiceUnavailableException" in body["store"]["error"]
+    finally:
+        testing_pg.start(root, _port(root), fast=True)
+    deadline = time.monotonic() + 30
+    while ready(srv)[0] != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert ready(srv)[0] == 200  # the same process reports ready again once PostgreSQL answers
+
+
+def test_console_pages_answer_503_while_postgresql_is_down(srv: Server, cluster) -> None:  # type: ignore[no-untyped-def]
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "console"))
+    from web_client import Browserless
+
+    root, _ = cluster
+    browser = Browserless(srv.endpoint)
+    assert browser.sign_in((srv.key, srv.secret)).status == 303
+    assert browser.request("GET", "/console/audit").status == 200
+    testing_pg.stop(root)
+    try:
+        page = browser.request("GET", "/console/audit")  # a signed-in page: its key lookup finds no store
+        assert page.status == 503 and "ServiceUnavailableException" in page.body, (page.status, page.body[:300])
+        fresh = Browserless(srv.endpoint)
+        form = fresh.request("GET", "/console/signin")
+        assert form.status == 503 and "ServiceUnavailableException" in form.body, (form.status, form.body[:300])
+        signin = fresh.request("POST", "/console/signin", {"token": "t", "access_key_id": srv.key,
+                                                           "secret_access_key": srv.secret})
+        assert signin.status in (403, 503), (signin.status, signin.body[:300])  # no sign-in cookie: refused first
+    finally:
+        testing_pg.start(root, _port(root), fast=True)
 
 
 def _port(root: Path) -> int:

@@ -138,3 +138,28 @@ def test_migrating_into_another_catalogs_ledger_is_refused(service, pg_url, tmp_
     assert refused.returncode == 3 and "is not this catalog's" in refused.stderr, refused.stderr
     with psycopg.connect(pg_url) as conn:  # refused before anything was written
         assert conn.execute("SELECT count(*) FROM faces").fetchone()[0] == 0
+
+
+def test_a_collection_of_another_pack_keeps_its_dim_and_metric(tmp_path, pg_url) -> None:  # type: ignore[no-untyped-def]
+    """A 192-d cosine collection (an operator's pack) is copied with its dim, metric and whole vectors."""
+    import time
+    import uuid
+
+    import numpy as np
+
+    from faceledger.store.migrate import migrate
+
+    vector = np.random.default_rng(7).standard_normal(192).astype(np.float32)
+    face = {"face_id": str(uuid.uuid4()), "image_id": str(uuid.uuid4()), "confidence": 99.0,
+            "bbox": {"Width": 0.5, "Height": 0.5, "Left": 0.1, "Top": 0.1}, "vector": vector}
+    with Catalog.open(tmp_path / "src") as source:
+        with source.transaction() as tx:
+            source.create_collection(tx, "mfn", "mobilefacenet-1", {}, time.time(), 192, "cosine")
+            source.add_faces(tx, "mfn", [face])
+        with open_catalog(Settings(data_dir=tmp_path / "src", store=pg_url)) as target:
+            migrate(source, target)
+            coll = target.get_collection("mfn")
+            assert (coll["model_version"], coll["dim"], coll["metric"]) == ("mobilefacenet-1", 192, "cosine")
+            ids, matrix = target.iter_vectors("mfn")
+            assert ids == [face["face_id"]]
+            np.testing.assert_array_equal(matrix[0], vector)

@@ -297,3 +297,110 @@ def test_a_migration_in_place_stages_and_swaps_vectors_of_another_dim(catalog) -
     assert matrix.shape == (2, 192)
     for fid, row in zip(ids, matrix, strict=True):
         np.testing.assert_allclose(row, new[fid], rtol=1e-6)
+
+def test_the_password_is_never_echoed_in_any_url_form(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from faceledger.evaluation.server import free_port
+
+    port = free_port()
+    # in the query string, in a URL libpq cannot parse (it quotes the bad token), in a Settings repr
+    assert "hunter2" not in str(parse(f"postgresql://127.0.0.1:{port}/db?sslmode=disable&password=hunter2"))
+    with pytest.raises(InvalidParameterError, match="FACELEDGER_STORE") as bad:
+        parse("postgresql://u:hunter2%zz@127.0.0.1/db")
+    assert "hunter2" not in str(bad.value)
+    assert "hunter2" not in repr(Settings(store="postgresql://u:hunter2@h/db"))
+    with pytest.raises(StoreUnavailableError) as down:
+        PgDatabase(f"postgresql://postgres@127.0.0.1:{port}/db?password=hunter2")
+    assert "hunter2" not in str(down.value)
+    for url, code in ((f"postgresql://127.0.0.1:{port}/db?password=hunter2", 11),
+                      ("postgresql://u:hunter2%zz@127.0.0.1/db", 3)):
+        out = _cli(tmp_path, url, "keys", "list")
+        assert out.returncode == code and "hunter2" not in out.stderr + out.stdout, out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_counters_are_kept_by_the_writer_not_by_triggers_citus_refuses(catalog, pg_url) -> None:  # type: ignore[no-untyped-def]
+    # Citus refuses triggers on distributed tables (unless citus.enable_unsafe_triggers): none on faces/users
+    with psycopg.connect(pg_url) as conn:
+        triggers = conn.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal "
+                                "AND tgrelid IN ('faces'::regclass, 'users'::regclass)").fetchall()
+    assert triggers == []
+    batch = [face(), face(), face()]
+    with catalog.transaction() as tx:
+        catalog.create_collection(tx, "k", "m", {}, time.time())
+        catalog.add_faces(tx, "k", batch)
+        catalog.create_user(tx, "k", "u1", time.time())
+        catalog.create_user(tx, "k", "u2", time.time())
+        assert (catalog.get_collection("k")["face_count"], catalog.get_collection("k")["user_count"]) == (3, 2)
+    with catalog.transaction() as tx:
+        # a face asked for twice and one that does not exist count once and not at all
+        ids = [batch[0]["face_id"], batch[0]["face_id"], str(uuid.uuid4())]
+        assert catalog.delete_faces(tx, "k", ids) == [batch[0]["face_id"]]
+        catalog.delete_user(tx, "k", "u2")
+    got = catalog.get_collection("k")
+    assert (got["face_count"], got["user_count"]) == (2, 1)
+    assert pg_integrity.problems(pg_url, "quick") == []
+
+
+def test_one_face_associated_to_two_users_by_two_processes_goes_to_one(tmp_path, pg_url) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    one, two = Catalog.open_postgres(tmp_path / "d", pg_url), Catalog.open_postgres(tmp_path / "d", pg_url)
+    f = face()
+    with one.transaction() as tx:
+        one.create_collection(tx, "a", "m", {}, time.time())
+        one.add_faces(tx, "a", [f])
+        one.create_user(tx, "a", "u1", time.time())
+        one.create_user(tx, "a", "u2", time.time())
+    first_in = threading.Event()
+    results: dict[str, object] = {}
+
+    def associate(cat: Catalog, user: str, hold: bool) -> None:
+        with cat.transaction() as tx:
+            results[user] = cat.associate_faces(tx, "a", user, [f["face_id"]])
+            if hold:
+                first_in.set()
+                time.sleep(0.6)  # uncommitted while the other process associates the same face
+
+    a = threading.Thread(target=associate, args=(one, "u1", True))
+    a.start()
+    assert first_in.wait(10)
+    b = threading.Thread(target=associate, args=(two, "u2", False))
+    b.start()
+    a.join(20)
+    b.join(20)
+    owner = one.get_faces("a", [f["face_id"]])[0]["user_id"]
+    one.close()
+    two.close()
+    assert owner == "u1"  # the first association stands; it was not silently moved to u2
+    assert results["u1"] == ([f["face_id"]], [])
+    assert results["u2"] == ([], [{"FaceId": f["face_id"], "UserId": "u1", "Reasons": ["ASSOCIATED_TO_A_DIFFERENT_USER"]}])
+
+
+def test_a_user_deleted_while_another_process_associates_a_face_leaves_no_orphan(tmp_path, pg_url) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    one, two = Catalog.open_postgres(tmp_path / "d", pg_url), Catalog.open_postgres(tmp_path / "d", pg_url)
+    f = face()
+    with one.transaction() as tx:
+        one.create_collection(tx, "a", "m", {}, time.time())
+        one.add_faces(tx, "a", [f])
+        one.create_user(tx, "a", "u1", time.time())
+    first_in = threading.Event()
+
+    def associate() -> None:
+        with one.transaction() as tx:
+            one.associate_faces(tx, "a", "u1", [f["face_id"]])
+            first_in.set()
+            time.sleep(0.6)  # uncommitted while the other process deletes the user
+
+    a = threading.Thread(target=associate)
+    a.start()
+    assert first_in.wait(10)
+    with two.transaction() as tx:
+        two.delete_user(tx, "a", "u1")
+    a.join(20)
+    owner = one.get_faces("a", [f["face_id"]])[0]["user_id"]
+    users = [u["user_id"] for u in one.list_users("a", None, 10)]
+    one.close()
+    two.close()
+    assert owner is None and users == []  # not a face that names a user who no longer exists

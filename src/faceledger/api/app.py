@@ -9,7 +9,7 @@ the JSON against botocore's model; wait for an engine slot (api/pool.py:
 a queue with a deadline); run ``service.dispatch``; encode the result or the
 error. Connection-level caps (idle sockets, per-address) are in
 api/connections.py. ``GET /health`` (liveness and the engine's
-state) and ``GET /ready`` (503 while no engine worker can take work) answer
+state) and ``GET /ready`` (503 while no engine worker can take work or the store does not answer) answer
 without authentication.
 
 This module holds no business rules: it never decides what a principal may
@@ -138,11 +138,20 @@ def create_app(
         return JSONResponse({"status": engine.get("status", "ok"), "engine": engine},
                             status_code=200 if live else 503)
 
+    def store_state() -> dict[str, Any] | None:
+        state = getattr(service, "store_state", None)
+        return state() if callable(state) else None
+
     async def ready(request: Request) -> Response:
-        """Readiness: 503 while no engine worker can take work (all dead or restarting)."""
+        """Readiness: 503 while no engine worker can take work, or while the store does not answer."""
         engine = engine_state()
-        ok = engine is None or bool(engine.get("ready", True))
-        body: dict[str, Any] = {"ready": ok} if engine is None else {"ready": ok, "engine": engine}
+        store = await asyncio.to_thread(store_state)  # a round trip to PostgreSQL: off the event loop
+        ok = (engine is None or bool(engine.get("ready", True))) and (store is None or bool(store["reachable"]))
+        body: dict[str, Any] = {"ready": ok}
+        if engine is not None:
+            body["engine"] = engine
+        if store is not None:
+            body["store"] = store
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @contextlib.asynccontextmanager

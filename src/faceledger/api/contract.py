@@ -35,7 +35,8 @@ class Service(Protocol):
     ``engine_state() -> dict`` (``status``: ok | degraded | failing, workers
     ``alive`` of ``workers``, ``restarts``, ..., ``ready``: one worker can take
     work, ``live``: not every worker has failed), which ``GET /health`` and
-    ``GET /ready`` report as they are.
+    ``GET /ready`` report as they are, and ``store_state() -> dict`` (``kind``,
+    ``reachable``, ``error``), which ``GET /ready`` reports (503 when not reachable).
     """
 
     def lookup_key(self, access_key_id: str) -> Principal | None: ...

@@ -35,8 +35,11 @@ def _cookie(response: Response, request: Request, name: str, value: str, max_age
 def signin_form(console: Console, request: Request, status: int = 200, error: str | None = None) -> Response:
     token = secrets.token_urlsafe(24)
     ended = request.query_params.get("ended") == "1"
-    response = console.render(request, "signin.html", None, status, token=token, error=error,
-                              next=_safe_next(request.query_params.get("next")), ended=ended)
+    try:
+        response = console.render(request, "signin.html", None, status, token=token, error=error,
+                                  next=_safe_next(request.query_params.get("next")), ended=ended)
+    except FaceledgerError as exc:  # the store is down (the halt banner reads it): its error page, not a 500
+        return console.error(request, exc)
     _cookie(response, request, SIGNIN_COOKIE, token, 600)
     return response
 
@@ -58,7 +61,8 @@ async def signin_post(console: Console, request: Request) -> Response:
                                        secret if isinstance(secret, str) else "",
                                        client.host if client else None, session_id)
     except FaceledgerError as exc:
-        status = 429 if exc.code == "ThrottlingException" else 403 if isinstance(exc, AccessDeniedError) else 400
+        status = 429 if exc.code == "ThrottlingException" else 403 if isinstance(exc, AccessDeniedError) \
+            else exc.http_status if exc.http_status >= 500 else 400  # 503: the store is down, not a bad key
         return signin_form(console, request, status, exc.message)
     old = console.sessions.close(request.cookies.get(COOKIE) or "")
     if old is not None:  # signing in again replaces the browser's old session, and says so

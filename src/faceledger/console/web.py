@@ -151,7 +151,12 @@ class Console:
                **values: Any) -> Response:
         principal = ctx.principal if ctx else None
         nav = [(label, href) for label, href, op in NAV if principal is not None and may(principal, op)]
-        halt = self.svc.halted()
+        try:
+            halt = self.svc.halted()
+        except FaceledgerError:
+            if status < 500:
+                raise  # the page fails (error() renders it); an error page itself must not
+            halt = None  # the store is what failed: the error page says so, without the halt banner
         response = self.templates.TemplateResponse(request, template, {
             "principal": principal, "nav": nav, "halt": halt, "csrf": ctx.session.csrf if ctx else "",
             "may": (lambda op: principal is not None and may(principal, op)), "path": request.url.path,
@@ -161,7 +166,7 @@ class Console:
     def error(self, request: Request, exc: FaceledgerError, ctx: Ctx | None = None) -> Response:
         status = 403 if isinstance(exc, AccessDeniedError) else 404 if isinstance(exc, ResourceNotFoundError) \
             else 429 if isinstance(exc, ThrottlingError) else 409 if isinstance(exc, ConflictError) \
-            else 400 if exc.http_status < 500 else 500
+            else 400 if exc.http_status < 500 else exc.http_status  # 503: the store is down, retry
         return self.render(request, "error.html", ctx, status, error=exc, code=exc.code)
 
     @staticmethod

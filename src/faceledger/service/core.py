@@ -219,6 +219,15 @@ class Service:
         """The engine workers' state for ``/health`` and ``/ready`` ("ready": one can take work)."""
         return self.engines.state()
 
+    def store_state(self) -> dict[str, Any]:
+        """The store for ``/ready``: ``kind`` (sqlite | postgresql), ``reachable``, and ``error`` when it is not."""
+        kind = self.catalog.dialect
+        try:
+            self.catalog.ping()
+        except FaceledgerError as exc:
+            return {"kind": kind, "reachable": False, "error": f"{exc.code}: {exc.message}"}
+        return {"kind": kind, "reachable": True}
+
     def close(self) -> None:
         if self.sweeper is not None:
             self.sweeper.close()

@@ -17,7 +17,7 @@ from .core import Call, Service
 from .images import image_bytes, sha256
 from .packs import Pack
 from .pagination import page
-from .replay import remember, replayed
+from .replay import claim, remember, replayed
 from .retention import consent_for_enrolment, recheck_consent
 from .thumbnails import keep_faces
 
@@ -117,17 +117,17 @@ def index_faces(svc: Service, call: Call) -> dict:
     response = {"FaceRecords": records, "FaceModelVersion": wire_version(pack.model_version),
                 "UnindexedFaces": unindexed}
     with svc.write_lock:  # commit and index update in one order for every writer
-        earlier = replayed(svc, call)  # a concurrent replay may have committed meanwhile
-        if earlier is not None:
-            return earlier
         with svc.catalog.transaction() as tx:
+            earlier = claim(svc, tx, call)  # a concurrent replay (any process) may have committed meanwhile
+            if earlier is not None:
+                return earlier
             now = svc.catalog.get_collection(cid)["model_version"]
             if now != pack.model_version:  # migrated while the image was described: never mix the packs
                 raise PackUnavailableError(
                     f"Collection {cid} was migrated to {now} while this image was described with "
                     f"{pack.model_version}; nothing was enrolled. Send it again.")
             if consent_id is not None:
-                recheck_consent(svc, consent_id, call.at)  # a withdrawal may have landed meanwhile
+                recheck_consent(svc, tx, consent_id, call.at)  # a withdrawal may have landed meanwhile
             if rows:
                 svc.catalog.add_faces(tx, cid, rows)
                 keep_faces(svc, tx, collection, data, [(r["face_id"], r["bbox"]) for r in rows], call.at)

@@ -41,6 +41,19 @@ def replayed(svc: Service, call: Call) -> dict | None:
     return None if seen is None else dict(seen[1])
 
 
+def claim(svc: Service, tx: Transaction, call: Call) -> dict | None:
+    """In the write's transaction: hold ``call``'s signature, then its stored answer if it has one.
+
+    A replay racing the original on another process (one PostgreSQL) waits here until the
+    original commits and then gets its answer: one enrolment, not two.
+    """
+    token_ = token(call)
+    if token_ is None:
+        return None
+    svc.catalog.claim_token(tx, call.operation, token_)
+    return replayed(svc, call)
+
+
 def remember(svc: Service, tx: Transaction, call: Call, response: dict) -> None:
     """Store ``response`` for replays of ``call`` (inside the write's own transaction)."""
     token_ = token(call)

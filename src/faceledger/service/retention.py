@@ -22,8 +22,8 @@ from typing import Any
 from ..errors import AccessDeniedError, ConflictError, InvalidParameterError, ResourceNotFoundError
 from ..store.db import Transaction
 from .core import Call, Service
+from .replay import claim, remember, replayed
 from .replay import purge as purge_replays
-from .replay import remember, replayed
 from .thumbnails import check_tags as check_thumbnail_tags
 from .thumbnails import sweep_expired
 
@@ -81,9 +81,9 @@ def consent_for_enrolment(svc: Service, call: Call, collection: dict) -> str | N
     return consent_id
 
 
-def recheck_consent(svc: Service, consent_id: str, now: float) -> None:
-    """Inside the enrolment's write transaction: the consent is still live."""
-    why = consent_live(svc.catalog.get_consent(consent_id), now)
+def recheck_consent(svc: Service, tx: Transaction, consent_id: str, now: float) -> None:
+    """Inside the enrolment's write transaction: the consent is still live, and stays so until it commits."""
+    why = consent_live(svc.catalog.lock_consent(tx, consent_id), now)
     if why:
         raise AccessDeniedError(f"Consent {consent_id} cannot be used: {why}.")
 
@@ -128,7 +128,7 @@ def create_consent(svc: Service, call: Call) -> dict:
     given = check_given_at(p.get("GivenAt", call.at), call.at, svc.settings.clock_skew_s)
     record.update(term_days=term, given_at=given, created_by=call.principal.access_key_id)
     with svc.catalog.transaction() as tx:
-        earlier = replayed(svc, call)  # a concurrent replay may have committed first (writers are serial)
+        earlier = claim(svc, tx, call)  # a concurrent replay (any process) may have committed first
         if earlier is not None:
             return earlier
         consent = svc.catalog.create_consent(tx, record)
@@ -165,7 +165,8 @@ def withdraw_consent(svc: Service, call: Call) -> dict:
         raise InvalidParameterError("ConsentId must be a consent record id.")
     with svc.write_lock:
         with svc.catalog.transaction() as tx:
-            consent = svc.catalog.get_consent(consent_id)
+            # locked before its faces are listed: an enrolment under it (another process) commits first
+            consent = svc.catalog.lock_consent(tx, consent_id, exclusive=True)
             targets = svc.catalog.faces_with_consent(consent_id)
             if consent["withdrawn_at"] is None:
                 consent = svc.catalog.withdraw_consent(tx, consent_id, call.at)

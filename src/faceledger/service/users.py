@@ -59,6 +59,8 @@ def idempotent(svc: Service, call: Call, cid: str | None, work: Callable[[Transa
     digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
     with svc.catalog.transaction() as tx:
         if token:
+            # held to commit: the same token on another process waits here, then reads our answer
+            svc.catalog.claim_token(tx, call.operation, token)
             seen = svc.catalog.idempotent_get(call.operation, token)
             if seen is not None:
                 if seen[0] != digest:

@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from faceledger.errors import ConflictError, ResourceNotFoundError
+from faceledger.store import dialect
 from faceledger.store.dialect import INTEGRITY_ERRORS
 from faceledger.store.protocols import SqlConnection, SqlRow
 
@@ -35,8 +36,18 @@ def create_consent(conn: SqlConnection, record: dict[str, Any]) -> dict[str, Any
     return _consent(values)
 
 
-def get_consent(conn: SqlConnection, consent_id: str) -> dict[str, Any]:
-    row = conn.execute(f"SELECT {_CONSENT_COLUMNS} FROM consents WHERE consent_id = ?", (consent_id,)).fetchone()
+def get_consent(conn: SqlConnection, consent_id: str, lock: str | None = None) -> dict[str, Any]:
+    """The consent; ``lock`` ("share": an enrolment under it, "update": its withdrawal) holds its row to commit.
+
+    SQLite's ``BEGIN IMMEDIATE`` serialises every writer; on PostgreSQL (several processes) the
+    row lock does: a withdrawal waits for an enrolment that checked the consent live and then
+    sees (and deletes) its face, and an enrolment waits for a withdrawal and then sees it withdrawn.
+    """
+    suffix = ""
+    if lock is not None and dialect.is_postgres(conn):
+        suffix = {"share": " FOR SHARE", "update": " FOR UPDATE"}[lock]
+    row = conn.execute(f"SELECT {_CONSENT_COLUMNS} FROM consents WHERE consent_id = ?{suffix}",
+                       (consent_id,)).fetchone()
     if row is None:
         raise ResourceNotFoundError(f"No consent record {consent_id}.")
     return _consent(row)

@@ -108,6 +108,10 @@ class Catalog:
         with self._db.transaction() as tx:
             yield tx
 
+    def ping(self) -> None:
+        """Raise (PostgreSQL: StoreUnavailableError, 503) unless the store answers a statement now."""
+        self._db.ping()
+
     @property
     def path(self) -> Path:
         return self._db.path
@@ -216,9 +220,9 @@ class Catalog:
     def faces_with_consents(self, consent_ids: list[str]) -> list[tuple[str, str, str]]:
         return faces.with_consents(self.connection(), consent_ids)
 
-    def open_vector(self, sealed: bytes, face_id: str) -> bytes:
+    def open_vector(self, sealed: bytes, face_id: str, plain_len: int = 4 * collections.VECTOR_DIM) -> bytes:
         """A sealed vector blob of this catalog, opened (``store migrate`` copies plaintext into pgvector)."""
-        return self._sealer.open_vector(sealed, face_id)
+        return self._sealer.open_vector(sealed, face_id, plain_len)
 
     def iter_vectors(self, collection_id: str) -> tuple[list[str], np.ndarray]:
         return faces.iter_vectors(self.connection(), collection_id, self._sealer)
@@ -264,6 +268,10 @@ class Catalog:
     def idempotent_get(self, operation: str, token: str) -> tuple[str, dict[str, Any]] | None:
         return state.idempotent_get(self.connection(), operation, token)
 
+    def claim_token(self, tx: Transaction, operation: str, token: str) -> None:
+        """Serialise requests carrying one token (see state.claim_token); then read, work, put in ``tx``."""
+        state.claim_token(self.write_connection(tx), operation, token)
+
     def idempotent_put(
         self,
         tx: Transaction,
@@ -304,6 +312,10 @@ class Catalog:
 
     def get_consent(self, consent_id: str) -> dict[str, Any]:
         return accountability.get_consent(self.connection(), consent_id)
+
+    def lock_consent(self, tx: Transaction, consent_id: str, exclusive: bool = False) -> dict[str, Any]:
+        """The consent, its row held to ``tx``'s end (shared: enrolments under it; exclusive: its withdrawal)."""
+        return accountability.get_consent(self.write_connection(tx), consent_id, "update" if exclusive else "share")
 
     def list_consents(self, subject: str | None = None) -> list[dict[str, Any]]:
         return accountability.list_consents(self.connection(), subject)

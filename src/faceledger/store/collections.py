@@ -2,7 +2,7 @@
 
 Functions take a ``SqlConnection`` (the caller's transaction for
 writes) and return plain dicts. Face and user counts are kept by triggers in
-the schema. This module must not touch the vector index or the ledger.
+the SQLite schema and by the writers on PostgreSQL (store/counters.py). This module must not touch the vector index or the ledger.
 """
 
 from __future__ import annotations

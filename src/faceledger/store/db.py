@@ -87,6 +87,10 @@ class Database:
             self._all.add(conn)
         return conn
 
+    def ping(self) -> None:
+        """A statement on this thread's connection (the file is there and readable)."""
+        self.connection().execute("SELECT 1").fetchone()
+
     def in_transaction(self) -> bool:
         return getattr(self._local, "tx", None) is not None
 

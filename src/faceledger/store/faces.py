@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from faceledger.errors import InvalidParameterError, ResourceAlreadyExistsError
-from faceledger.store import collections, dialect
+from faceledger.store import collections, counters, dialect
 from faceledger.store.db import chunks
 from faceledger.store.dialect import INTEGRITY_ERRORS
 from faceledger.store.protocols import SqlConnection, SqlRow
@@ -100,6 +100,7 @@ def add(conn: SqlConnection, collection_id: str, faces: list[dict[str, Any]], se
         )
     except INTEGRITY_ERRORS as exc:
         raise ResourceAlreadyExistsError(f"a face id in this batch already exists: {exc}") from exc
+    counters.bump(conn, collection_id, "face_count", len(params))  # every row went in, or none
 
 
 def _unique(ids: Iterable[str]) -> list[str]:
@@ -177,8 +178,10 @@ def delete(
         marks = ",".join("?" * len(part))
         where = f"WHERE collection_id = ? AND face_id IN ({marks}){extra}"
         params = (collection_id, *part)
-        deleted.update(r[0] for r in conn.execute(f"SELECT face_id FROM faces {where}", params))
-        conn.execute(f"DELETE FROM faces {where}", params)
+        # RETURNING: exactly the rows this statement removed (another process may delete some meanwhile)
+        gone = [r[0] for r in conn.execute(f"DELETE FROM faces {where} RETURNING face_id", params).fetchall()]
+        deleted.update(gone)
+        counters.bump(conn, collection_id, "face_count", -len(gone))
     return [f for f in wanted if f in deleted]
 
 

@@ -6,7 +6,7 @@ interrupted run resumes where it stopped and a second run copies nothing. Rows
 are copied as stored (sealed API-key secrets and thumbnails stay sealed under the
 same master key), except face vectors, which are opened with the master key
 because pgvector searches plaintext (docs/scale-out.md, "Store"). Collection
-counters are rebuilt by the target's triggers as faces and users arrive. The
+counters are copied as the source holds them (the target keeps no triggers: Citus). The
 ledger goes last, in seq order, byte for byte, so the target verifies with the
 source's head hash; a target whose ledger is not a prefix of the source's is
 refused before anything is written.
@@ -39,7 +39,9 @@ TABLES = (
     Table("state", ("name",), ("name", "value", "updated_at"), resume=False),  # the target recorded its key
     Table("api_keys", ("access_key_id",), ("access_key_id", "secret_enc", "role", "label", "defaults", "created_at",
                                            "revoked", "revoked_at")),
-    Table("collections", ("collection_id",), ("collection_id", "model_version", "created_at", "tags")),
+    # the counters as the source holds them: the copies below are raw INSERTs, which count nothing
+    Table("collections", ("collection_id",), ("collection_id", "model_version", "created_at", "tags", "face_count",
+                                              "user_count", "dim", "metric")),
     Table("users", ("collection_id", "user_id"), ("collection_id", "user_id", "created_at")),
     Table("faces", ("collection_id", "face_id"), ("collection_id", "face_id", "image_id", "external_image_id", "bbox",
                                                   "confidence", "extra", "user_id", "image_sha256", "created_at",
@@ -113,7 +115,8 @@ def _copy(source: Catalog, target: Catalog, table: Table, batch: int,
           progress: Callable[[str, int], None] | None) -> int:
     done = 0
     for rows in _batches(source, target, table, batch):
-        values = [_target_row(source, table, row) for row in rows]
+        dims = _dims(source) if table.name == "faces" else {}
+        values = [_target_row(source, table, row, dims) for row in rows]
         columns = ", ".join("embedding" if c == "vector" else c for c in table.columns)
         marks = ", ".join("?" * len(table.columns))
         with target.transaction() as tx:
@@ -149,9 +152,15 @@ def _batches(source: Catalog, target: Catalog, table: Table, batch: int) -> Iter
         after = tuple(rows[-1][c] for c in table.key)
 
 
-def _target_row(source: Catalog, table: Table, row: Any) -> tuple[Any, ...]:
+def _dims(source: Catalog) -> dict[str, int]:
+    """Each collection's vector dimension (its pack's): how long a sealed vector's plaintext is."""
+    return {c["collection_id"]: int(c["dim"]) for c in source.list_collections(None, 1_000_000)}
+
+
+def _target_row(source: Catalog, table: Table, row: Any, dims: dict[str, int]) -> tuple[Any, ...]:
     values = [row[c] for c in table.columns]
     if table.name == "faces":
         i = table.columns.index("vector")
-        values[i] = blob_to_vector(source.open_vector(row["vector"], row["face_id"]))
+        dim = dims[row["collection_id"]]
+        values[i] = blob_to_vector(source.open_vector(row["vector"], row["face_id"], 4 * dim))
     return tuple(values)

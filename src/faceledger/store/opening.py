@@ -51,9 +51,25 @@ def parse(url: str, data_dir: Path | str | None = None) -> StoreUrl:
             raise InvalidParameterError(f"FACELEDGER_STORE={url!r}: sqlite:/// needs the catalog file's path.")
         return StoreUrl("sqlite", str(Path(path).expanduser()))
     if url.startswith(PG_PREFIXES):
+        check_postgres_url(url)
         return StoreUrl("postgresql", url)
     raise InvalidParameterError(
         f"FACELEDGER_STORE={url[:60]!r} is neither sqlite:///PATH nor postgresql://...: say which store to use.")
+
+
+def check_postgres_url(url: str) -> None:
+    """Refuse a ``postgresql://`` URL libpq cannot parse, before any connection, naming it without its password."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    from faceledger.store.pg_db import redact, scrub
+
+    try:
+        conninfo_to_dict(url)
+    except psycopg.Error as exc:
+        why = scrub((str(exc).strip().splitlines() or [type(exc).__name__])[0], url)
+        raise InvalidParameterError(
+            f"FACELEDGER_STORE={redact(url)!r} is not a PostgreSQL URL libpq accepts ({why}).") from None
 
 
 def store_of(settings: Any) -> StoreUrl:

@@ -25,13 +25,13 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql as pgsql
 from psycopg_pool import ConnectionPool
 
-from faceledger.errors import FaceledgerError, StoreUnavailableError
+from faceledger.errors import FaceledgerError, InvalidParameterError, StoreUnavailableError
 from faceledger.store.pg_schema import MIGRATION_LOCK, MIGRATIONS, SCHEMA_VERSION
 
 DIALECT = "postgresql"
@@ -40,15 +40,35 @@ _LOST = (psycopg.OperationalError, psycopg.InterfaceError)
 POOL_MAX = 16
 POOL_TIMEOUT_S = 5.0  # a request waits this long for a connection before it is refused (503)
 CONNECT_TIMEOUT_S = 5
+PING_TIMEOUT_S = 2.0  # GET /ready: a readiness probe answers before the probe itself times out
+
+
+def _secrets(url: str) -> list[str]:
+    """The password(s) in ``url``, as written and decoded: from the user-info part and the query string."""
+    parts = urlsplit(url)
+    found = [parts.password] if parts.password else []
+    found += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k == "password" and v]
+    found += [raw.split("=", 1)[1] for raw in parts.query.split("&") if raw.startswith("password=")]
+    secrets = {s for f in found for s in (f, unquote(f)) if s}
+    return sorted(secrets, key=len, reverse=True)  # longest first: a decoded form may be part of the raw one
 
 
 def redact(url: str) -> str:
-    """``url`` without its password (for messages and logs)."""
+    """``url`` without its password (for messages and logs): the user-info one and a ``password=`` query one."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@")
+    query = "&".join("password=***" if q.startswith("password=") else q for q in parts.query.split("&")) \
+        if parts.query else parts.query
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def scrub(text: str, url: str) -> str:
+    """``text`` (a libpq message may quote part of the URL) with ``url``'s password replaced by ``***``."""
+    for secret in _secrets(url):
+        text = text.replace(secret, "***")
+    return text
 
 
 class PgRow(tuple):  # type: ignore[type-arg]
@@ -84,10 +104,16 @@ def translate(sql: str) -> str:
 
 
 def unavailable(exc: BaseException, url: str) -> StoreUnavailableError:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = scrub(str(exc).strip().splitlines()[0], url) if str(exc).strip() else type(exc).__name__
     return StoreUnavailableError(
         f"The PostgreSQL store at {redact(url)} is unavailable ({first}); nothing was written. Retry: the "
         "service reconnects by itself once PostgreSQL answers again.")
+
+
+def refused_value(exc: psycopg.DataError) -> InvalidParameterError:
+    """A value PostgreSQL cannot hold (a NUL in text, a number out of range): the caller's input, a 400."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return InvalidParameterError(f"The store cannot hold a value of this request ({first}); nothing was written.")
 
 
 class _Result:
@@ -123,6 +149,8 @@ class PgSession:
             cur.execute(translate(sql), tuple(params) if params else None, binary=True)
         except _LOST as exc:
             raise unavailable(exc, self._url) from exc
+        except psycopg.DataError as exc:
+            raise refused_value(exc) from exc
         return cur
 
     def executemany(self, sql: str, seq_of_params: Iterable[Any]) -> Any:
@@ -134,6 +162,8 @@ class PgSession:
             cur.executemany(translate(sql), params)
         except _LOST as exc:
             raise unavailable(exc, self._url) from exc
+        except psycopg.DataError as exc:
+            raise refused_value(exc) from exc
         return cur
 
 
@@ -225,6 +255,14 @@ class PgDatabase:
                 cm.__exit__(None, None, None)
             except _LOST as exc:
                 raise unavailable(exc, self.url) from exc
+
+    def ping(self, timeout: float = PING_TIMEOUT_S) -> None:
+        """``SELECT 1`` on a pooled connection within ``timeout``; StoreUnavailableError if none answers."""
+        try:
+            with self._pool.connection(timeout=timeout) as conn:
+                conn.execute("SELECT 1")
+        except _LOST as exc:
+            raise unavailable(exc, self.url) from exc
 
     def connection(self) -> Any:
         """The open transaction's session on this thread (reads see its writes), else an autocommit reader."""

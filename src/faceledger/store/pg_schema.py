@@ -24,6 +24,9 @@ from __future__ import annotations
 # reads the ledger head, so several processes still write one linear chain.
 LEDGER_LOCK = 0x4C454447  # "LEDG"
 MIGRATION_LOCK = 0x4D494752  # "MIGR"
+# First key of the two-key advisory lock one (operation, ClientRequestToken) takes (store/state.py):
+# the two-key space is separate from the one-key locks above.
+TOKEN_LOCK = 0x49444D50  # "IDMP"
 
 _V1 = """
 CREATE EXTENSION IF NOT EXISTS vector;
@@ -66,7 +69,7 @@ CREATE TABLE users (
     PRIMARY KEY (collection_id, user_id)
 );
 
--- Counters kept by triggers so they can never drift from the rows (as in SQLite).
+-- Counters kept by triggers so they can never drift from the rows (as in SQLite); replaced in version 2.
 CREATE FUNCTION faceledger_count_rows() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -184,11 +187,18 @@ CREATE TABLE review_pending (
 CREATE INDEX review_pending_by_collection ON review_pending(collection_id, search_seq);
 """
 
-# (version, script). Version numbers start at 1 and have no gaps.
+# Citus refuses triggers on distributed tables (faces, users) unless citus.enable_unsafe_triggers is on:
+# the writers keep the counters instead, in the same transaction (store/counters.py).
+_V2 = """
+DROP TRIGGER faces_count ON faces;
+DROP TRIGGER users_count ON users;
+DROP FUNCTION faceledger_count_rows();
+"""
+
 # Model packs (SQLite v6): a collection records its descriptor's dimension and metric, and a
 # migration in place stages each face's vector under the new pack until one transaction swaps
 # them in (store/staging.py).
-_V2 = """
+_V3 = """
 ALTER TABLE collections ADD COLUMN dim INTEGER NOT NULL DEFAULT 128 CHECK (dim BETWEEN 1 AND 4096);
 ALTER TABLE collections ADD COLUMN metric TEXT NOT NULL DEFAULT 'euclidean'
     CHECK (metric IN ('euclidean', 'cosine'));
@@ -205,9 +215,11 @@ CREATE TABLE staged_vectors (
 CREATE INDEX staged_vectors_by_model ON staged_vectors(collection_id, model_version);
 """
 
+# (version, script). Version numbers start at 1 and have no gaps.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, _V1),
     (2, _V2),
+    (3, _V3),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -13,6 +13,8 @@ import time
 from typing import Any
 
 from faceledger.errors import IdempotentParameterMismatchError
+from faceledger.store import dialect
+from faceledger.store.pg_schema import TOKEN_LOCK
 from faceledger.store.protocols import SqlConnection
 from faceledger.store.rows import dumps, loads
 
@@ -33,6 +35,20 @@ def set_state(conn: SqlConnection, name: str, value: Any) -> None:
 def params_hash(params: dict[str, Any]) -> str:
     """SHA-256 of the canonical JSON of a request's parameters."""
     return hashlib.sha256(dumps(params).encode()).hexdigest()
+
+
+def claim_token(conn: SqlConnection, operation: str, token: str) -> None:
+    """Hold ``(operation, token)`` for the caller's transaction: one request per token at a time.
+
+    Call it in the write transaction before :func:`idempotent_get`: a second request with the
+    same token (another process, on PostgreSQL) then waits until the first commits or rolls
+    back, and its read sees the first's record instead of doing the work again. On SQLite
+    ``BEGIN IMMEDIATE`` already serialises every writer, so it is a no-op there.
+    """
+    if dialect.is_postgres(conn):
+        digest = hashlib.sha256(f"{operation}\0{token}".encode()).digest()
+        conn.execute("SELECT pg_advisory_xact_lock(?, ?)",
+                     (TOKEN_LOCK, int.from_bytes(digest[:4], "big", signed=True)))
 
 
 def idempotent_get(

@@ -19,7 +19,7 @@ from faceledger.errors import (
     ResourceNotFoundError,
     ServiceQuotaExceededError,
 )
-from faceledger.store import collections, faces
+from faceledger.store import collections, counters, dialect, faces
 from faceledger.store.db import chunks
 from faceledger.store.dialect import INTEGRITY_ERRORS
 from faceledger.store.protocols import SqlConnection, SqlRow
@@ -63,6 +63,7 @@ def create(conn: SqlConnection, collection_id: str, user_id: str, created_at: fl
         raise ConflictError(
             f"user {user_id!r} already exists in collection {collection_id!r}"
         ) from exc
+    counters.bump(conn, collection_id, "user_count", 1)
     return get(conn, collection_id, user_id)
 
 
@@ -89,14 +90,16 @@ def list_page(
 
 def delete(conn: SqlConnection, collection_id: str, user_id: str) -> None:
     """Delete a user; its faces stay in the collection, unassociated."""
+    _lock(conn, collection_id, user_id, [])  # an association in flight commits first, and its faces are freed here
     get(conn, collection_id, user_id)
     conn.execute(
         "UPDATE faces SET user_id = NULL WHERE collection_id = ? AND user_id = ?",
         (collection_id, user_id),
     )
-    conn.execute(
+    cur = conn.execute(
         "DELETE FROM users WHERE collection_id = ? AND user_id = ?", (collection_id, user_id)
     )
+    counters.bump(conn, collection_id, "user_count", -max(cur.rowcount, 0))
 
 
 def face_ids(conn: SqlConnection, collection_id: str, user_id: str) -> list[str]:
@@ -140,10 +143,30 @@ def _set_owner(
         )
 
 
+def _lock(conn: SqlConnection, collection_id: str, user_id: str, ids: list[str]) -> None:
+    """PostgreSQL: hold the user's row and the faces' rows to commit before they are read.
+
+    SQLite's ``BEGIN IMMEDIATE`` serialises every writer, so there a read-then-update is
+    atomic. On PostgreSQL (READ COMMITTED, several processes) two associations of one free
+    face to two users would both read it free and the second would silently move it; two
+    associations to one user would both pass the per-user limit. Locked first (faces in
+    face_id order, so two writers cannot deadlock on them), the second waits and then reads
+    what the first committed.
+    """
+    if not dialect.is_postgres(conn):
+        return
+    conn.execute("SELECT 1 FROM users WHERE collection_id = ? AND user_id = ? FOR UPDATE", (collection_id, user_id))
+    for part in chunks(sorted(set(ids))):
+        marks = ",".join("?" * len(part))
+        conn.execute(f"SELECT 1 FROM faces WHERE collection_id = ? AND face_id IN ({marks}) ORDER BY face_id "
+                     "FOR UPDATE", (collection_id, *part)).fetchall()
+
+
 def associate(
     conn: SqlConnection, collection_id: str, user_id: str, ids: list[str]
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Associate faces with a user. Faces already theirs count as associated."""
+    _lock(conn, collection_id, user_id, ids)
     current = get(conn, collection_id, user_id)["face_count"]
     wanted = list(dict.fromkeys(ids))
     mine, free, failed = _classify(conn, collection_id, user_id, wanted)
@@ -161,6 +184,7 @@ def disassociate(
     conn: SqlConnection, collection_id: str, user_id: str, ids: list[str]
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Remove faces from a user. A face with no user counts as disassociated."""
+    _lock(conn, collection_id, user_id, ids)
     get(conn, collection_id, user_id)
     wanted = list(dict.fromkeys(ids))
     mine, free, failed = _classify(conn, collection_id, user_id, wanted)
