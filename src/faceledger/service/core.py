@@ -33,6 +33,7 @@ from ..store.db import Transaction
 from ..store.integrity import refuse_damaged
 from ..store.ledger import Ledger
 from ..store.perms import PRIVATE_UMASK, make_private_dir
+from ..store.synced_index import SyncedIndex
 from ..store.vectors import VectorIndex, limit_blas_threads
 from .audit_trail import append_checkpoint, last_signed_seq, retire_legacy_key
 from .candidates import awaits_review
@@ -129,8 +130,9 @@ class Service:
             raise InvalidParameterError(f"FACELEDGER_SCORE_NORMALIZATION: {exc}.") from exc
         self.cohorts = Cohorts(index)
         self.buckets = settings.bucket_map()
-        # Writers that change faces hold this from BEGIN until the index matches the commit.
-        self.write_lock = threading.RLock()
+        # Writers that change faces hold this from BEGIN until the index matches the commit
+        # (a SyncedIndex catching up with other processes' writes holds the same lock).
+        self.write_lock = index.writer_lock if isinstance(index, SyncedIndex) else threading.RLock()
         self.pages = Paginator(self._page_secret(), save=self._save_cursor, load=self.catalog.get_state)
         legacy = take_legacy_key(settings)
         self.signing_key = legacy or load_signing_key(settings, create=True)
@@ -155,10 +157,9 @@ class Service:
         limit_blas_threads(1)  # searches are memory-bound; two BLAS threads only contend
         refuse_damaged(settings.data_dir / CATALOG_FILE, settings.startup_check)
         catalog = Catalog.open(settings.data_dir)
-        index = VectorIndex()
-        for coll in catalog.list_collections(None, 1_000_000):
-            ids, matrix = catalog.iter_vectors(coll["collection_id"])
-            index.load(coll["collection_id"], ids, matrix)
+        # other processes may write the same catalog: the index catches up with their writes before each read
+        index = SyncedIndex(catalog)
+        index.load_all()
         return catalog, index
 
     @staticmethod

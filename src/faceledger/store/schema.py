@@ -220,6 +220,41 @@ WHERE operation IN ('SearchFaces', 'SearchFacesByImage', 'SearchUsers', 'SearchU
        OR (operation = 'CompareFaces' AND COALESCE(json_array_length(details, '$.matches'), 0) > 0));
 """
 
+# Several API processes on one store. ``face_changes`` is a log of face rows written and removed
+# (and of collections dropped: face_id NULL), filled by triggers in the same transaction as the
+# change, so a process's in-memory index can catch up with the others' writes incrementally
+# (store/synced_index.py). AUTOINCREMENT: a sequence number is never reused, even after the
+# retention sweep prunes old entries, so a gap tells a reader it fell too far behind. ``leases``:
+# named, expiring claims (the retention sweep's turn, a running video job) so that exactly one
+# process does a piece of background work.
+_V6 = """
+CREATE TABLE face_changes (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection_id  TEXT NOT NULL,
+    face_id        TEXT,
+    at             REAL NOT NULL
+);
+CREATE INDEX face_changes_by_time ON face_changes(at);
+CREATE TRIGGER faces_change_insert AFTER INSERT ON faces BEGIN
+    INSERT INTO face_changes(collection_id, face_id, at)
+    VALUES (NEW.collection_id, NEW.face_id, (julianday('now') - 2440587.5) * 86400.0);
+END;
+CREATE TRIGGER faces_change_delete AFTER DELETE ON faces BEGIN
+    INSERT INTO face_changes(collection_id, face_id, at)
+    VALUES (OLD.collection_id, OLD.face_id, (julianday('now') - 2440587.5) * 86400.0);
+END;
+CREATE TRIGGER collections_change_delete AFTER DELETE ON collections BEGIN
+    INSERT INTO face_changes(collection_id, face_id, at)
+    VALUES (OLD.collection_id, NULL, (julianday('now') - 2440587.5) * 86400.0);
+END;
+
+CREATE TABLE leases (
+    name        TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    expires_at  REAL NOT NULL
+);
+"""
+
 # (version, script). Version numbers start at 1 and have no gaps.
 # A later migration that rebuilds ``faces`` as _V3 does must keep the thumbnails: migrations run with
 # foreign keys on, so ``DROP TABLE faces`` deletes every row first and ON DELETE CASCADE empties
@@ -230,6 +265,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (3, _V3),
     (4, _V4),
     (5, _V5),
+    (6, _V6),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
