@@ -104,6 +104,11 @@ class Closeable(Protocol):
     def close(self) -> None: ...
 
 
+def default_workers(api_processes: int = 1) -> int:
+    """Engine workers per API process by default: the cores shared out among the API processes (at least 1)."""
+    return max(1, (os.cpu_count() or 1) // max(1, api_processes))
+
+
 class Service:
     def __init__(
         self,
@@ -163,17 +168,24 @@ class Service:
         return catalog, index
 
     @staticmethod
+    def engine_settings(settings: Settings) -> EngineSettings:
+        return EngineSettings(detector=settings.detector, landmarks68=settings.landmarks68,
+                              min_face_px=settings.min_face_px, cpu_budget_s=settings.engine_cpu_budget_s,
+                              landmarker=settings.landmarker)
+
+    @staticmethod
     def open_engines(settings: Settings) -> EnginePool:
-        es = EngineSettings(detector=settings.detector, landmarks68=settings.landmarks68,
-                            min_face_px=settings.min_face_px, cpu_budget_s=settings.engine_cpu_budget_s,
-                            landmarker=settings.landmarker)
-        procs = settings.workers or os.cpu_count() or 1
+        es = Service.engine_settings(settings)
+        procs = settings.workers or default_workers(settings.processes)
         return EnginePool(es, processes=procs, timeout_s=settings.engine_timeout_s,
                           max_rss_mb=settings.engine_max_rss_mb, max_memory_mb=settings.engine_max_memory_mb)
 
     def engine_state(self) -> dict[str, Any]:
-        """The engine workers' state for ``/health`` and ``/ready`` ("ready": one can take work)."""
-        return self.engines.state()
+        """The engine workers' state for ``/health`` and ``/ready`` ("ready": one can take work).
+
+        ``api_pid`` names the API process that answered (``serve --processes N`` runs several on one port).
+        """
+        return {**self.engines.state(), "api_pid": os.getpid()}
 
     def close(self) -> None:
         if self.sweeper is not None:
