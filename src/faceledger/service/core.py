@@ -289,9 +289,9 @@ class Service:
 
     def _note_policy(self) -> None:
         """A changed policy is itself a ledger event (PolicyLoaded)."""
-        if self.catalog.get_state("policy_sha256") == self.policy.sha256:
-            return
-        with self.catalog.transaction() as tx:
+        with self.catalog.transaction() as tx:  # checked inside: API processes starting together note it once
+            if self.catalog.get_state("policy_sha256") == self.policy.sha256:
+                return
             self.catalog.set_state(tx, "policy_sha256", self.policy.sha256)
             self.append(tx, operation="PolicyLoaded", principal=None, collection_id=None,
                         details=self.policy.summary())

@@ -112,10 +112,12 @@ def index_faces(svc: Service, call: Call) -> dict:
     response = {"FaceRecords": records, "FaceModelVersion": wire_version(svc.model_version),
                 "UnindexedFaces": unindexed}
     with svc.write_lock:  # commit and index update in one order for every writer
-        earlier = replayed(svc, call)  # a concurrent replay may have committed meanwhile
-        if earlier is not None:
-            return earlier
         with svc.catalog.transaction() as tx:
+            # a concurrent replay may have committed meanwhile, in this process or another one: checked
+            # inside the write transaction, which excludes every other writer of the store
+            earlier = replayed(svc, call)
+            if earlier is not None:
+                return earlier
             if consent_id is not None:
                 recheck_consent(svc, consent_id, call.at)  # a withdrawal may have landed meanwhile
             if rows:
