@@ -1,0 +1,226 @@
+"""Several API processes on one store: what one acknowledges, the others see (issue #14).
+
+Two real ``faceledger serve`` processes share one data directory (and so one catalog), driven by
+boto3 and the CLI. ``store`` is the fixture the PostgreSQL store joins once merged: each param is
+the environment that selects a store for both processes (sqlite only for now).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from botocore.exceptions import ClientError
+
+from ..conftest import data_path
+from .conftest import FACELEDGER, free_port, start_server
+
+SWEEP_S = 2
+
+
+def photo(person: str, n: int) -> bytes:
+    return data_path("lfw_dev", person, f"{person}_{n:04d}.jpg").read_bytes()
+
+
+@pytest.fixture(scope="module", params=["sqlite"])
+def store(request) -> dict:  # type: ignore[no-untyped-def]
+    """Environment selecting the store both processes share (the data directory's catalog for sqlite)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory, store):  # type: ignore[no-untyped-def]
+    data = tmp_path_factory.mktemp("procs") / "data"
+    env = {**store, "FACELEDGER_RETENTION_SWEEP_S": str(SWEEP_S)}
+    a = start_server(data, workers=1, extra_env=env)
+    try:
+        b = start_server(data, workers=1, extra_env=env)
+    except BaseException:
+        a.stop()
+        raise
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+def faceledger_member(client) -> dict:  # type: ignore[no-untyped-def]
+    seen: dict = {}
+
+    def keep(http_response, **_):  # type: ignore[no-untyped-def]
+        seen.clear()
+        seen.update(json.loads(http_response.content or b"{}").get("Faceledger", {}))
+    client.meta.events.register("after-call.rekognition.*", keep)
+    return seen
+
+
+def test_a_face_indexed_by_one_process_is_found_by_the_other_at_once(pair) -> None:  # type: ignore[no-untyped-def]
+    a, b = pair
+    a.client().create_collection(CollectionId="shared")
+    enrolled = a.client().index_faces(CollectionId="shared", Image={"Bytes": photo("Abel_Pacheco", 1)})
+    face_id = enrolled["FaceRecords"][0]["Face"]["FaceId"]
+    found = b.client().search_faces_by_image(CollectionId="shared", Image={"Bytes": photo("Abel_Pacheco", 2)})
+    assert [m["Face"]["FaceId"] for m in found["FaceMatches"]] == [face_id]
+    assert b.client().describe_collection(CollectionId="shared")["FaceCount"] == 1
+    b.client().delete_faces(CollectionId="shared", FaceIds=[face_id])
+    gone = a.client().search_faces_by_image(CollectionId="shared", Image={"Bytes": photo("Abel_Pacheco", 2)})
+    assert gone["FaceMatches"] == []
+
+
+def test_a_page_token_from_one_process_pages_on_the_other(pair) -> None:  # type: ignore[no-untyped-def]
+    a, b = pair
+    a.client().create_collection(CollectionId="paged")
+    for person in ("Aaron_Peirsol", "Anwar_Ibrahim"):
+        a.client().index_faces(CollectionId="paged", Image={"Bytes": photo(person, 1)})
+    first = a.client().list_faces(CollectionId="paged", MaxResults=1)
+    second = b.client().list_faces(CollectionId="paged", MaxResults=1, NextToken=first["NextToken"])
+    assert len(second["Faces"]) == 1 and second["Faces"][0]["FaceId"] != first["Faces"][0]["FaceId"]
+
+
+def test_a_client_request_token_is_honoured_by_every_process(pair) -> None:  # type: ignore[no-untyped-def]
+    a, b = pair
+    a.client().create_collection(CollectionId="tokens")
+    kw = {"CollectionId": "tokens", "UserId": "user-1", "ClientRequestToken": "tok-1"}
+    assert a.client().create_user(**kw)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert b.client().create_user(**kw)["ResponseMetadata"]["HTTPStatusCode"] == 200  # the retry, elsewhere
+    with pytest.raises(ClientError) as e:
+        b.client().create_user(**{**kw, "UserId": "user-2"})
+    assert e.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"
+    assert [u["UserId"] for u in a.client().list_users(CollectionId="tokens")["Users"]] == ["user-1"]
+    with sqlite3.connect(a.data_dir / "catalog.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM ledger WHERE operation = 'CreateUser'").fetchone()[0] == 1
+
+
+def test_halt_in_one_process_stops_matching_in_all_at_once(pair) -> None:  # type: ignore[no-untyped-def]
+    a, b = pair
+    a.client().create_collection(CollectionId="halting")
+    a.client().index_faces(CollectionId="halting", Image={"Bytes": photo("Abel_Pacheco", 1)})
+    halted = a.cli("halt", "--reason", "audit", "--endpoint", a.endpoint)
+    assert halted.returncode == 0, halted.stderr
+    try:
+        with pytest.raises(ClientError) as e:  # the very next call on the other process: no cache to expire
+            b.client().search_faces_by_image(CollectionId="halting", Image={"Bytes": photo("Abel_Pacheco", 2)})
+        assert e.value.response["Error"]["Code"] == "AccessDeniedException" and "halted" in str(e.value)
+    finally:
+        other = json.loads(a.cli("keys", "create", "--role", "admin", "--data", str(a.data_dir), "--json",
+                                 check=True).stdout)
+        resumed = b.cli("resume", "--reason", "done", "--endpoint", b.endpoint,
+                        key=(other["AccessKeyId"], other["SecretAccessKey"]))
+        assert resumed.returncode == 0, resumed.stderr
+    assert a.client().search_faces_by_image(CollectionId="halting", Image={"Bytes": photo("Abel_Pacheco", 2)})
+
+
+def test_review_decided_on_one_process_is_seen_on_the_other(pair) -> None:  # type: ignore[no-untyped-def]
+    a, b = pair
+    a.client().create_collection(CollectionId="reviewed")
+    a.client().index_faces(CollectionId="reviewed", Image={"Bytes": photo("Abel_Pacheco", 1)})
+    client = a.client()
+    seen = faceledger_member(client)
+    out = client.search_faces_by_image(CollectionId="reviewed", Image={"Bytes": photo("Abel_Pacheco", 3)})
+    face_id, search_id = out["FaceMatches"][0]["Face"]["FaceId"], seen["SearchId"]
+    reviewer = json.loads(a.cli("keys", "create", "--role", "reviewer", "--data", str(a.data_dir), "--json",
+                                check=True).stdout)
+    k = (reviewer["AccessKeyId"], reviewer["SecretAccessKey"])
+    done = b.cli("review", "confirm", str(search_id), face_id, "--reason", "same", "--endpoint", b.endpoint,
+                 "--json", key=k)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(a.cli("review", "show", str(search_id), "--endpoint", a.endpoint, "--json", key=k,
+                             check=True).stdout)
+    assert shown["Candidates"][0]["Status"] == "CONFIRMED"
+
+
+def test_the_retention_sweep_runs_once_across_processes(pair) -> None:  # type: ignore[no-untyped-def]
+    a, _ = pair
+    window = 5 * SWEEP_S
+    with sqlite3.connect(a.data_dir / "catalog.db") as conn:
+        count = "SELECT COUNT(*) FROM ledger WHERE operation = 'RetentionSweep' AND at > ?"
+        start = time.time()
+        time.sleep(window)
+        runs = conn.execute(count, (start,)).fetchone()[0]
+    # once per process would be 2 x 5 = 10; one turn per 0.9 interval among all processes is at most 6
+    assert 3 <= runs <= 6, runs
+
+
+def _health_pid(endpoint: str) -> int:
+    with urllib.request.urlopen(endpoint + "/health", timeout=10) as r:
+        return int(json.loads(r.read())["engine"]["api_pid"])
+
+
+def test_serve_processes_runs_several_api_processes_on_one_port(tmp_path: Path, store: dict) -> None:
+    data, port = tmp_path / "data", free_port()
+    log = tmp_path / "serve.log"
+    env = {**os.environ, **store}
+    with open(log, "w") as fh:
+        sup = subprocess.Popen([*FACELEDGER, "serve", "--processes", "2", "--workers", "1", "--port", str(port),
+                                "--data", str(data), "--json"], stdout=fh, stderr=subprocess.STDOUT, env=env,
+                               start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        pids: set[int] = set()
+        deadline = time.monotonic() + 180
+        while len(pids) < 2 and time.monotonic() < deadline:
+            assert sup.poll() is None, log.read_text()
+            try:
+                pids.add(_health_pid(endpoint))  # a new connection each time: either process may take it
+            except OSError:
+                time.sleep(0.3)
+        assert len(pids) == 2, log.read_text()
+        started = json.loads(log.read_text().splitlines()[0])
+        assert started["Processes"] == 2 and started["WorkersPerProcess"] == 1
+        assert sum(1 for _ in data.glob("profile.json")) == 1
+        import boto3
+
+        def client():  # type: ignore[no-untyped-def]
+            return boto3.client("rekognition", endpoint_url=endpoint, region_name="us-east-1",
+                                aws_access_key_id=started["AccessKeyId"],
+                                aws_secret_access_key=started["SecretAccessKey"])
+        client().create_collection(CollectionId="c")
+        face_id = client().index_faces(CollectionId="c", Image={"Bytes": photo("Abel_Pacheco", 1)})[
+            "FaceRecords"][0]["Face"]["FaceId"]
+        for _ in range(4):  # fresh clients, fresh connections: both processes answer, both know the face
+            found = client().search_faces_by_image(CollectionId="c", Image={"Bytes": photo("Abel_Pacheco", 2)})
+            assert [m["Face"]["FaceId"] for m in found["FaceMatches"]] == [face_id]
+        victim = pids.pop()
+        os.kill(victim, signal.SIGKILL)  # a crashed API process is started again by the supervisor
+        deadline = time.monotonic() + 180
+        fresh: set[int] = set()
+        while time.monotonic() < deadline and not (fresh - {victim} - pids):
+            try:
+                fresh.add(_health_pid(endpoint))
+            except OSError:
+                time.sleep(0.3)
+        assert fresh - {victim} - pids, log.read_text()
+    finally:
+        sup.send_signal(signal.SIGTERM)
+        try:
+            rc = sup.wait(timeout=60)
+            left = _group_alive(sup.pid, wait_s=10)  # API processes and their engine workers stop with it
+        finally:
+            try:
+                os.killpg(sup.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert rc == 0, log.read_text()[-3000:]
+    assert not left
+
+
+def _group_alive(pgid: int, wait_s: float) -> bool:
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-q"]))
