@@ -106,7 +106,7 @@ def _supervise(settings: Settings, as_json: bool) -> None:
     make_private_dir(settings.data_dir)
     with Catalog.open(settings.data_dir) as catalog:  # migrates the catalog before any API process opens it
         prof, created = ensure_admin(settings, catalog, endpoint)
-    started = _started(settings, endpoint, Service.engine_settings(settings).model_version, prof, created)
+    started = _started(settings, endpoint, Service.engine_settings_for(settings).model_version, prof, created)
     workers_each = settings.workers or default_workers(settings.processes)
     started.update(Processes=settings.processes, WorkersPerProcess=workers_each)
     emit(started, as_json, lambda o: startup_text(o) + f"\n{o['Processes']} API processes, "

@@ -168,14 +168,14 @@ class Service:
         return catalog, index
 
     @staticmethod
-    def engine_settings(settings: Settings) -> EngineSettings:
+    def engine_settings_for(settings: Settings) -> EngineSettings:
         return EngineSettings(detector=settings.detector, landmarks68=settings.landmarks68,
                               min_face_px=settings.min_face_px, cpu_budget_s=settings.engine_cpu_budget_s,
                               landmarker=settings.landmarker)
 
     @staticmethod
     def open_engines(settings: Settings) -> EnginePool:
-        es = Service.engine_settings(settings)
+        es = Service.engine_settings_for(settings)
         procs = settings.workers or default_workers(settings.processes)
         return EnginePool(es, processes=procs, timeout_s=settings.engine_timeout_s,
                           max_rss_mb=settings.engine_max_rss_mb, max_memory_mb=settings.engine_max_memory_mb)

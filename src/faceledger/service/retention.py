@@ -21,8 +21,8 @@ from typing import Any
 
 from ..errors import AccessDeniedError, ConflictError, InvalidParameterError, ResourceNotFoundError
 from ..store.db import Transaction
-from .core import Call, Service
 from . import turns
+from .core import Call, Service
 from .replay import purge as purge_replays
 from .replay import remember, replayed
 from .thumbnails import check_tags as check_thumbnail_tags

@@ -23,7 +23,17 @@ from typing import Any
 
 import numpy as np
 
-from faceledger.store import accountability, changes, collections, faces, keys, leases, state, thumbnails, users
+from faceledger.store import (
+    accountability,
+    changes,
+    collections,
+    faces,
+    keys,
+    leases,
+    state,
+    thumbnails,
+    users,
+)
 from faceledger.store.db import Database, Transaction
 from faceledger.store.perms import create_private, secure_data_dir
 from faceledger.store.sealing import (
@@ -325,6 +335,10 @@ class Catalog:
 
     def renew_lease(self, tx: Transaction, name: str, owner: str, now: float, ttl_s: float) -> bool:
         return leases.renew(self.write_connection(tx), name, owner, now, ttl_s)
+
+    def steal_lease(self, tx: Transaction, name: str, dead_owner: str, owner: str, now: float,
+                    ttl_s: float) -> bool:
+        return leases.steal(self.write_connection(tx), name, dead_owner, owner, now, ttl_s)
 
     def release_lease(self, tx: Transaction, name: str, owner: str) -> None:
         leases.release(self.write_connection(tx), name, owner)

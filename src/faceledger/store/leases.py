@@ -40,3 +40,10 @@ def release(conn: sqlite3.Connection, name: str, owner: str) -> None:
 def holder(conn: sqlite3.Connection, name: str) -> tuple[str, float] | None:
     row = conn.execute("SELECT owner, expires_at FROM leases WHERE name = ?", (name,)).fetchone()
     return None if row is None else (str(row[0]), float(row[1]))
+
+
+def steal(conn: sqlite3.Connection, name: str, dead_owner: str, owner: str, now: float, ttl_s: float) -> bool:
+    """Take ``name`` from ``dead_owner`` before its expiry (the caller knows it is gone); False if it moved on."""
+    cur = conn.execute("UPDATE leases SET owner = ?, expires_at = ? WHERE name = ? AND owner = ?",
+                       (owner, now + ttl_s, name, dead_owner))
+    return cur.rowcount == 1
