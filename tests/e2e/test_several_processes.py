@@ -136,6 +136,26 @@ def test_review_decided_on_one_process_is_seen_on_the_other(pair) -> None:  # ty
     assert shown["Candidates"][0]["Status"] == "CONFIRMED"
 
 
+def test_a_console_session_opened_on_one_process_works_on_the_other(pair) -> None:  # type: ignore[no-untyped-def]
+    from ..console.web_client import Browserless
+
+    a, b = pair
+    auditor = json.loads(a.cli("keys", "create", "--role", "auditor", "--data", str(a.data_dir), "--json",
+                               check=True).stdout)
+    web = Browserless(a.endpoint)
+    assert web.sign_in((auditor["AccessKeyId"], auditor["SecretAccessKey"])).status == 303
+    web.endpoint = b.endpoint  # the same browser, its next request answered by the other process
+    page = web.request("GET", "/console/audit")
+    assert page.status == 200, page.status
+    token = page.field("csrf")
+    assert web.request("POST", "/console/signout", {"csrf": token}).status == 303
+    web.endpoint = a.endpoint  # signed out on B: A knows it at once
+    assert web.request("GET", "/console/audit").status == 303
+    with sqlite3.connect(a.data_dir / "catalog.db") as conn:
+        outs = conn.execute("SELECT COUNT(*) FROM ledger WHERE operation = 'ConsoleSignOut'").fetchone()[0]
+    assert outs == 1
+
+
 def test_the_retention_sweep_runs_once_across_processes(pair) -> None:  # type: ignore[no-untyped-def]
     a, _ = pair
     window = 5 * SWEEP_S

@@ -117,6 +117,7 @@ def test_the_review_index_is_filled_from_an_older_ledger(tmp_path) -> None:  # t
                                    details={"purpose": "general", **details})
     conn = sqlite3.connect(data / "catalog.db")  # as a version-3 catalog left it
     conn.executescript("DROP TABLE review_pending; DROP TABLE face_changes; DROP TABLE leases; "
+                       "DROP TABLE console_sessions; "
                        "DROP TRIGGER faces_change_insert; DROP TRIGGER faces_change_delete; "
                        "DROP TRIGGER collections_change_delete; DELETE FROM schema_version WHERE version >= 5;")
     conn.close()

@@ -226,7 +226,8 @@ WHERE operation IN ('SearchFaces', 'SearchFacesByImage', 'SearchUsers', 'SearchU
 # (store/synced_index.py). AUTOINCREMENT: a sequence number is never reused, even after the
 # retention sweep prunes old entries, so a gap tells a reader it fell too far behind. ``leases``:
 # named, expiring claims (the retention sweep's turn, a running video job) so that exactly one
-# process does a piece of background work.
+# process does a piece of background work. ``console_sessions``: console sign-ins every process
+# knows (the cookie only as its SHA-256; service/console_sessions.py).
 _V6 = """
 CREATE TABLE face_changes (
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -253,6 +254,16 @@ CREATE TABLE leases (
     owner       TEXT NOT NULL,
     expires_at  REAL NOT NULL
 );
+
+CREATE TABLE console_sessions (
+    digest      TEXT PRIMARY KEY,
+    ledger_ref  TEXT NOT NULL,
+    key_id      TEXT NOT NULL,
+    csrf        TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    seen_at     REAL NOT NULL
+);
+CREATE INDEX console_sessions_by_seen ON console_sessions(seen_at);
 """
 
 # (version, script). Version numbers start at 1 and have no gaps.
