@@ -24,7 +24,14 @@ import urllib.request
 from pathlib import Path
 
 from faceledger.evaluation.apibench import _index_all, load_images, run_level
-from faceledger.evaluation.server import SERVE, BenchSetupError, ServerProcess, admin_key, free_port, tail
+from faceledger.evaluation.server import (
+    SERVE,
+    BenchSetupError,
+    ServerProcess,
+    admin_key,
+    free_port,
+    tail,
+)
 from faceledger.service.core import default_workers
 
 
