@@ -231,6 +231,86 @@ def test_serve_processes_runs_several_api_processes_on_one_port(tmp_path: Path, 
     assert not left
 
 
+def test_sigkill_of_one_api_process_mid_index_faces_loses_no_acknowledged_face(tmp_path: Path,
+                                                                              store: dict) -> None:
+    import threading
+
+    import boto3
+    from botocore.config import Config
+
+    data, port = tmp_path / "data", free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "w") as fh:
+        sup = subprocess.Popen([*FACELEDGER, "serve", "--processes", "2", "--workers", "1", "--port", str(port),
+                                "--data", str(data), "--json"], stdout=fh, stderr=subprocess.STDOUT,
+                               env={**os.environ, **store}, start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        pids: set[int] = set()
+        deadline = time.monotonic() + 180
+        while len(pids) < 2 and time.monotonic() < deadline:
+            assert sup.poll() is None, log.read_text()
+            try:
+                pids.add(_health_pid(endpoint))
+            except OSError:
+                time.sleep(0.3)
+        assert len(pids) == 2, log.read_text()
+        started = json.loads(log.read_text().splitlines()[0])
+
+        def client():  # type: ignore[no-untyped-def]
+            return boto3.client("rekognition", endpoint_url=endpoint, region_name="us-east-1",
+                                aws_access_key_id=started["AccessKeyId"],
+                                aws_secret_access_key=started["SecretAccessKey"],
+                                config=Config(retries={"mode": "standard", "max_attempts": 6}))
+        client().create_collection(CollectionId="crash")
+        people = sorted(p.name for p in data_path("lfw_dev").iterdir() if (p / f"{p.name}_0001.jpg").is_file())[:16]
+        acked: list[str] = []
+        lock = threading.Lock()
+
+        def enrol(names: list[str]) -> None:
+            for name in names:
+                c = client()  # a fresh connection each time: either process may take it
+                try:
+                    out = c.index_faces(CollectionId="crash", Image={"Bytes": photo(name, 1)}, MaxFaces=1)
+                except Exception:  # noqa: BLE001 - not acknowledged: it may or may not exist
+                    continue
+                with lock:
+                    acked.extend(r["Face"]["FaceId"] for r in out["FaceRecords"])
+        threads = [threading.Thread(target=enrol, args=(people[i::2],)) for i in range(2)]
+        for t in threads:
+            t.start()
+        while True:
+            with lock:
+                if len(acked) >= 3:
+                    break
+            time.sleep(0.05)
+        os.kill(sorted(pids)[0], signal.SIGKILL)  # one API process dies mid-load
+        for t in threads:
+            t.join(timeout=240)
+        assert len(acked) >= 3
+        listed: set[str] = set()
+        token = None
+        while True:
+            page = client().list_faces(CollectionId="crash", MaxResults=100, **({"NextToken": token} if token else {}))
+            listed.update(f["FaceId"] for f in page["Faces"])
+            token = page.get("NextToken")
+            if not token:
+                break
+        assert set(acked) <= listed  # every acknowledged face survived
+        for face_id in acked:  # and every process still running (or restarted) can search with it
+            found = client().search_faces(CollectionId="crash", FaceId=face_id, MaxFaces=1)
+            assert found["SearchedFaceId"] == face_id
+    finally:
+        sup.send_signal(signal.SIGTERM)
+        try:
+            sup.wait(timeout=60)
+        finally:
+            try:
+                os.killpg(sup.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def _group_alive(pgid: int, wait_s: float) -> bool:
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
