@@ -27,17 +27,11 @@ import urllib.request
 from collections import deque
 from dataclasses import dataclass, field
 
-from ..errors import FaceledgerError
+from ..errors import ServiceUnavailableError as SupervisorError
 
 RESTART_DELAY_S = 1.0
 CRASH_LIMIT, CRASH_WINDOW_S = 5, 60.0
 GRACE_S = 40.0  # uvicorn's graceful shutdown is 30 s; then the engines close
-
-
-class SupervisorError(FaceledgerError):
-    code = "ServiceUnavailableException"
-    http_status = 503
-    exit_code = 1
 
 
 def listen(host: str, port: int) -> socket.socket:

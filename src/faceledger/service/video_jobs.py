@@ -178,13 +178,16 @@ class VideoJobs:
         return self.folder / f"{job_id}.checkpoint.json"
 
     def _checkpoint(self, job_id: str) -> None:
-        analysis = self._running.get(job_id)
         job = self.svc.catalog.get_state(_job_key(job_id))
-        if analysis is None or not isinstance(job, dict) or job["kind"] != "detection":
+        if not isinstance(job, dict) or job["kind"] != "detection":
             return
-        doc = {"sha256": job["sha256"], **Checkpoint.of(analysis).to_json()}
-        self.folder.mkdir(parents=True, exist_ok=True)
-        _write_json(self._checkpoint_path(job_id), doc)
+        with self._lock:  # not after _finish removed the job from _running (and its checkpoint file)
+            analysis = self._running.get(job_id)
+            if analysis is None:
+                return
+            doc = {"sha256": job["sha256"], **Checkpoint.of(analysis).to_json()}
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _write_json(self._checkpoint_path(job_id), doc)
 
     def _saved_checkpoint(self, job: dict) -> Checkpoint | None:
         if job["kind"] != "detection":
@@ -397,7 +400,9 @@ class VideoJobs:
             self.svc.catalog.set_state(tx, _job_key(job["job_id"]), job)
             self._deactivate(tx, job["job_id"])
         self.leases.release(job["job_id"])
-        self._checkpoint_path(job["job_id"]).unlink(missing_ok=True)
+        with self._lock:
+            self._running.pop(job["job_id"], None)
+            self._checkpoint_path(job["job_id"]).unlink(missing_ok=True)
 
 
 def _write_json(path: Path, doc: Any) -> None:
