@@ -231,6 +231,20 @@ def test_serve_processes_runs_several_api_processes_on_one_port(tmp_path: Path, 
     assert not left
 
 
+def test_serve_processes_on_a_port_in_use_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        out = subprocess.run([*FACELEDGER, "serve", "--processes", "2", "--port", str(port),
+                              "--data", str(tmp_path / "data")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 11, out.stderr
+    assert "Cannot listen on 127.0.0.1" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "data").exists()
+
+
 def test_sigkill_of_one_api_process_mid_index_faces_loses_no_acknowledged_face(tmp_path: Path,
                                                                               store: dict) -> None:
     import threading
