@@ -168,6 +168,24 @@ def test_the_retention_sweep_runs_once_across_processes(pair) -> None:  # type: 
     assert 3 <= runs <= 6, runs
 
 
+def test_the_ledger_stays_one_chain_with_two_writing_processes(pair) -> None:  # type: ignore[no-untyped-def]
+    from concurrent.futures import ThreadPoolExecutor
+
+    a, b = pair
+    a.client().create_collection(CollectionId="chain")
+    people = ["Aaron_Peirsol", "Abel_Pacheco", "Anwar_Ibrahim", "Aaron_Peirsol"]
+
+    def enrol(job: tuple[int, str]) -> int:
+        i, person = job
+        srv = (a, b)[i % 2]
+        return len(srv.client().index_faces(CollectionId="chain", Image={"Bytes": photo(person, 1)})["FaceRecords"])
+    with ThreadPoolExecutor(4) as ex:
+        assert sum(ex.map(enrol, enumerate(people * 2))) == 8
+    verify = a.cli("audit", "verify", "--json")
+    assert verify.returncode == 0 and json.loads(verify.stdout)["ok"], verify.stdout + verify.stderr
+    assert b.client().describe_collection(CollectionId="chain")["FaceCount"] == 8
+
+
 def _health_pid(endpoint: str) -> int:
     with urllib.request.urlopen(endpoint + "/health", timeout=10) as r:
         return int(json.loads(r.read())["engine"]["api_pid"])
