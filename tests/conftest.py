@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -48,3 +49,45 @@ def js_sdk():  # type: ignore[no-untyped-def]
     if sdk is None:
         pytest.skip(why)
     return sdk
+
+
+# -- PostgreSQL (issue #14): one throwaway server per session, a fresh database per test or module ------
+
+@pytest.fixture(scope="session")
+def pg_server():  # type: ignore[no-untyped-def]
+    """The URL of a PostgreSQL 18 + pgvector server for this session (scripts/pg-dev.sh's code, fsync off)."""
+    from faceledger import testing_pg
+    from faceledger.evaluation.server import free_port
+
+    # Not under pytest's basetemp: every pytest session run as the same user chmods that back to 0700,
+    # which locks the unprivileged `pgserver` user (PostgreSQL as root) out of a cluster started in it.
+    root = Path(tempfile.mkdtemp(prefix="faceledger-pg-"))
+    url = testing_pg.start(root, free_port(), fast=True)
+    yield PgServer(url, root)
+    testing_pg.stop(root)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+class PgServer(str):
+    """The server's URL (a str), with the directory it runs in (for restarts in fault tests)."""
+
+    root: Path
+
+    def __new__(cls, url: str, root: Path) -> PgServer:
+        self = super().__new__(cls, url)
+        self.root = root
+        return self
+
+    def fresh(self, label: str) -> str:
+        """A new, empty database on this server; its URL."""
+        import hashlib
+
+        from faceledger import testing_pg
+
+        return testing_pg.create_database(self, "t_" + hashlib.sha1(label.encode()).hexdigest()[:20])
+
+
+@pytest.fixture
+def pg_url(pg_server, request) -> str:  # type: ignore[no-untyped-def]
+    """A fresh, empty PostgreSQL database for one test (FACELEDGER_STORE=this)."""
+    return pg_server.fresh(request.node.nodeid)

@@ -193,6 +193,18 @@ class ServiceUnavailableError(FaceledgerError):
     exit_code = 11
 
 
+class StoreUnavailableError(ServiceUnavailableError):
+    """The PostgreSQL store is down, restarting or unreachable; nothing was written.
+
+    503 (not 500): the condition is transient and the request is safe to retry once the store answers,
+    which is what the AWS SDKs do with a 503 (standard and legacy retry modes alike).
+    """
+
+    code = "ServiceUnavailableException"
+    http_status = 503
+    exit_code = 11
+
+
 class IntegrityFailedError(FaceledgerError):
     """The ledger does not verify or the catalog database is damaged: evidence, not a bug."""
 
@@ -242,6 +254,7 @@ ALL_ERRORS: tuple[type[FaceledgerError], ...] = (
     MissingAuthenticationTokenError,
     UnrecognizedClientError,
     InvalidSignatureError,
+    StoreUnavailableError,  # before its base: the code maps back to ServiceUnavailableError
     ServiceUnavailableError,
     IntegrityFailedError,
     StorageFullError,

@@ -28,6 +28,7 @@ class Settings:
     """Every setting the service reads. Documented in docs/settings.md."""
 
     data_dir: Path = field(default_factory=default_data_dir)
+    store: str = ""  # sqlite:///PATH (default: <data_dir>/catalog.db) or postgresql://... (docs/scale-out.md)
     host: str = "127.0.0.1"
     port: int = 8765
     region: str = "us-east-1"

@@ -27,6 +27,7 @@ class Server:
     key: str
     secret: str
     log: Path
+    store: str | None = None  # FACELEDGER_STORE of the server (None: the data directory's SQLite file)
 
     def client(self, key: str | None = None, secret: str | None = None, **config: object):  # type: ignore[no-untyped-def]
         import boto3
@@ -41,6 +42,8 @@ class Server:
     def cli(self, *args: str, check: bool = False, key: tuple[str, str] | None = None) -> subprocess.CompletedProcess:
         """Run the CLI against this server's data dir; ``key`` = (id, secret) to act as another key."""
         env = {**os.environ, "FACELEDGER_DATA_DIR": str(self.data_dir)}
+        if self.store:
+            env["FACELEDGER_STORE"] = self.store
         if key is not None:
             env.update(AWS_ACCESS_KEY_ID=key[0], AWS_SECRET_ACCESS_KEY=key[1])
         return subprocess.run([*FACELEDGER, *args], capture_output=True, text=True, env=env, check=check,
@@ -70,20 +73,38 @@ class Server:
             pass
 
 
-def start_server(data_dir: Path, workers: int = 1, extra_env: dict | None = None) -> Server:
-    """``faceledger serve`` as the benchmarks start it (evaluation/server.py), in its own session."""
+def start_server(data_dir: Path, workers: int = 1, extra_env: dict | None = None, store: str | None = None) -> Server:
+    """``faceledger serve`` as the benchmarks start it (evaluation/server.py), in its own session.
+
+    ``store``: its FACELEDGER_STORE (a ``postgresql://`` URL from the ``store`` fixture; None: SQLite).
+    """
     port = free_port()
     log = data_dir.parent / f"server-{port}.log"
-    proc, endpoint = serve_process.spawn(data_dir, workers, log, env={**os.environ, **(extra_env or {})},
-                                         new_session=True, port=port)
+    env = {**os.environ, **(extra_env or {})}
+    if store:
+        env["FACELEDGER_STORE"] = store
+    proc, endpoint = serve_process.spawn(data_dir, workers, log, env=env, new_session=True, port=port)
     serve_process.wait_healthy(proc, endpoint, log, timeout_s=120)
     key, secret, _ = serve_process.admin_key(data_dir)
-    return Server(proc, endpoint, data_dir, key, secret, log)
+    return Server(proc, endpoint, data_dir, key, secret, log, store)
+
+
+STORES = ["sqlite", "postgresql"]
+# On a module or test: run it against both stores (the ``store`` fixture; issue #14).
+both_stores = pytest.mark.parametrize("store", STORES, indirect=True, scope="module")
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):  # type: ignore[no-untyped-def]
+def store(request):  # type: ignore[no-untyped-def]
+    """None for the embedded SQLite store (the default), or a fresh PostgreSQL database's URL."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return None
+    return request.getfixturevalue("pg_server").fresh(f"{request.node.nodeid}-{request.param}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, store):  # type: ignore[no-untyped-def]
     data = tmp_path_factory.mktemp("svc") / "data"
-    srv = start_server(data, workers=2)
+    srv = start_server(data, workers=2, store=store)
     yield srv
     srv.stop()

@@ -7,14 +7,15 @@ import threading
 import time
 
 from ..conftest import data_path
-from .conftest import start_server
+from .conftest import both_stores, start_server
 
 
-def test_kill_mid_stream_then_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+@both_stores
+def test_kill_mid_stream_then_restart(tmp_path, store) -> None:  # type: ignore[no-untyped-def]
     root = data_path("lfw_dev")
     images = [p.read_bytes() for p in sorted(root.glob("A*/*_0001.jpg"))[:40]]
     data = tmp_path / "data"
-    srv = start_server(data, workers=2)
+    srv = start_server(data, workers=2, store=store)
     rek = srv.client(retries={"max_attempts": 1})
     rek.create_collection(CollectionId="stream")
     acked: list[str] = []
@@ -42,8 +43,9 @@ def test_kill_mid_stream_then_restart(tmp_path) -> None:  # type: ignore[no-unty
     for t in threads:
         t.join()
     assert len(acked) >= 8
+    assert (data / "catalog.db").exists() == (store is None)  # on PostgreSQL nothing durable is in the data dir
 
-    again = start_server(data, workers=1)
+    again = start_server(data, workers=1, store=store)
     try:
         rek = again.client()
         listed = {f["FaceId"] for p in rek.get_paginator("list_faces").paginate(CollectionId="stream")

@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ..conftest import data_path
-from .conftest import FACELEDGER, Server, free_port, start_server
+from .conftest import FACELEDGER, Server, both_stores, free_port, start_server
 
 RETRYABLE = {"InternalServerError", "ThrottlingException"}  # botocore retries both (HTTP 500)
 
@@ -73,12 +73,13 @@ def error_code(exc: ClientError) -> str:
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory):  # type: ignore[no-untyped-def]
-    s = start_server(tmp_path_factory.mktemp("workers") / "data", workers=2)
+def srv(tmp_path_factory, store):  # type: ignore[no-untyped-def]
+    s = start_server(tmp_path_factory.mktemp("workers") / "data", workers=2, store=store)
     yield s
     s.stop()
 
 
+@both_stores
 def test_killed_worker_mid_request_under_load_is_replaced(srv: Server) -> None:
     images = photos(6)
     status, body = get(srv, "/health")

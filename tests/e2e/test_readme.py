@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import both_stores
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 README_ENDPOINT = "http://127.0.0.1:8765"
 
@@ -27,6 +29,7 @@ def test_the_readme_has_both_aws_cli_blocks() -> None:
     assert all(README_ENDPOINT in b and re.search(r"\bKEY\b", b) and re.search(r"\bSECRET\b", b) for b in blocks)
 
 
+@both_stores
 @pytest.mark.parametrize("which", [0, 1], ids=["environment", "named-profile"])
 def test_readme_aws_cli_block_works_on_a_fresh_machine(server, tmp_path, which: int) -> None:  # type: ignore[no-untyped-def]
     aws = shutil.which("aws", path=os.path.dirname(os.sys.executable)) or shutil.which("aws")

@@ -11,6 +11,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ..conftest import data_path
+from .conftest import both_stores
+
+pytestmark = both_stores  # the main boto3 and AWS CLI flow runs on SQLite and on PostgreSQL (#14)
 
 PEOPLE = ["Anthony_Fauci", "Abel_Pacheco", "Anwar_Ibrahim", "Barbara_Brezigar"]
 

@@ -1,8 +1,8 @@
 """Several API processes on one store: what one acknowledges, the others see (issue #14).
 
-Two real ``faceledger serve`` processes share one data directory (and so one catalog), driven by
-boto3 and the CLI. ``store`` is the fixture the PostgreSQL store joins once merged: each param is
-the environment that selects a store for both processes (sqlite only for now).
+Two real ``faceledger serve`` processes share one data directory and one store (the embedded SQLite
+catalog, or one PostgreSQL database: the ``store`` fixture of tests/e2e/conftest.py), driven by boto3
+and the CLI.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ..conftest import data_path
-from .conftest import FACELEDGER, free_port, start_server
+from .conftest import FACELEDGER, both_stores, free_port, start_server
+
+pytestmark = both_stores
 
 SWEEP_S = 2
 
@@ -30,23 +32,33 @@ def photo(person: str, n: int) -> bytes:
     return data_path("lfw_dev", person, f"{person}_{n:04d}.jpg").read_bytes()
 
 
-@pytest.fixture(scope="module", params=["sqlite"])
-def store(request) -> dict:  # type: ignore[no-untyped-def]
-    """Environment selecting the store both processes share (the data directory's catalog for sqlite)."""
-    return {}
+def store_env(store: str | None) -> dict:
+    """The environment that selects ``store`` (None: the data directory's SQLite catalog)."""
+    return {"FACELEDGER_STORE": store} if store else {}
+
+
+def query(store: str | None, data_dir: Path, sql: str, params: tuple = ()) -> list[tuple]:
+    """Rows of ``sql`` (``?`` placeholders) run on the store directly, as an auditor would."""
+    if store:
+        import psycopg
+
+        with psycopg.connect(store) as conn:
+            return [tuple(r) for r in conn.execute(sql.replace("?", "%s"), params).fetchall()]
+    with sqlite3.connect(data_dir / "catalog.db") as conn:
+        return conn.execute(sql, params).fetchall()
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory, store):  # type: ignore[no-untyped-def]
     data = tmp_path_factory.mktemp("procs") / "data"
-    env = {**store, "FACELEDGER_RETENTION_SWEEP_S": str(SWEEP_S)}
+    env = {**store_env(store), "FACELEDGER_RETENTION_SWEEP_S": str(SWEEP_S)}
     a = start_server(data, workers=1, extra_env=env)
     try:
         b = start_server(data, workers=1, extra_env=env)
     except BaseException:
         a.stop()
         raise
-    yield a, b
+    yield a, b, store
     a.stop()
     b.stop()
 
@@ -62,7 +74,7 @@ def faceledger_member(client) -> dict:  # type: ignore[no-untyped-def]
 
 
 def test_a_face_indexed_by_one_process_is_found_by_the_other_at_once(pair) -> None:  # type: ignore[no-untyped-def]
-    a, b = pair
+    a, b, store = pair
     a.client().create_collection(CollectionId="shared")
     enrolled = a.client().index_faces(CollectionId="shared", Image={"Bytes": photo("Abel_Pacheco", 1)})
     face_id = enrolled["FaceRecords"][0]["Face"]["FaceId"]
@@ -75,7 +87,7 @@ def test_a_face_indexed_by_one_process_is_found_by_the_other_at_once(pair) -> No
 
 
 def test_a_page_token_from_one_process_pages_on_the_other(pair) -> None:  # type: ignore[no-untyped-def]
-    a, b = pair
+    a, b, store = pair
     a.client().create_collection(CollectionId="paged")
     for person in ("Aaron_Peirsol", "Anwar_Ibrahim"):
         a.client().index_faces(CollectionId="paged", Image={"Bytes": photo(person, 1)})
@@ -85,7 +97,7 @@ def test_a_page_token_from_one_process_pages_on_the_other(pair) -> None:  # type
 
 
 def test_a_client_request_token_is_honoured_by_every_process(pair) -> None:  # type: ignore[no-untyped-def]
-    a, b = pair
+    a, b, store = pair
     a.client().create_collection(CollectionId="tokens")
     kw = {"CollectionId": "tokens", "UserId": "user-1", "ClientRequestToken": "tok-1"}
     assert a.client().create_user(**kw)["ResponseMetadata"]["HTTPStatusCode"] == 200
@@ -94,12 +106,11 @@ def test_a_client_request_token_is_honoured_by_every_process(pair) -> None:  # t
         b.client().create_user(**{**kw, "UserId": "user-2"})
     assert e.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"
     assert [u["UserId"] for u in a.client().list_users(CollectionId="tokens")["Users"]] == ["user-1"]
-    with sqlite3.connect(a.data_dir / "catalog.db") as conn:
-        assert conn.execute("SELECT COUNT(*) FROM ledger WHERE operation = 'CreateUser'").fetchone()[0] == 1
+    assert query(store, a.data_dir, "SELECT COUNT(*) FROM ledger WHERE operation = 'CreateUser'")[0][0] == 1
 
 
 def test_halt_in_one_process_stops_matching_in_all_at_once(pair) -> None:  # type: ignore[no-untyped-def]
-    a, b = pair
+    a, b, store = pair
     a.client().create_collection(CollectionId="halting")
     a.client().index_faces(CollectionId="halting", Image={"Bytes": photo("Abel_Pacheco", 1)})
     halted = a.cli("halt", "--reason", "audit", "--endpoint", a.endpoint)
@@ -118,7 +129,7 @@ def test_halt_in_one_process_stops_matching_in_all_at_once(pair) -> None:  # typ
 
 
 def test_review_decided_on_one_process_is_seen_on_the_other(pair) -> None:  # type: ignore[no-untyped-def]
-    a, b = pair
+    a, b, store = pair
     a.client().create_collection(CollectionId="reviewed")
     a.client().index_faces(CollectionId="reviewed", Image={"Bytes": photo("Abel_Pacheco", 1)})
     client = a.client()
@@ -139,7 +150,7 @@ def test_review_decided_on_one_process_is_seen_on_the_other(pair) -> None:  # ty
 def test_a_console_session_opened_on_one_process_works_on_the_other(pair) -> None:  # type: ignore[no-untyped-def]
     from ..console.web_client import Browserless
 
-    a, b = pair
+    a, b, store = pair
     auditor = json.loads(a.cli("keys", "create", "--role", "auditor", "--data", str(a.data_dir), "--json",
                                check=True).stdout)
     web = Browserless(a.endpoint)
@@ -151,19 +162,16 @@ def test_a_console_session_opened_on_one_process_works_on_the_other(pair) -> Non
     assert web.request("POST", "/console/signout", {"csrf": token}).status == 303
     web.endpoint = a.endpoint  # signed out on B: A knows it at once
     assert web.request("GET", "/console/audit").status == 303
-    with sqlite3.connect(a.data_dir / "catalog.db") as conn:
-        outs = conn.execute("SELECT COUNT(*) FROM ledger WHERE operation = 'ConsoleSignOut'").fetchone()[0]
-    assert outs == 1
+    assert query(store, a.data_dir, "SELECT COUNT(*) FROM ledger WHERE operation = 'ConsoleSignOut'")[0][0] == 1
 
 
 def test_the_retention_sweep_runs_once_across_processes(pair) -> None:  # type: ignore[no-untyped-def]
-    a, _ = pair
+    a, _, store = pair
     window = 5 * SWEEP_S
-    with sqlite3.connect(a.data_dir / "catalog.db") as conn:
-        count = "SELECT COUNT(*) FROM ledger WHERE operation = 'RetentionSweep' AND at > ?"
-        start = time.time()
-        time.sleep(window)
-        runs = conn.execute(count, (start,)).fetchone()[0]
+    count = "SELECT COUNT(*) FROM ledger WHERE operation = 'RetentionSweep' AND at > ?"
+    start = time.time()
+    time.sleep(window)
+    runs = query(store, a.data_dir, count, (start,))[0][0]
     # once per process would be 2 x 5 = 10; one turn per 0.9 interval among all processes is at most 6
     assert 3 <= runs <= 6, runs
 
@@ -171,7 +179,7 @@ def test_the_retention_sweep_runs_once_across_processes(pair) -> None:  # type: 
 def test_the_ledger_stays_one_chain_with_two_writing_processes(pair) -> None:  # type: ignore[no-untyped-def]
     from concurrent.futures import ThreadPoolExecutor
 
-    a, b = pair
+    a, b, store = pair
     a.client().create_collection(CollectionId="chain")
     people = ["Aaron_Peirsol", "Abel_Pacheco", "Anwar_Ibrahim", "Aaron_Peirsol"]
 
@@ -191,10 +199,10 @@ def _health_pid(endpoint: str) -> int:
         return int(json.loads(r.read())["engine"]["api_pid"])
 
 
-def test_serve_processes_runs_several_api_processes_on_one_port(tmp_path: Path, store: dict) -> None:
+def test_serve_processes_runs_several_api_processes_on_one_port(tmp_path: Path, store: str | None) -> None:
     data, port = tmp_path / "data", free_port()
     log = tmp_path / "serve.log"
-    env = {**os.environ, **store}
+    env = {**os.environ, **store_env(store)}
     with open(log, "w") as fh:
         sup = subprocess.Popen([*FACELEDGER, "serve", "--processes", "2", "--workers", "1", "--port", str(port),
                                 "--data", str(data), "--json"], stdout=fh, stderr=subprocess.STDOUT, env=env,
@@ -249,7 +257,7 @@ def test_serve_processes_runs_several_api_processes_on_one_port(tmp_path: Path, 
     assert not left
 
 
-def test_serve_processes_on_a_port_in_use_says_so_and_writes_nothing(tmp_path: Path) -> None:
+def test_serve_processes_on_a_port_in_use_says_so_and_writes_nothing(tmp_path: Path, store: str | None) -> None:
     import socket
 
     with socket.socket() as taken:
@@ -264,7 +272,7 @@ def test_serve_processes_on_a_port_in_use_says_so_and_writes_nothing(tmp_path: P
 
 
 def test_sigkill_of_one_api_process_mid_index_faces_loses_no_acknowledged_face(tmp_path: Path,
-                                                                              store: dict) -> None:
+                                                                              store: str | None) -> None:
     import threading
 
     import boto3
@@ -275,7 +283,7 @@ def test_sigkill_of_one_api_process_mid_index_faces_loses_no_acknowledged_face(t
     with open(log, "w") as fh:
         sup = subprocess.Popen([*FACELEDGER, "serve", "--processes", "2", "--workers", "1", "--port", str(port),
                                 "--data", str(data), "--json"], stdout=fh, stderr=subprocess.STDOUT,
-                               env={**os.environ, **store}, start_new_session=True)
+                               env={**os.environ, **store_env(store)}, start_new_session=True)
     endpoint = f"http://127.0.0.1:{port}"
     try:
         pids: set[int] = set()
@@ -359,10 +367,10 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 def test_a_killed_process_s_video_job_is_taken_over_and_resumed_from_its_checkpoint(
-        tmp_path: Path, store: dict) -> None:
+        tmp_path: Path, store: str | None) -> None:
     """B starts while A runs a job (and must leave it alone), then A is SIGKILLed and B takes the job over."""
     data = tmp_path / "data"
-    env = {**store, "FACELEDGER_BUCKETS": f"clips={data_path('videos')}", "FACELEDGER_VIDEO_LEASE_S": "3",
+    env = {**store_env(store), "FACELEDGER_BUCKETS": f"clips={data_path('videos')}", "FACELEDGER_VIDEO_LEASE_S": "3",
            "FACELEDGER_VIDEO_SAMPLE_FPS": "12"}  # many frames: the job outlasts B's start
     a = start_server(data, workers=1, extra_env=env)
     b = None
@@ -392,9 +400,8 @@ def test_a_killed_process_s_video_job_is_taken_over_and_resumed_from_its_checkpo
                 break
             time.sleep(0.3)
         assert out["JobStatus"] == "SUCCEEDED", out.get("StatusMessage")
-        with sqlite3.connect(data / "catalog.db") as conn:
-            done = [json.loads(r[0]) for r in conn.execute(
-                "SELECT details FROM ledger WHERE operation = 'FaceDetectionCompleted'")]
+        done = [json.loads(r[0]) for r in query(
+            store, data, "SELECT details FROM ledger WHERE operation = 'FaceDetectionCompleted'")]
         assert len(done) == 1 and done[0]["status"] == "SUCCEEDED"
         assert done[0]["resumes"] == 1  # taken over once, by B, after the kill (not at B's start)
         assert int(done[0]["resumed_after_frame"]) >= frames > 0  # from A's checkpoint, not from frame 0

@@ -8,17 +8,23 @@ from faceledger.engine import Engine, EngineSettings
 from faceledger.service import Principal, create
 from faceledger.service.workers import EnginePool
 from faceledger.settings import Settings
-from faceledger.store.catalog import Catalog
+from faceledger.store.opening import open_catalog
 from faceledger.store.vectors import VectorIndex
 from faceledger.testing import FakeDetector, FakeEmbedder
 
+# On a module or test: run it on the embedded store and on PostgreSQL (issue #14).
+both_stores = pytest.mark.parametrize("service", ["sqlite", "postgresql"], indirect=True)
+
 
 @pytest.fixture
-def service(tmp_path):  # type: ignore[no-untyped-def]
-    settings = Settings(data_dir=tmp_path / "data")
+def service(tmp_path, request):  # type: ignore[no-untyped-def]
+    store = ""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        store = request.getfixturevalue("pg_url")
+    settings = Settings(data_dir=tmp_path / "data", store=store)
     settings.data_dir.mkdir()
     engine = Engine(EngineSettings(), detector=FakeDetector(), embedder=FakeEmbedder())
-    svc = create(settings, Catalog.open(settings.data_dir), VectorIndex(), EnginePool(EngineSettings(), engine=engine))
+    svc = create(settings, open_catalog(settings), VectorIndex(), EnginePool(EngineSettings(), engine=engine))
     yield svc
     svc.close()
 

@@ -1,8 +1,8 @@
 """Multi-step operations are whole or absent: a failure part-way leaves nothing half-done.
 
-Faults are injected in the real SQLite file with a trigger that aborts one
-statement (a second connection installs and drops it), so the service under
-test runs unchanged: no monkeypatching of its internals.
+Faults are injected in the real SQLite file (or PostgreSQL database: every test runs on
+both stores) with a trigger that aborts one statement (a second connection installs and
+drops it), so the service under test runs unchanged: no monkeypatching of its internals.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import psycopg
 import pytest
 
 from faceledger.engine import Engine, EngineSettings
@@ -20,6 +21,7 @@ from faceledger.service import Principal, Service, open_service
 from faceledger.service.workers import EnginePool
 from faceledger.testing import FakeDetector, FakeEmbedder, png_bytes, striped_image
 
+from .conftest import both_stores
 from .test_operations import run
 
 RED = {"Bytes": png_bytes(striped_image((200, 30, 30)))}
@@ -27,10 +29,20 @@ BLUE = {"Bytes": png_bytes(striped_image((30, 30, 200)))}
 ADMIN = Principal("AKIAADMIN00000000000", "x", "admin")
 
 
+pytestmark = both_stores
+
+# what the injected fault surfaces as, on either store
+FAULT = (sqlite3.IntegrityError, psycopg.Error)
+
+
 @contextmanager
 def failing(service: Service, table: str, when: str = "1") -> Iterator[None]:
     """While open, any DELETE from ``table`` (matching ``when``) aborts with an injected fault."""
-    conn = sqlite3.connect(service.catalog.path)
+    if service.catalog.dialect == "postgresql":  # type: ignore[attr-defined]
+        with _failing_pg(str(service.catalog.path), table, "true" if when == "1" else when):  # type: ignore[attr-defined]
+            yield
+        return
+    conn = sqlite3.connect(service.catalog.path)  # type: ignore[attr-defined]
     conn.execute(f"CREATE TRIGGER injected_fault BEFORE DELETE ON {table} WHEN {when} "
                  "BEGIN SELECT RAISE(ABORT, 'injected fault'); END")
     conn.commit()
@@ -40,6 +52,20 @@ def failing(service: Service, table: str, when: str = "1") -> Iterator[None]:
         conn.execute("DROP TRIGGER injected_fault")
         conn.commit()
         conn.close()
+
+
+@contextmanager
+def _failing_pg(url: str, table: str, when: str) -> Iterator[None]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION injected_fault() RETURNS trigger LANGUAGE plpgsql AS "
+                     "$$ BEGIN RAISE EXCEPTION 'injected fault'; END $$")
+        conn.execute(f"CREATE TRIGGER injected_fault BEFORE DELETE ON {table} FOR EACH ROW WHEN ({when}) "
+                     "EXECUTE FUNCTION injected_fault()")
+        try:
+            yield
+        finally:
+            conn.execute(f"DROP TRIGGER injected_fault ON {table}")
+            conn.execute("DROP FUNCTION injected_fault()")
 
 
 def enrol(service: Service, cid: str, image: dict, consent: str | None = None) -> str:
@@ -66,7 +92,7 @@ def test_a_withdrawal_whose_deletion_fails_changes_nothing_and_a_retry_completes
     run(service, "CreateCollection", CollectionId="m")
     cid = consent(service)
     face = enrol(service, "m", RED, cid)
-    with failing(service, "faces"), pytest.raises(sqlite3.IntegrityError, match="injected fault"):
+    with failing(service, "faces"), pytest.raises(FAULT, match="injected fault"):
         run(service, "WithdrawConsent", ConsentId=cid)
     assert service.catalog.get_consent(cid)["withdrawn_at"] is None  # the withdrawal rolled back with it
     assert matches(service, "m", RED) == [face] and service.index.size("m") == 1
@@ -118,7 +144,7 @@ def test_a_failed_delete_collection_leaves_it_whole(service) -> None:  # type: i
     face = enrol(service, "c", RED)
     run(service, "CreateUser", CollectionId="c", UserId="u1")
     run(service, "AssociateFaces", CollectionId="c", UserId="u1", FaceIds=[face])
-    with failing(service, "collections"), pytest.raises(sqlite3.IntegrityError):
+    with failing(service, "collections"), pytest.raises(FAULT):
         run(service, "DeleteCollection", CollectionId="c")
     described = run(service, "DescribeCollection", CollectionId="c")
     assert described["FaceCount"] == 1 and described["UserCount"] == 1
@@ -132,7 +158,7 @@ def test_a_failed_delete_user_keeps_the_user_and_its_faces(service) -> None:  # 
     face = enrol(service, "c", RED)
     run(service, "CreateUser", CollectionId="c", UserId="u1")
     run(service, "AssociateFaces", CollectionId="c", UserId="u1", FaceIds=[face])
-    with failing(service, "users"), pytest.raises(sqlite3.IntegrityError):
+    with failing(service, "users"), pytest.raises(FAULT):
         run(service, "DeleteUser", CollectionId="c", UserId="u1", ClientRequestToken="t1")
     assert service.catalog.user_face_ids("c", "u1") == [face] and ops(service, "DeleteUser") == 0
     run(service, "DeleteUser", CollectionId="c", UserId="u1", ClientRequestToken="t1")  # the token was not spent
@@ -146,7 +172,7 @@ def test_a_sweep_that_fails_in_one_collection_deletes_the_others_whole_and_a_rer
     old_a, old_b = enrol(service, "a", RED), enrol(service, "b", BLUE)
     with service.catalog.transaction() as tx:  # age both enrolments by two days
         tx.execute("UPDATE faces SET created_at = created_at - 2 * 86400")
-    with failing(service, "faces", "old.collection_id = 'b'"), pytest.raises(sqlite3.IntegrityError):
+    with failing(service, "faces", "old.collection_id = 'b'"), pytest.raises(FAULT):
         run(service, "RetentionSweep")
     assert matches(service, "a", RED) == [] and matches(service, "b", BLUE) == [old_b]
     receipts = service.ledger.records(operation="DeletionReceipt", limit=10)

@@ -19,7 +19,7 @@ from faceledger.errors import (
 from faceledger.store.ledger import Ledger
 from faceledger.testing import png_bytes, striped_image
 
-from .conftest import principal
+from .conftest import both_stores, principal
 
 RED, BLUE, GREEN = (200, 30, 30), (30, 30, 200), (30, 200, 30)
 
@@ -34,6 +34,7 @@ def run(service, op: str, role: str = "admin", **params):  # type: ignore[no-unt
     return service.dispatch(op, params, principal(role), {"request_id": "r1"})
 
 
+@both_stores
 def test_collection_lifecycle_and_pagination(service) -> None:  # type: ignore[no-untyped-def]
     for i in range(5):
         out = run(service, "CreateCollection", CollectionId=f"c{i}")
@@ -57,6 +58,7 @@ def test_collection_lifecycle_and_pagination(service) -> None:  # type: ignore[n
         run(service, "CreateCollection", CollectionId="bad id!")
 
 
+@both_stores
 def test_index_search_and_strangers(service) -> None:  # type: ignore[no-untyped-def]
     run(service, "CreateCollection", CollectionId="people")
     red = run(service, "IndexFaces", CollectionId="people", Image=img(RED), ExternalImageId="red")
@@ -116,6 +118,7 @@ def test_roles_are_enforced(service) -> None:  # type: ignore[no-untyped-def]
         run(service, "SearchFacesByImage", role="enroller", CollectionId="x", Image=img(RED))
 
 
+@both_stores
 def test_users_and_idempotency(service) -> None:  # type: ignore[no-untyped-def]
     run(service, "CreateCollection", CollectionId="u")
     f1 = run(service, "IndexFaces", CollectionId="u", Image=img(RED))["FaceRecords"][0]["Face"]["FaceId"]
@@ -143,6 +146,7 @@ def test_users_and_idempotency(service) -> None:  # type: ignore[no-untyped-def]
     assert run(service, "ListUsers", CollectionId="u")["Users"][0]["UserStatus"] == "CREATED"
 
 
+@both_stores
 def test_every_effect_has_a_ledger_record_and_chain_verifies(service) -> None:  # type: ignore[no-untyped-def]
     run(service, "CreateCollection", CollectionId="l")
     run(service, "IndexFaces", CollectionId="l", Image=img(RED))
@@ -155,6 +159,7 @@ def test_every_effect_has_a_ledger_record_and_chain_verifies(service) -> None:  
     assert len(idx["image_sha256"]) == 64 and len(idx["face_ids"]) == 1
 
 
+@both_stores
 def test_pagination_over_the_longest_ids(service) -> None:  # type: ignore[no-untyped-def]
     long_id = "c" * 255
     run(service, "CreateCollection", CollectionId=long_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from faceledger.service import Principal
 
-from .conftest import principal
+from .conftest import both_stores, principal
 
 
 def _search(service, purpose: str, case: str | None) -> int:  # type: ignore[no-untyped-def]
@@ -47,6 +47,7 @@ def _record(service, operation: str, details: dict) -> int:  # type: ignore[no-u
     return int(rec["seq"])
 
 
+@both_stores
 def test_a_search_page_says_deleted_only_of_faces_and_scores_every_kind_of_candidate(service) -> None:  # type: ignore[no-untyped-def]
     """User candidates, a CompareFaces target and a video person's matches are not 'deleted faces'; and the
     page still opens when the collection itself is gone (here it never existed: DeleteCollection)."""
@@ -77,6 +78,7 @@ def _recorded(service, operation: str, details: dict, collection: str = "c1") ->
         return int(service.record(tx, call, collection, {"confirmations_required": 1, **details})["seq"])
 
 
+@both_stores
 def test_the_review_index_holds_searches_until_every_candidate_is_decided(service) -> None:  # type: ignore[no-untyped-def]
     from faceledger.service.queue import review_queue
 
@@ -125,6 +127,7 @@ def test_the_review_index_is_filled_from_an_older_ledger(tmp_path) -> None:  # t
         assert catalog.pending_reviews() == [1, 2, 5, 6]
 
 
+@both_stores
 def test_the_queue_drops_index_entries_it_finds_decided(service) -> None:  # type: ignore[no-untyped-def]
     """An older search already decided when the index was filled costs one look, not one per view."""
     from faceledger.service.queue import review_queue

@@ -11,8 +11,8 @@ import click
 
 from ..service.policy import load_policy
 from ..service.report import markdown, transparency
-from ..store.catalog import Catalog
 from ..store.ledger import Ledger
+from ..store.opening import open_catalog
 from .client import client_options, own_call
 from .output import emit, handle_errors
 from .serve import data_option, settings_for
@@ -198,7 +198,7 @@ def report_transparency(since: str | None, until: str | None, fmt: str, data_dir
     fmt = "json" if as_json else fmt
     now = time.time()
     t0, t1 = _epoch(since, now - 365 * 86400), _epoch(until, now)
-    with Catalog.open(settings_for(data_dir).data_dir) as catalog:
+    with open_catalog(settings_for(data_dir)) as catalog:
         rows = [r for r in Ledger(catalog).iter_all() if t0 <= r["at"] <= t1]
     rep = transparency(rows, t0, t1)
     click.echo(json.dumps(rep) if fmt == "json" else markdown(rep), nl=fmt == "json")

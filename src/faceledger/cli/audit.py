@@ -19,8 +19,8 @@ from ..service.audit_trail import (
 )
 from ..service.checkpoints import public_pem
 from ..service.signing_key import load_signing_key
-from ..store.catalog import Catalog
 from ..store.ledger import Ledger
+from ..store.opening import open_catalog
 from .client import client_options, own_call
 from .output import emit, handle_errors
 from .serve import data_option, settings_for
@@ -157,7 +157,7 @@ def _epoch(value: str | None) -> float | None:
 def audit_show(data_dir: str | None, operation: str | None, principal: str | None, collection_id: str | None,
                since: str | None, until: str | None, after_seq: int, limit: int, as_json: bool) -> None:
     """List ledger records with filters."""
-    with Catalog.open(settings_for(data_dir).data_dir) as catalog:
+    with open_catalog(settings_for(data_dir)) as catalog:
         rows = Ledger(catalog).records(after_seq=after_seq, limit=limit, operation=operation, principal=principal,
                                        collection_id=collection_id, since=_epoch(since), until=_epoch(until))
 
@@ -182,7 +182,7 @@ def audit_show(data_dir: str | None, operation: str | None, principal: str | Non
 @handle_errors
 def audit_export(out_file: str, data_dir: str | None, as_json: bool) -> None:
     """Write every record as JSON lines, verifiable elsewhere with `audit verify --file`."""
-    with Catalog.open(settings_for(data_dir).data_dir) as catalog:
+    with open_catalog(settings_for(data_dir)) as catalog:
         try:
             n = Ledger(catalog).export(out_file)
         except OSError as exc:

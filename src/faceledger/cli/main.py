@@ -12,6 +12,7 @@ from .enrol import index_cmd, search
 from .evaluate import eval_group
 from .faces_local import compare, detect
 from .serve import keys, serve
+from .store import store
 from .video import video
 
 
@@ -25,6 +26,7 @@ for command in (detect, compare, eval_group, bench, serve, keys, audit, collecti
                 index_cmd, search, halt, resume, status, consent, review, retention, report, policy):
     cli.add_command(command)
 cli.add_command(video)
+cli.add_command(store)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 import numpy as np
+import psycopg
 
 from ..errors import FaceledgerError, IntegrityFailedError
 
@@ -85,5 +86,10 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
                                            "names the last intact ledger record; restore from a backup.")
             click.echo(f"error: {damaged.code}: {damaged.message}", err=True)
             sys.exit(damaged.exit_code)
+        except psycopg.Error as exc:  # what the PostgreSQL store did not turn into a FaceledgerError itself
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            click.echo(f"error: InternalServerError: PostgreSQL refused the command ({first}); nothing was "
+                       "committed.", err=True)
+            sys.exit(FaceledgerError.exit_code)
 
     return wrapper

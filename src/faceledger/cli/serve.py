@@ -14,7 +14,8 @@ from ..errors import InvalidParameterError
 from ..profile import Profile, read_profile, write_profile
 from ..service.context import ROLES
 from ..settings import Settings
-from ..store.catalog import Catalog
+from ..store.opening import open_catalog
+from ..store.protocols import CatalogStore
 from .output import emit, handle_errors
 
 data_option = click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
@@ -29,7 +30,7 @@ def profile_path(settings: Settings) -> Path:
     return Path(settings.data_dir) / "profile.json"
 
 
-def ensure_admin(settings: Settings, catalog: Catalog, endpoint: str) -> tuple[Profile, bool]:
+def ensure_admin(settings: Settings, catalog: CatalogStore, endpoint: str) -> tuple[Profile, bool]:
     """The bootstrap admin key: created and written to the profile on first start."""
     path = profile_path(settings)
     if path.is_file():
@@ -104,8 +105,11 @@ def _supervise(settings: Settings, as_json: bool) -> None:
     endpoint = f"http://{settings.host}:{port_}"
     os.umask(PRIVATE_UMASK)
     make_private_dir(settings.data_dir)
-    with Catalog.open(settings.data_dir) as catalog:  # migrates the catalog before any API process opens it
+    catalog = open_catalog(settings)  # migrates the catalog before any API process opens it
+    try:
         prof, created = ensure_admin(settings, catalog, endpoint)
+    finally:
+        catalog.close()
     started = _started(settings, endpoint, Service.engine_settings_for(settings).model_version, prof, created)
     workers_each = settings.workers or default_workers(settings.processes)
     started.update(Processes=settings.processes, WorkersPerProcess=workers_each)
@@ -221,7 +225,7 @@ def keys_create(role: str, label: str | None, purpose: str | None, case: str | N
     # an active key whose secret nobody saw.
     saved = _claim_key_file(save_path) if save_path is not None else None
     try:
-        with Catalog.open(settings.data_dir) as catalog, catalog.transaction() as tx:
+        with open_catalog(settings) as catalog, catalog.transaction() as tx:
             key_id, secret = catalog.create_key(tx, role, label, defaults or None)
             out = {"AccessKeyId": key_id, "SecretAccessKey": secret, "Role": role, "Label": label}
             if saved is not None:
@@ -262,7 +266,7 @@ def _claim_key_file(path: Path) -> IO[str]:
 def keys_list(data_dir: str | None, as_json: bool) -> None:
     """List keys (never their secrets)."""
     settings = settings_for(data_dir)
-    with Catalog.open(settings.data_dir) as catalog:
+    with open_catalog(settings) as catalog:
         rows = catalog.list_keys()
     items = [{k: v for k, v in r.items() if k != "secret"} for r in rows]
     emit({"Keys": items}, as_json, lambda o: "\n".join(
@@ -278,7 +282,7 @@ def keys_list(data_dir: str | None, as_json: bool) -> None:
 def keys_revoke(access_key_id: str, data_dir: str | None, as_json: bool) -> None:
     """Revoke a key: its next request is refused."""
     settings = settings_for(data_dir)
-    with Catalog.open(settings.data_dir) as catalog:
+    with open_catalog(settings) as catalog:
         if catalog.get_key(access_key_id) is None:
             raise InvalidParameterError(f"No key {access_key_id}.")
         with catalog.transaction() as tx:

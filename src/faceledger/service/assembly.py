@@ -11,8 +11,7 @@ package's entry points (``faceledger.service.open_service`` and ``create``).
 from __future__ import annotations
 
 from ..settings import Settings
-from ..store.catalog import Catalog
-from ..store.vectors import VectorIndex
+from ..store.protocols import CatalogStore, VectorStore
 from . import admin, collections, faces, retention, review, search, users, video, video_jobs
 from .core import Operation, Service
 from .workers import EnginePool
@@ -61,7 +60,7 @@ FACELEDGER_OPERATIONS: dict[str, Operation] = {
 }
 
 
-def create(settings: Settings, catalog: Catalog, index: VectorIndex, engines: EnginePool, **kw: object) -> Service:
+def create(settings: Settings, catalog: CatalogStore, index: VectorStore, engines: EnginePool, **kw: object) -> Service:
     """A Service with every operation and its video jobs (which resume any a stopped service left)."""
     svc = Service(settings, catalog, index, engines, operations={**OPERATIONS, **FACELEDGER_OPERATIONS},
                   own_operations=FACELEDGER_OPERATIONS, **kw)  # type: ignore[arg-type]

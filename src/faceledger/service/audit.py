@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidParameterError, ResourceNotFoundError
-from ..store.ledger import Ledger, canonical
+from ..store.ledger import canonical
+from ..store.protocols import LedgerStore
 
 PAGE = 100
 SCAN_PAGE = 1000
@@ -40,7 +41,7 @@ class LedgerFilter:
             (self.case is None or d.get("case") == self.case)
 
 
-def filtered(ledger: Ledger, flt: LedgerFilter, after_seq: int = 0) -> Iterator[dict[str, Any]]:
+def filtered(ledger: LedgerStore, flt: LedgerFilter, after_seq: int = 0) -> Iterator[dict[str, Any]]:
     """Every record after ``after_seq`` that passes ``flt``, in seq order (SQL filters first)."""
     if not 0 <= after_seq < 2**63:
         raise InvalidParameterError("A ledger position is a whole number from 0 to 2^63 - 1.")
@@ -55,7 +56,7 @@ def filtered(ledger: Ledger, flt: LedgerFilter, after_seq: int = 0) -> Iterator[
         after = page[-1]["seq"]
 
 
-def page(ledger: Ledger, flt: LedgerFilter, after_seq: int = 0, limit: int = PAGE) -> list[dict[str, Any]]:
+def page(ledger: LedgerStore, flt: LedgerFilter, after_seq: int = 0, limit: int = PAGE) -> list[dict[str, Any]]:
     out = []
     for rec in filtered(ledger, flt, after_seq):
         out.append(rec)
@@ -64,7 +65,7 @@ def page(ledger: Ledger, flt: LedgerFilter, after_seq: int = 0, limit: int = PAG
     return out
 
 
-def one(ledger: Ledger, seq: int) -> dict[str, Any]:
+def one(ledger: LedgerStore, seq: int) -> dict[str, Any]:
     if not 1 <= seq < 2**63:  # beyond SQLite's integers: no such record, not an overflow
         raise ResourceNotFoundError(f"The ledger has no record {seq}.")
     rows = ledger.records(after_seq=seq - 1, limit=1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from ..errors import IntegrityFailedError, InvalidParameterError
 from ..settings import Settings
-from ..store.catalog import CATALOG_FILE, Catalog
 from ..store.db import Transaction
 from ..store.integrity import problems
-from ..store.ledger import Ledger, read_catalog_file, read_export
+from ..store.ledger import Ledger, read_catalog_file, read_export, read_postgres
+from ..store.opening import open_catalog, store_of
+from ..store.opening import problems as store_problems
+from ..store.protocols import CatalogStore, LedgerStore
 from .checkpoints import (
     CHECKPOINT,
     SIGNING_KEY,
@@ -35,13 +37,13 @@ from .signing_key import LEGACY_KEY_FILE, key_path, load_signing_key, log, read_
 from .verification import Head, LedgerVerifier, Verdict
 
 
-def last_signed_seq(ledger: Ledger) -> int:
+def last_signed_seq(ledger: LedgerStore) -> int:
     """The record the latest checkpoint signs: the one just before it (a checkpoint signs the head
     inside the transaction that appends it). Read from the index: this runs on every append."""
     return max(0, ledger.latest_seq(CHECKPOINT) - 1)
 
 
-def append_checkpoint(ledger: Ledger, tx: Transaction, key: Ed25519PrivateKey) -> dict[str, Any]:
+def append_checkpoint(ledger: LedgerStore, tx: Transaction, key: Ed25519PrivateKey) -> dict[str, Any]:
     """Sign the head (inside ``tx``), listing every record since the last checkpoint."""
     head = ledger.head()
     if head is None:
@@ -95,15 +97,22 @@ def verify_export(path: Path, keys: list[Ed25519PublicKey], every: int, heads: l
 
 
 def open_verify(settings: Settings, keys: list[Ed25519PublicKey], every: int, heads: list[Head]) -> Verdict:
-    """Verify the data directory's catalog file, damaged or not: never a traceback."""
-    db = Path(settings.data_dir) / CATALOG_FILE
-    if not db.is_file():
-        raise InvalidParameterError(f"No catalog at {db}: check --data / FACELEDGER_DATA_DIR.")
-    damage = problems(db, "full")
+    """Verify the store's ledger (the data directory's catalog file, or PostgreSQL), damaged or not:
+    never a traceback."""
+    store = store_of(settings)
+    if store.is_postgres:
+        damage = store_problems(store, "full")
+        records: Iterator[dict[str, Any]] = read_postgres(store.target)
+    else:
+        db = Path(store.target)
+        if not db.is_file():
+            raise InvalidParameterError(f"No catalog at {db}: check --data / FACELEDGER_DATA_DIR / FACELEDGER_STORE.")
+        damage = problems(db, "full")
+        records = read_catalog_file(db)
     verifier = LedgerVerifier(keys, every, heads)
     error = None
     try:
-        for record in read_catalog_file(db):
+        for record in records:
             verifier.add(record)
     except Exception as exc:  # noqa: BLE001 - whatever a damaged file makes the reader raise is evidence
         error = f"{type(exc).__name__}: {exc}"
@@ -122,7 +131,7 @@ def anchor_head(settings: Settings) -> str:
     return json.dumps(anchor(key, head, time.time()), sort_keys=True, separators=(",", ":"))
 
 
-def record_rotation(ledger: Ledger, tx: Transaction, old: Ed25519PrivateKey,
+def record_rotation(ledger: LedgerStore, tx: Transaction, old: Ed25519PrivateKey,
                     new: Ed25519PrivateKey) -> dict[str, Any]:
     """In ``tx``: a checkpoint by the old key, the new key's SigningKey record endorsed by it, and a
     checkpoint by the new key (so the new key vouches for everything at once, whatever the interval)."""
@@ -134,7 +143,7 @@ def record_rotation(ledger: Ledger, tx: Transaction, old: Ed25519PrivateKey,
     return rec
 
 
-def _rotate(catalog: Catalog, old: Ed25519PrivateKey, new_path: Path) -> tuple[Ed25519PrivateKey, dict[str, Any]]:
+def _rotate(catalog: CatalogStore, old: Ed25519PrivateKey, new_path: Path) -> tuple[Ed25519PrivateKey, dict[str, Any]]:
     new = write_new_key(new_path)
     try:
         with catalog.transaction() as tx:
@@ -149,12 +158,12 @@ def rotate_key(settings: Settings, new_path: Path) -> tuple[dict[str, Any], str]
     """Create the key at ``new_path`` and record the rotation (``faceledger audit rotate-key``)."""
     old = load_signing_key(settings, create=False)
     key_path(Settings(data_dir=settings.data_dir, ledger_key_file=str(new_path)))  # refuses the data dir
-    with Catalog.open(settings.data_dir) as catalog:
+    with open_catalog(settings) as catalog:
         new, rec = _rotate(catalog, old, new_path)
     return rec, public_pem(new)
 
 
-def retire_legacy_key(settings: Settings, catalog: Catalog, legacy: Ed25519PrivateKey) -> Ed25519PrivateKey:
+def retire_legacy_key(settings: Settings, catalog: CatalogStore, legacy: Ed25519PrivateKey) -> Ed25519PrivateKey:
     """Rotate from a key found in the data directory to a fresh one at the configured path, delete the old."""
     new, _ = _rotate(catalog, legacy, key_path(settings))
     (Path(settings.data_dir) / LEGACY_KEY_FILE).unlink(missing_ok=True)

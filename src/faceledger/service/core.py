@@ -28,11 +28,11 @@ from ..engine.calibration import (
 from ..engine.scoring import Scorer
 from ..errors import AccessDeniedError, FaceledgerError, HaltedError, InvalidParameterError
 from ..settings import Settings
-from ..store.catalog import CATALOG_FILE, Catalog
 from ..store.db import Transaction
-from ..store.integrity import refuse_damaged
 from ..store.ledger import Ledger
+from ..store.opening import open_catalog, refuse_damaged
 from ..store.perms import PRIVATE_UMASK, make_private_dir
+from ..store.protocols import CatalogStore, LedgerStore, VectorStore
 from ..store.synced_index import SyncedIndex
 from ..store.vectors import VectorIndex, limit_blas_threads
 from .audit_trail import append_checkpoint, last_signed_seq, retire_legacy_key
@@ -113,8 +113,8 @@ class Service:
     def __init__(
         self,
         settings: Settings,
-        catalog: Catalog,
-        index: VectorIndex,
+        catalog: CatalogStore,
+        index: VectorStore,
         engines: EnginePool,
         calibration: CalibrationTable | None = None,
         *,
@@ -122,9 +122,9 @@ class Service:
         own_operations: Iterable[str] = (),
     ) -> None:
         self.settings = settings
-        self.catalog = catalog
-        self.index = index
-        self.ledger = Ledger(catalog)
+        self.catalog: CatalogStore = catalog
+        self.index: VectorStore = index
+        self.ledger: LedgerStore = Ledger(catalog)
         self.engines = engines
         self.engine_settings = engines.settings
         self.model_version = engines.settings.model_version
@@ -154,17 +154,20 @@ class Service:
         self.sweeper: Closeable | None = None  # the retention sweeper thread
 
     @staticmethod
-    def open_store(settings: Settings) -> tuple[Catalog, VectorIndex]:
-        """The catalog (checked and private) and the in-memory index loaded from it."""
+    def open_store(settings: Settings) -> tuple[CatalogStore, VectorStore]:
+        """The catalog FACELEDGER_STORE names (checked; data directory private) and its vector index."""
         # process-wide: everything the service writes lives in the data directory and is private
         os.umask(PRIVATE_UMASK)
         make_private_dir(settings.data_dir)
         limit_blas_threads(1)  # searches are memory-bound; two BLAS threads only contend
-        refuse_damaged(settings.data_dir / CATALOG_FILE, settings.startup_check)
-        catalog = Catalog.open(settings.data_dir)
-        # other processes may write the same catalog: the index catches up with their writes before each read
-        index = SyncedIndex(catalog)
-        index.load_all()
+        refuse_damaged(settings)
+        catalog = open_catalog(settings)
+        try:
+            # The one line to swap for pgvector (store/pg_vectors.py's PgVectorIndex) on PostgreSQL.
+            index = memory_index(catalog)
+        except BaseException:
+            catalog.close()
+            raise
         return catalog, index
 
     @staticmethod
@@ -289,7 +292,10 @@ class Service:
 
     def _note_policy(self) -> None:
         """A changed policy is itself a ledger event (PolicyLoaded)."""
-        with self.catalog.transaction() as tx:  # checked inside: API processes starting together note it once
+        if self.catalog.get_state("policy_sha256") == self.policy.sha256:
+            return
+        with self.catalog.transaction() as tx:
+            self.ledger.serialise(tx)  # processes starting together on one store note it once
             if self.catalog.get_state("policy_sha256") == self.policy.sha256:
                 return
             self.catalog.set_state(tx, "policy_sha256", self.policy.sha256)
@@ -299,6 +305,7 @@ class Service:
     def _note_signing_key(self) -> None:
         """A key the ledger has not named yet is published in it (SigningKey), before it signs anything."""
         with self.catalog.transaction() as tx:
+            self.ledger.serialise(tx)  # processes starting together on one store publish it once
             last = self.ledger.latest(SIGNING_KEY)
             named = last["details"] if last is not None and isinstance(last["details"], dict) else {}
             if named.get("key_fingerprint") == fingerprint(self.signing_key):
@@ -352,6 +359,14 @@ class Service:
     def checkpoint(self, tx: Transaction) -> dict:
         """Sign the current ledger head (inside ``tx``) and append the Checkpoint record."""
         return append_checkpoint(self.ledger, tx, self.signing_key)
+
+
+def memory_index(catalog: CatalogStore) -> VectorIndex:
+    """The in-process index, loaded from the catalog (either store); it catches up with the writes other
+    processes make to the same store before each read (store/synced_index.py)."""
+    index = SyncedIndex(catalog)  # type: ignore[arg-type]
+    index.load_all()
+    return index
 
 
 def _threshold(requested: float | None, floor: float, gallery: int | None) -> Threshold:

@@ -18,7 +18,8 @@ import numpy as np
 from ..engine.calibration import similarity_from_fmr
 from ..engine.normalization import CohortStats
 from ..engine.scoring import COHORT_MAX, Cohort, Scorer, sample_rows
-from ..store.vectors import DIM, VectorIndex
+from ..store.protocols import VectorStore
+from ..store.vectors import DIM
 
 ALL = "*"  # the cohort of every collection, for CompareFaces
 
@@ -26,7 +27,7 @@ ALL = "*"  # the cohort of every collection, for CompareFaces
 class Cohorts:
     """Per-collection (and all-collection) cohort samples, rebuilt when the index generation changes."""
 
-    def __init__(self, index: VectorIndex) -> None:
+    def __init__(self, index: VectorStore) -> None:
         self.index = index
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[object, Cohort]] = {}

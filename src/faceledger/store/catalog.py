@@ -27,6 +27,7 @@ from faceledger.store import (
     accountability,
     changes,
     collections,
+    dialect,
     faces,
     keys,
     leases,
@@ -60,12 +61,16 @@ class Catalog:
     # -- lifecycle ---------------------------------------------------------
 
     @classmethod
-    def open(cls, data_dir: str | Path) -> Catalog:
-        """Open (creating if needed) the catalog and master key in ``data_dir``."""
+    def open(cls, data_dir: str | Path, catalog_file: str | Path | None = None) -> Catalog:
+        """Open (creating if needed) the catalog and master key in ``data_dir``.
+
+        ``catalog_file``: the SQLite file when it is not ``<data_dir>/catalog.db`` (FACELEDGER_STORE).
+        """
         path = Path(data_dir)
         secure_data_dir(path)  # 0700, files 0600: face templates are nobody else's to read
-        create_private(path / CATALOG_FILE)  # SQLite creates -wal and -shm with the file's mode
-        db = Database(path / CATALOG_FILE)
+        file = Path(catalog_file) if catalog_file is not None else path / CATALOG_FILE
+        create_private(file)  # SQLite creates -wal and -shm with the file's mode
+        db = Database(file)
         try:
             sealer = _open_sealer(db, path)
             _seal_legacy_vectors(db, sealer)
@@ -73,6 +78,21 @@ class Catalog:
             db.close()
             raise
         return cls(path, db, sealer)
+
+    @classmethod
+    def open_postgres(cls, data_dir: str | Path, url: str) -> Catalog:
+        """The same catalog on PostgreSQL; the master key still lives in (and only in) ``data_dir``."""
+        from faceledger.store.pg_db import PgDatabase
+
+        path = Path(data_dir)
+        secure_data_dir(path)
+        pg = PgDatabase(url)
+        try:
+            sealer = _open_sealer(pg, path)  # type: ignore[arg-type]
+        except BaseException:
+            pg.close()
+            raise
+        return cls(path, pg, sealer)  # type: ignore[arg-type]
 
     def close(self) -> None:
         self._db.close()
@@ -92,6 +112,11 @@ class Catalog:
     @property
     def path(self) -> Path:
         return self._db.path
+
+    @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``: which engine holds this catalog."""
+        return dialect.of(self._db.connection())
 
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, for readers in this package (the ledger)."""
@@ -172,6 +197,10 @@ class Catalog:
 
     def faces_with_consents(self, consent_ids: list[str]) -> list[tuple[str, str, str]]:
         return faces.with_consents(self.connection(), consent_ids)
+
+    def open_vector(self, sealed: bytes, face_id: str) -> bytes:
+        """A sealed vector blob of this catalog, opened (``store migrate`` copies plaintext into pgvector)."""
+        return self._sealer.open_vector(sealed, face_id)
 
     def iter_vectors(self, collection_id: str) -> tuple[list[str], np.ndarray]:
         return faces.iter_vectors(self.connection(), collection_id, self._sealer)

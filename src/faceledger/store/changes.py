@@ -3,6 +3,11 @@
 Triggers on ``faces`` and ``collections`` append one row per face inserted
 or deleted (and one per collection dropped, with ``face_id`` NULL) in the
 writer's own transaction, so the log and the faces table never disagree.
+Sequence numbers have no gaps and follow commit order: SQLite has one writer
+at a time; on PostgreSQL the trigger takes the ledger's advisory lock (which
+the transaction takes anyway for its ledger record) and numbers the row
+``MAX(seq) + 1`` (store/pg_schema.py), not from a sequence, whose numbers
+follow no commit order.
 This module reads and prunes the log; it must not decide what a reader does
 with it (store/synced_index.py does).
 """
@@ -15,9 +20,9 @@ Change = tuple[int, str, str | None]  # (seq, collection_id, face_id or None for
 
 
 def head(conn: sqlite3.Connection) -> int:
-    """The newest sequence number written (0 for none); never goes back, even after pruning."""
-    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'face_changes'").fetchone()
-    return 0 if row is None else int(row[0])
+    """The newest sequence number written (0 for none); never goes back (pruning keeps the newest row)."""
+    row = conn.execute("SELECT MAX(seq) FROM face_changes").fetchone()
+    return 0 if row is None or row[0] is None else int(row[0])
 
 
 def since(conn: sqlite3.Connection, after: int, limit: int) -> list[Change]:
@@ -43,4 +48,5 @@ def present(conn: sqlite3.Connection, collection_id: str, face_ids: list[str]) -
 
 def prune(conn: sqlite3.Connection, before: float) -> int:
     """Forget changes made before ``before`` (epoch seconds); a reader behind them reloads in full."""
-    return conn.execute("DELETE FROM face_changes WHERE at < ?", (before,)).rowcount
+    return conn.execute("DELETE FROM face_changes WHERE at < ? AND seq < (SELECT MAX(seq) FROM face_changes)",
+                        (before,)).rowcount

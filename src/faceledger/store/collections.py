@@ -1,6 +1,6 @@
 """Collection rows: create, read, list, tag, delete.
 
-Functions take a ``sqlite3.Connection`` (the caller's transaction for
+Functions take a ``SqlConnection`` (the caller's transaction for
 writes) and return plain dicts. Face and user counts are kept by triggers in
 the schema. This module must not touch the vector index or the ledger.
 """
@@ -8,7 +8,6 @@ the schema. This module must not touch the vector index or the ledger.
 from __future__ import annotations
 
 import re
-import sqlite3
 from typing import Any
 
 from faceledger.errors import (
@@ -16,6 +15,8 @@ from faceledger.errors import (
     ResourceAlreadyExistsError,
     ResourceNotFoundError,
 )
+from faceledger.store.dialect import INTEGRITY_ERRORS
+from faceledger.store.protocols import SqlConnection
 from faceledger.store.rows import check_limit, check_tags, collection_row, dumps
 
 _COLLECTION_ID = re.compile(r"^[a-zA-Z0-9_.\-]{1,255}$")
@@ -31,7 +32,7 @@ def check_collection_id(collection_id: str) -> str:
 
 
 def create(
-    conn: sqlite3.Connection,
+    conn: SqlConnection,
     collection_id: str,
     model_version: str,
     tags: dict[str, str] | None,
@@ -44,14 +45,14 @@ def create(
             "VALUES (?, ?, ?, ?)",
             (collection_id, model_version, float(created_at), dumps(check_tags(tags))),
         )
-    except sqlite3.IntegrityError as exc:
+    except INTEGRITY_ERRORS as exc:
         raise ResourceAlreadyExistsError(
             f"collection {collection_id!r} already exists; pick another id or delete it first"
         ) from exc
     return get(conn, collection_id)
 
 
-def get(conn: sqlite3.Connection, collection_id: str) -> dict[str, Any]:
+def get(conn: SqlConnection, collection_id: str) -> dict[str, Any]:
     row = conn.execute(
         "SELECT * FROM collections WHERE collection_id = ?", (collection_id,)
     ).fetchone()
@@ -62,7 +63,7 @@ def get(conn: sqlite3.Connection, collection_id: str) -> dict[str, Any]:
     return collection_row(row)
 
 
-def require(conn: sqlite3.Connection, collection_id: str) -> None:
+def require(conn: SqlConnection, collection_id: str) -> None:
     """Raise ResourceNotFoundError unless the collection exists."""
     row = conn.execute(
         "SELECT 1 FROM collections WHERE collection_id = ?", (collection_id,)
@@ -73,7 +74,7 @@ def require(conn: sqlite3.Connection, collection_id: str) -> None:
         )
 
 
-def list_page(conn: sqlite3.Connection, after: str | None, limit: int) -> list[dict[str, Any]]:
+def list_page(conn: SqlConnection, after: str | None, limit: int) -> list[dict[str, Any]]:
     rows = conn.execute(
         "SELECT * FROM collections WHERE collection_id > ? ORDER BY collection_id LIMIT ?",
         (after or "", check_limit(limit)),
@@ -81,7 +82,7 @@ def list_page(conn: sqlite3.Connection, after: str | None, limit: int) -> list[d
     return [collection_row(r) for r in rows]
 
 
-def delete(conn: sqlite3.Connection, collection_id: str) -> int:
+def delete(conn: SqlConnection, collection_id: str) -> int:
     """Delete a collection with its faces (and their vectors) and users."""
     count = get(conn, collection_id)["face_count"]
     # Explicit deletes rather than relying on cascade alone, so the intent is visible.
@@ -91,7 +92,7 @@ def delete(conn: sqlite3.Connection, collection_id: str) -> int:
     return int(count)
 
 
-def set_tags(conn: sqlite3.Connection, collection_id: str, tags: dict[str, str]) -> dict[str, Any]:
+def set_tags(conn: SqlConnection, collection_id: str, tags: dict[str, str]) -> dict[str, Any]:
     """Replace the collection's tags with ``tags``; returns the collection."""
     require(conn, collection_id)
     conn.execute(

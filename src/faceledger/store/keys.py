@@ -10,12 +10,13 @@ check signatures; that is the API layer's job.
 from __future__ import annotations
 
 import secrets
-import sqlite3
 import string
 import time
 from typing import Any
 
 from faceledger.errors import InvalidParameterError, ResourceNotFoundError
+from faceledger.store.dialect import INTEGRITY_ERRORS
+from faceledger.store.protocols import SqlConnection, SqlRow
 from faceledger.store.rows import dumps, loads
 from faceledger.store.sealing import Sealer
 
@@ -33,7 +34,7 @@ def _new_secret() -> str:
 
 
 def create(
-    conn: sqlite3.Connection,
+    conn: SqlConnection,
     sealer: Sealer,
     role: str,
     label: str | None,
@@ -52,12 +53,12 @@ def create(
                  time.time()),
             )
             return key_id, secret
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             continue  # an id collision: 36**16 makes this all but impossible
     raise RuntimeError("could not allocate a unique access key id")
 
 
-def _key_row(row: sqlite3.Row) -> dict[str, Any]:
+def _key_row(row: SqlRow) -> dict[str, Any]:
     return {
         "access_key_id": row["access_key_id"],
         "role": row["role"],
@@ -69,7 +70,7 @@ def _key_row(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def get(conn: sqlite3.Connection, sealer: Sealer, access_key_id: str) -> dict[str, Any] | None:
+def get(conn: SqlConnection, sealer: Sealer, access_key_id: str) -> dict[str, Any] | None:
     """The key with its decrypted secret, or None if unknown."""
     row = conn.execute(
         "SELECT * FROM api_keys WHERE access_key_id = ?", (access_key_id,)
@@ -81,16 +82,16 @@ def get(conn: sqlite3.Connection, sealer: Sealer, access_key_id: str) -> dict[st
     return key
 
 
-def list_all(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def list_all(conn: SqlConnection) -> list[dict[str, Any]]:
     rows = conn.execute("SELECT * FROM api_keys ORDER BY created_at, access_key_id").fetchall()
     return [_key_row(r) for r in rows]
 
 
-def count(conn: sqlite3.Connection) -> int:
+def count(conn: SqlConnection) -> int:
     return int(conn.execute("SELECT COUNT(*) FROM api_keys").fetchone()[0])
 
 
-def revoke(conn: sqlite3.Connection, access_key_id: str) -> None:
+def revoke(conn: SqlConnection, access_key_id: str) -> None:
     """Revoke a key (idempotent: the first revocation time is kept)."""
     cur = conn.execute(
         "UPDATE api_keys SET revoked = 1, revoked_at = COALESCE(revoked_at, ?) "

@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from faceledger.store.catalog import Catalog
+from faceledger.store import dialect
 from faceledger.store.db import Transaction
+from faceledger.store.pg_schema import LEDGER_LOCK
+from faceledger.store.protocols import CatalogStore
 from faceledger.store.rows import dumps, loads
 
 GENESIS_HASH = "0" * 64
@@ -77,10 +79,10 @@ def _row_record(row: sqlite3.Row) -> dict[str, Any]:
 class Ledger:
     """Writer, reader and verifier of the ledger table of one catalog."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: CatalogStore) -> None:
         self._catalog = catalog
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> Any:
         return self._catalog.connection()
 
     def append(
@@ -96,7 +98,7 @@ class Ledger:
         """Append one record in ``tx``; it commits or rolls back with the caller's change."""
         if not operation:
             raise ValueError("a ledger record needs an operation")
-        conn = self._catalog.write_connection(tx)
+        conn = self.serialise(tx)
         head = conn.execute("SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
         record: dict[str, Any] = {
             "seq": 1 if head is None else head["seq"] + 1,
@@ -116,6 +118,18 @@ class Ledger:
              canonical(record["details"]), record["prev_hash"], record["hash"]),
         )
         return record
+
+    def serialise(self, tx: Transaction) -> Any:
+        """Hold the ledger for ``tx`` until it ends: what it reads of the ledger stays the latest.
+
+        Several processes append to one PostgreSQL ledger: one at a time reads the head
+        (``pg_advisory_xact_lock``, re-entrant within the transaction). SQLite's ``BEGIN
+        IMMEDIATE`` already holds the one write lock, so there it is a no-op. Returns the connection.
+        """
+        conn = self._catalog.write_connection(tx)
+        if dialect.is_postgres(conn):
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (LEDGER_LOCK,))
+        return conn
 
     def head(self) -> dict[str, Any] | None:
         row = self._conn().execute("SELECT * FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
@@ -219,6 +233,23 @@ def read_catalog_file(db_path: str | Path) -> Iterator[dict[str, Any]]:
             yield _row_record(row)
     finally:
         conn.close()
+
+
+def read_postgres(url: str) -> Iterator[dict[str, Any]]:
+    """Every record of the PostgreSQL catalog at ``url``, read-only, by seq, streamed (no master key needed)."""
+    import psycopg
+
+    from faceledger.store.pg_db import CONNECT_TIMEOUT_S, row_factory, unavailable
+
+    try:
+        with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as conn:
+            conn.read_only = True
+            with conn.cursor(name="ledger_walk", row_factory=row_factory) as cur:  # server-side: streamed
+                cur.execute("SELECT * FROM ledger ORDER BY seq")
+                for row in cur:
+                    yield _row_record(row)
+    except psycopg.OperationalError as exc:
+        raise unavailable(exc, url) from exc
 
 
 def verify_file(path: str | Path, *, expected_head_hash: str | None = None) -> VerifyResult:

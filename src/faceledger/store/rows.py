@@ -9,13 +9,13 @@ holds no SQL and no business rules.
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from typing import Any
 
 import numpy as np
 
 from faceledger.errors import InvalidParameterError
+from faceledger.store.protocols import SqlRow
 from faceledger.store.schema import VECTOR_DIM
 
 _LE_F32 = np.dtype("<f4")
@@ -82,7 +82,7 @@ def check_tags(tags: dict[str, str] | None) -> dict[str, str]:
     return tags
 
 
-def collection_row(row: sqlite3.Row) -> dict[str, Any]:
+def collection_row(row: SqlRow) -> dict[str, Any]:
     return {
         "collection_id": row["collection_id"],
         "model_version": row["model_version"],
@@ -99,7 +99,7 @@ FACE_COLUMNS = (
 )
 
 
-def face_row(row: sqlite3.Row) -> dict[str, Any]:
+def face_row(row: SqlRow) -> dict[str, Any]:
     """The face's columns other than its vector (stored sealed; faces.py opens it)."""
     face = {
         "face_id": row["face_id"],

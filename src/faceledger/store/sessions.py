@@ -1,8 +1,9 @@
 """Console sessions in the store (schema v6), so every API process of one deployment shares them.
 
 A row is keyed by the SHA-256 of the session cookie: the table alone lets
-nobody in. ``ledger_ref`` is what the ledger calls the session. This module
-reads and writes rows; when a session ends is the console's rule.
+nobody in. ``ledger_ref`` is what the ledger calls the session. Portable SQL
+(SQLite and PostgreSQL). This module reads and writes rows; when a session
+ends is the console's rule.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ COLUMNS = "digest, ledger_ref, key_id, csrf, created_at, seen_at"
 
 
 def put(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
-    conn.execute(f"INSERT OR REPLACE INTO console_sessions({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+    conn.execute(f"INSERT INTO console_sessions({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?) "
+                 "ON CONFLICT(digest) DO UPDATE SET ledger_ref = excluded.ledger_ref, key_id = excluded.key_id, "
+                 "csrf = excluded.csrf, created_at = excluded.created_at, seen_at = excluded.seen_at",
                  (row["digest"], row["ledger_ref"], row["key_id"], row["csrf"], row["created_at"], row["seen_at"]))
 
 
@@ -24,7 +27,7 @@ def get(conn: sqlite3.Connection, digest: str) -> dict[str, Any] | None:
 
 
 def touch(conn: sqlite3.Connection, digest: str, seen: float) -> None:
-    conn.execute("UPDATE console_sessions SET seen_at = MAX(seen_at, ?) WHERE digest = ?", (seen, digest))
+    conn.execute("UPDATE console_sessions SET seen_at = ? WHERE digest = ? AND seen_at < ?", (seen, digest, seen))
 
 
 def delete(conn: sqlite3.Connection, digests: list[str]) -> int:
@@ -43,4 +46,4 @@ def ended(conn: sqlite3.Connection, now: float, idle_s: float, max_s: float) -> 
 def beyond(conn: sqlite3.Connection, keep: int) -> list[dict[str, Any]]:
     """The least recently used rows past the newest ``keep``."""
     return [dict(r) for r in conn.execute(
-        f"SELECT {COLUMNS} FROM console_sessions ORDER BY seen_at DESC LIMIT -1 OFFSET ?", (keep,))]
+        f"SELECT {COLUMNS} FROM console_sessions ORDER BY seen_at DESC LIMIT 1000000000 OFFSET ?", (keep,))]

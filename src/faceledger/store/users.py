@@ -5,13 +5,12 @@ A face belongs to at most one user; a user holds at most
 has no faces and ``ACTIVE`` once it has at least one (Rekognition reports
 CREATED for a new user and ACTIVE after faces are associated; UPDATING and
 CREATING never occur here because association is synchronous). Functions
-take a ``sqlite3.Connection``; this module must not touch the vector index.
+take a ``SqlConnection``; this module must not touch the vector index.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 from typing import Any
 
 from faceledger.errors import (
@@ -22,6 +21,8 @@ from faceledger.errors import (
 )
 from faceledger.store import collections, faces
 from faceledger.store.db import chunks
+from faceledger.store.dialect import INTEGRITY_ERRORS
+from faceledger.store.protocols import SqlConnection, SqlRow
 from faceledger.store.rows import check_limit
 
 MAX_FACES_PER_USER = 100
@@ -38,7 +39,7 @@ _SELECT_USER = (
 )
 
 
-def _user_row(row: sqlite3.Row) -> dict[str, Any]:
+def _user_row(row: SqlRow) -> dict[str, Any]:
     return {
         "user_id": row["user_id"],
         "user_status": "ACTIVE" if row["face_count"] else "CREATED",
@@ -47,7 +48,7 @@ def _user_row(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-def create(conn: sqlite3.Connection, collection_id: str, user_id: str, created_at: float) -> dict[str, Any]:
+def create(conn: SqlConnection, collection_id: str, user_id: str, created_at: float) -> dict[str, Any]:
     collections.require(conn, collection_id)
     if not isinstance(user_id, str) or not _USER_ID.match(user_id):
         raise InvalidParameterError(
@@ -58,14 +59,14 @@ def create(conn: sqlite3.Connection, collection_id: str, user_id: str, created_a
             "INSERT INTO users(collection_id, user_id, created_at) VALUES (?, ?, ?)",
             (collection_id, user_id, float(created_at)),
         )
-    except sqlite3.IntegrityError as exc:
+    except INTEGRITY_ERRORS as exc:
         raise ConflictError(
             f"user {user_id!r} already exists in collection {collection_id!r}"
         ) from exc
     return get(conn, collection_id, user_id)
 
 
-def get(conn: sqlite3.Connection, collection_id: str, user_id: str) -> dict[str, Any]:
+def get(conn: SqlConnection, collection_id: str, user_id: str) -> dict[str, Any]:
     collections.require(conn, collection_id)
     row = conn.execute(_SELECT_USER + " AND u.user_id = ?", (collection_id, user_id)).fetchone()
     if row is None:
@@ -76,7 +77,7 @@ def get(conn: sqlite3.Connection, collection_id: str, user_id: str) -> dict[str,
 
 
 def list_page(
-    conn: sqlite3.Connection, collection_id: str, after: str | None, limit: int
+    conn: SqlConnection, collection_id: str, after: str | None, limit: int
 ) -> list[dict[str, Any]]:
     collections.require(conn, collection_id)
     rows = conn.execute(
@@ -86,7 +87,7 @@ def list_page(
     return [_user_row(r) for r in rows]
 
 
-def delete(conn: sqlite3.Connection, collection_id: str, user_id: str) -> None:
+def delete(conn: SqlConnection, collection_id: str, user_id: str) -> None:
     """Delete a user; its faces stay in the collection, unassociated."""
     get(conn, collection_id, user_id)
     conn.execute(
@@ -98,7 +99,7 @@ def delete(conn: sqlite3.Connection, collection_id: str, user_id: str) -> None:
     )
 
 
-def face_ids(conn: sqlite3.Connection, collection_id: str, user_id: str) -> list[str]:
+def face_ids(conn: SqlConnection, collection_id: str, user_id: str) -> list[str]:
     get(conn, collection_id, user_id)
     rows = conn.execute(
         "SELECT face_id FROM faces WHERE collection_id = ? AND user_id = ? ORDER BY face_id",
@@ -108,7 +109,7 @@ def face_ids(conn: sqlite3.Connection, collection_id: str, user_id: str) -> list
 
 
 def _classify(
-    conn: sqlite3.Connection, collection_id: str, user_id: str, wanted: list[str]
+    conn: SqlConnection, collection_id: str, user_id: str, wanted: list[str]
 ) -> tuple[list[str], list[str], list[dict[str, Any]]]:
     """Split requested faces into (already this user's, unassociated, failures)."""
     owners = {f["face_id"]: f["user_id"] for f in faces.get(conn, collection_id, wanted)}
@@ -129,7 +130,7 @@ def _classify(
 
 
 def _set_owner(
-    conn: sqlite3.Connection, collection_id: str, ids: list[str], owner: str | None
+    conn: SqlConnection, collection_id: str, ids: list[str], owner: str | None
 ) -> None:
     for part in chunks(ids):
         marks = ",".join("?" * len(part))
@@ -140,7 +141,7 @@ def _set_owner(
 
 
 def associate(
-    conn: sqlite3.Connection, collection_id: str, user_id: str, ids: list[str]
+    conn: SqlConnection, collection_id: str, user_id: str, ids: list[str]
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Associate faces with a user. Faces already theirs count as associated."""
     current = get(conn, collection_id, user_id)["face_count"]
@@ -157,7 +158,7 @@ def associate(
 
 
 def disassociate(
-    conn: sqlite3.Connection, collection_id: str, user_id: str, ids: list[str]
+    conn: SqlConnection, collection_id: str, user_id: str, ids: list[str]
 ) -> tuple[list[str], list[dict[str, Any]]]:
     """Remove faces from a user. A face with no user counts as disassociated."""
     get(conn, collection_id, user_id)
