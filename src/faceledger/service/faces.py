@@ -114,7 +114,9 @@ def index_faces(svc: Service, call: Call) -> dict:
     with svc.write_lock:  # commit and index update in one order for every writer
         with svc.catalog.transaction() as tx:
             # a concurrent replay may have committed meanwhile, in this process or another one: checked
-            # inside the write transaction, which excludes every other writer of the store
+            # inside the write transaction, after taking the ledger lock the record below takes anyway
+            # (SQLite: the transaction already excludes every other writer; PostgreSQL: the advisory lock)
+            svc.ledger.serialise(tx)
             earlier = replayed(svc, call)
             if earlier is not None:
                 return earlier

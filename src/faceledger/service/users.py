@@ -56,6 +56,9 @@ def idempotent(svc: Service, call: Call, cid: str | None, work: Callable[[Transa
     digest = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
     with svc.catalog.transaction() as tx:
         if token:
+            # one holder of a token at a time across processes (the ledger lock the record takes anyway;
+            # SQLite's write transaction already excludes other writers)
+            svc.ledger.serialise(tx)
             seen = svc.catalog.idempotent_get(call.operation, token)
             if seen is not None:
                 if seen[0] != digest:
