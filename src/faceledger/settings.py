@@ -33,7 +33,8 @@ class Settings:
     port: int = 8765
     region: str = "us-east-1"
     account_id: str = "000000000000"
-    workers: int = 0  # engine worker processes; 0 = one per core
+    workers: int = 0  # engine worker processes per API process; 0 = the cores shared out among the API processes
+    processes: int = 1  # API processes `serve` runs on one port (each with its own engine workers)
     max_queue: int = 128  # requests that may wait for an engine slot (api/pool.py)
     admission_wait_s: float = 20.0  # longest expected wait for an engine slot before ThrottlingException
     body_timeout_s: float = 20.0  # a request body must arrive within this

@@ -117,9 +117,12 @@ def test_the_review_index_is_filled_from_an_older_ledger(tmp_path) -> None:  # t
                             ("IndexFaces", {"candidates": [{"FaceId": "d"}]})):
             Ledger(catalog).append(tx, operation=op, principal="AKIASEARCHER00000000", collection_id="c1",
                                    details={"purpose": "general", **details})
-    conn = sqlite3.connect(data / "catalog.db")  # as a version-4 catalog left it (v6 undone: it re-runs too)
+    conn = sqlite3.connect(data / "catalog.db")  # as a version-4 catalog left it (v6, v7 undone: they re-run too)
     conn.executescript("DROP TABLE review_pending; ALTER TABLE collections DROP COLUMN dim; "
                        "ALTER TABLE collections DROP COLUMN metric; DROP TABLE staged_vectors; "
+                       "DROP TABLE face_changes; DROP TABLE leases; DROP TABLE console_sessions; "
+                       "DROP TRIGGER faces_change_insert; DROP TRIGGER faces_change_delete; "
+                       "DROP TRIGGER collections_change_delete; DROP TRIGGER collections_change_repin; "
                        "DELETE FROM schema_version WHERE version >= 5;")
     conn.close()
     with Catalog.open(data) as catalog:

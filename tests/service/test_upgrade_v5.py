@@ -62,7 +62,7 @@ def test_a_v5_data_directory_opens_searches_identically_and_verifies(copy) -> No
     svc = create(settings, catalog, index, EnginePool(EngineSettings(), engine=Engine()))
     try:
         conn = svc.catalog.connection()
-        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION == 7
         people = svc.catalog.get_collection("people")
         assert (people["model_version"], people["dim"], people["metric"]) == (MODEL_VERSION, 128, "euclidean")
         assert people["face_count"] == 6 and people["user_count"] == 1

@@ -9,6 +9,8 @@ settings itself (the caller passes a ready app and its connection limits).
 
 from __future__ import annotations
 
+import socket
+
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -51,10 +53,15 @@ def run(
     graceful_timeout_s: int = 30,
     limits: ConnectionLimits | None = None,
     log_level: str = "info",
+    sock: socket.socket | None = None,
 ) -> None:
-    """Serve ``app`` until SIGTERM/SIGINT, then shut down gracefully. Blocks."""
+    """Serve ``app`` until SIGTERM/SIGINT, then shut down gracefully. Blocks.
+
+    ``sock``: an already listening socket to accept on instead of binding ``host:port``
+    (``serve --processes N``: the supervisor binds once and every API process accepts on it).
+    """
     server = uvicorn.Server(
         config(app, host, port, graceful_timeout_s=graceful_timeout_s, limits=limits,
                log_level=log_level)
     )
-    server.run()
+    server.run(sockets=[sock] if sock is not None else None)

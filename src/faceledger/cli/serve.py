@@ -54,12 +54,75 @@ def ensure_admin(settings: Settings, catalog: CatalogStore, endpoint: str) -> tu
 @click.option("--host", default=None, help="Address to bind (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 8765; 0 picks a free one).")
 @data_option
-@click.option("--workers", type=int, default=None, help="Engine worker processes (default: one per core).")
+@click.option("--workers", type=int, default=None,
+              help="Engine worker processes per API process (default: the cores shared out among the API processes).")
+@click.option("--processes", type=click.IntRange(min=1), default=None,
+              help="API processes serving the one port, each with its own engine workers (default 1).")
+@click.option("--listen-fd", type=int, default=None, hidden=True,
+              help="Accept on this inherited listening socket (set by --processes for each API process).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the start-up details as one JSON object (then serve; logs go to stderr).")
 @handle_errors
-def serve(host: str | None, port: int | None, data_dir: str | None, workers: int | None, as_json: bool) -> None:
+def serve(host: str | None, port: int | None, data_dir: str | None, workers: int | None, processes: int | None,
+          listen_fd: int | None, as_json: bool) -> None:
     """Run the Rekognition-compatible service on the embedded store."""
+    settings = settings_for(data_dir, host=host, port=port, workers=workers, processes=processes)
+    if listen_fd is not None:
+        _serve_one(settings, as_json, listen_fd)
+    elif settings.processes > 1:
+        _supervise(settings, as_json)
+    else:
+        _serve_one(settings, as_json, None)
+
+
+def _free_port(settings: Settings) -> int:
+    import socket
+
+    if settings.port != 0:
+        return settings.port
+    with socket.socket() as s:
+        s.bind((settings.host, 0))
+        return int(s.getsockname()[1])
+
+
+def _started(settings: Settings, endpoint: str, model_version: str, prof: Profile, created: bool) -> dict:
+    return {"Endpoint": endpoint, "Region": settings.region, "DataDir": str(settings.data_dir),
+            "Profile": str(profile_path(settings)), "ModelVersion": model_version,
+            "AccessKeyId": prof.access_key_id, "KeyCreated": created,
+            "SecretAccessKey": prof.secret_access_key if created else None,
+            "Console": f"{endpoint}/console/",
+            "LedgerKeyFile": str(settings.ledger_key_path())}
+
+
+def _supervise(settings: Settings, as_json: bool) -> None:
+    """Bind once, create the admin key once, then run ``settings.processes`` API processes on the socket."""
+    from ..service.core import Service, default_workers
+    from ..store.perms import PRIVATE_UMASK, make_private_dir
+    from .supervisor import Supervisor, listen
+
+    sock = listen(settings.host, settings.port)
+    port_ = int(sock.getsockname()[1])
+    endpoint = f"http://{settings.host}:{port_}"
+    os.umask(PRIVATE_UMASK)
+    make_private_dir(settings.data_dir)
+    catalog = open_catalog(settings)  # migrates the catalog before any API process opens it
+    try:
+        prof, created = ensure_admin(settings, catalog, endpoint)
+    finally:
+        catalog.close()
+    started = _started(settings, endpoint, Service.engine_settings_for(settings).model_version, prof, created)
+    workers_each = settings.workers or default_workers(settings.processes)
+    started.update(Processes=settings.processes, WorkersPerProcess=workers_each)
+    emit(started, as_json, lambda o: startup_text(o) + f"\n{o['Processes']} API processes, "
+         f"{o['WorkersPerProcess']} engine worker(s) each")
+    child_args = ["--host", settings.host, "--port", str(port_), "--data", str(settings.data_dir),
+                  "--workers", str(workers_each)]
+    code = Supervisor(child_args, settings.processes, sock, endpoint).run()
+    if code:
+        raise SystemExit(code)
+
+
+def _serve_one(settings: Settings, as_json: bool, listen_fd: int | None) -> None:
     import socket
 
     from ..api.app import create_app
@@ -67,23 +130,20 @@ def serve(host: str | None, port: int | None, data_dir: str | None, workers: int
     from ..api.server import run
     from ..console import mount_console
     from ..service import open_service
+    from ..service.deathsig import die_with_parent
 
-    settings = settings_for(data_dir, host=host, port=port, workers=workers)
-    port_ = settings.port
-    if port_ == 0:
-        with socket.socket() as s:
-            s.bind((settings.host, 0))
-            port_ = s.getsockname()[1]
+    sock = None
+    if listen_fd is not None:  # one of several API processes: the supervisor owns the port and the profile
+        die_with_parent()
+        sock = socket.socket(fileno=listen_fd)
+        port_ = int(sock.getsockname()[1])
+    else:
+        port_ = _free_port(settings)
     endpoint = f"http://{settings.host}:{port_}"
     service = open_service(settings)
-    prof, created = ensure_admin(settings, service.catalog, endpoint)
-    started = {"Endpoint": endpoint, "Region": settings.region, "DataDir": str(settings.data_dir),
-               "Profile": str(profile_path(settings)), "ModelVersion": service.model_version,
-               "AccessKeyId": prof.access_key_id, "KeyCreated": created,
-               "SecretAccessKey": prof.secret_access_key if created else None,
-               "Console": f"{endpoint}/console/",
-               "LedgerKeyFile": str(settings.ledger_key_path())}
-    emit(started, as_json, startup_text)
+    if sock is None:
+        prof, created = ensure_admin(settings, service.catalog, endpoint)
+        emit(_started(settings, endpoint, service.model_version, prof, created), as_json, startup_text)
     app = create_app(cast(Any, service), max_body_bytes=settings.max_body_bytes,
                      max_inflight=2 * max(1, service.engines.processes), max_queue=settings.max_queue,
                      admission_wait_s=settings.admission_wait_s, body_timeout_s=settings.body_timeout_s,
@@ -95,7 +155,7 @@ def serve(host: str | None, port: int | None, data_dir: str | None, workers: int
     # lets the finally below close the engine workers instead of orphaning them.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        run(app, settings.host, port_, limits=limits)
+        run(app, settings.host, port_, limits=limits, sock=sock)
     finally:
         service.close()
 

@@ -64,10 +64,10 @@ async def signin_post(console: Console, request: Request) -> Response:
         status = 429 if exc.code == "ThrottlingException" else 403 if isinstance(exc, AccessDeniedError) \
             else exc.http_status if exc.http_status >= 500 else 400  # 503: the store is down, not a bad key
         return signin_form(console, request, status, exc.message)
-    old = console.sessions.close(request.cookies.get(COOKIE) or "")
+    old = await console.call(console.sessions.close, request.cookies.get(COOKIE) or "")
     if old is not None:  # signing in again replaces the browser's old session, and says so
         await console.call(console.signin.sign_out, old.key_id, client.host if client else None, old.id, "replaced")
-    console.sessions.open(session_id, principal.access_key_id)
+    await console.call(console.sessions.open, session_id, principal.access_key_id)
     await console.record_ended()  # sessions that opening this one pruned or evicted
     target = form.get("next")
     response = console.redirect(_safe_next(target if isinstance(target, str) else None))
@@ -77,7 +77,7 @@ async def signin_post(console: Console, request: Request) -> Response:
 
 
 async def signout(console: Console, ctx: Ctx) -> Response:
-    console.sessions.close(ctx.session.id)
+    await console.call(console.sessions.close, ctx.session.id)
     client = ctx.request.client
     await console.call(console.signin.sign_out, ctx.principal.access_key_id, client.host if client else None,
                        ctx.session.id, "sign-out")

@@ -35,6 +35,7 @@ from ..errors import (
     ResourceNotFoundError,
     ThrottlingError,
 )
+from ..service.console_sessions import StoredSessions
 from ..service.context import Principal, may
 from ..service.core import Service
 from ..service.report import counts_text
@@ -73,7 +74,8 @@ Handler = Callable[["Console", Ctx], Awaitable[Response]]
 class Console:
     def __init__(self, svc: Service) -> None:
         self.svc = svc
-        self.sessions = Sessions(svc.settings.console_session_idle_s, svc.settings.console_session_max_s)
+        self.sessions = Sessions(svc.settings.console_session_idle_s, svc.settings.console_session_max_s,
+                                 backend=StoredSessions(svc))
         self.signin = SignIn(svc)
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.filters["utc"] = utc
@@ -111,14 +113,15 @@ class Console:
         return endpoint
 
     async def _signed_in(self, request: Request) -> Ctx | Response:
-        session, ended = self.sessions.get(request.cookies.get(COOKIE))
+        # in a thread: sessions live in the store, shared by every API process
+        session, ended = await self.call(self.sessions.get, request.cookies.get(COOKIE))
         if session is not None and ended:
             client = request.client
             await self.call(self.signin.sign_out, session.key_id, client.host if client else None, session.id, ended)
             session = None
         principal = await self.call(self.svc.lookup_key, session.key_id) if session else None
         if session is None or principal is None or principal.revoked:
-            if session is not None and self.sessions.close(session.id) is not None:
+            if session is not None and await self.call(self.sessions.close, session.id) is not None:
                 client = request.client
                 await self.call(self.signin.sign_out, session.key_id, client.host if client else None,
                                 session.id, "revoked")
@@ -132,7 +135,7 @@ class Console:
     async def record_ended(self) -> None:
         """A ConsoleSignOut for each session that ended without a request of its own noticing."""
         for session, why in self.sessions.take_ended():
-            await self.call(self.signin.sign_out, session.key_id, None, session.id, why)
+            await self.call(self.signin.sign_out, session.key_id, None, session.id, why, session.ref)
 
     async def form(self, request: Request) -> FormData:
         """A small urlencoded form, from this origin."""

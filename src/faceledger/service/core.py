@@ -41,6 +41,7 @@ from ..store.ledger import Ledger
 from ..store.opening import open_catalog, refuse_damaged
 from ..store.perms import PRIVATE_UMASK, make_private_dir
 from ..store.protocols import CatalogStore, LedgerStore, VectorStore
+from ..store.synced_index import SyncedIndex
 from ..store.vectors import VectorIndex, limit_blas_threads
 from .audit_trail import append_checkpoint, last_signed_seq, retire_legacy_key
 from .candidates import awaits_review
@@ -121,6 +122,11 @@ class Closeable(Protocol):
     def close(self) -> None: ...
 
 
+def default_workers(api_processes: int = 1) -> int:
+    """Engine workers per API process by default: the cores shared out among the API processes (at least 1)."""
+    return max(1, (os.cpu_count() or 1) // max(1, api_processes))
+
+
 class Service:
     def __init__(
         self,
@@ -147,8 +153,9 @@ class Service:
         self.scorer = default.scorer
         self.cohorts = Cohorts(index)
         self.buckets = settings.bucket_map()
-        # Writers that change faces hold this from BEGIN until the index matches the commit.
-        self.write_lock = threading.RLock()
+        # Writers that change faces hold this from BEGIN until the index matches the commit
+        # (a SyncedIndex catching up with other processes' writes holds the same lock).
+        self.write_lock = index.writer_lock if isinstance(index, SyncedIndex) else threading.RLock()
         self.pages = Paginator(self._page_secret(), save=self._save_cursor, load=self.catalog.get_state)
         legacy = take_legacy_key(settings)
         self.signing_key = legacy or load_signing_key(settings, create=True)
@@ -207,17 +214,24 @@ class Service:
         return catalog, index
 
     @staticmethod
+    def engine_settings_for(settings: Settings) -> EngineSettings:
+        return EngineSettings(detector=settings.detector, landmarks68=settings.landmarks68,
+                              min_face_px=settings.min_face_px, cpu_budget_s=settings.engine_cpu_budget_s,
+                              landmarker=settings.landmarker)
+
+    @staticmethod
     def open_engines(settings: Settings) -> EnginePool:
-        es = EngineSettings(detector=settings.detector, landmarks68=settings.landmarks68,
-                            min_face_px=settings.min_face_px, cpu_budget_s=settings.engine_cpu_budget_s,
-                            landmarker=settings.landmarker)
-        procs = settings.workers or os.cpu_count() or 1
+        es = Service.engine_settings_for(settings)
+        procs = settings.workers or default_workers(settings.processes)
         return EnginePool(es, processes=procs, timeout_s=settings.engine_timeout_s,
                           max_rss_mb=settings.engine_max_rss_mb, max_memory_mb=settings.engine_max_memory_mb)
 
     def engine_state(self) -> dict[str, Any]:
-        """The engine workers' state for ``/health`` and ``/ready`` ("ready": one can take work)."""
-        return self.engines.state()
+        """The engine workers' state for ``/health`` and ``/ready`` ("ready": one can take work).
+
+        ``api_pid`` names the API process that answered (``serve --processes N`` runs several on one port).
+        """
+        return {**self.engines.state(), "api_pid": os.getpid()}
 
     def store_state(self) -> dict[str, Any]:
         """The store for ``/ready``: ``kind`` (sqlite | postgresql), ``reachable``, and ``error`` when it is not."""
@@ -242,17 +256,30 @@ class Service:
             self.catalog.set_state(tx, name, value)
 
     def _page_secret(self) -> bytes:
+        """The data directory's pagination key, made once: written aside, then linked into place.
+
+        ``os.link`` fails if the name exists, so processes starting together agree on one key and
+        none ever reads a half-written file (O_EXCL then write left an empty one visible).
+        """
         path = Path(self.settings.data_dir) / "page.key"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            data = path.read_bytes()
-            if len(data) != 32:
-                raise InvalidParameterError(f"{path} is damaged; delete it (page tokens in flight expire).") from None
-            return data
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(secrets.token_bytes(32))
-        return path.read_bytes()
+        if not path.exists():
+            aside = path.with_name(f".page.key.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(secrets.token_bytes(32))
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                try:
+                    os.link(aside, path)
+                except FileExistsError:
+                    pass  # another process made it first: use theirs
+            finally:
+                aside.unlink(missing_ok=True)
+        data = path.read_bytes()
+        if len(data) != 32:
+            raise InvalidParameterError(f"{path} is damaged; delete it (page tokens in flight expire).")
+        return data
 
     # -- transport entry points --------------------------------------------
     def lookup_key(self, access_key_id: str) -> Principal | None:
@@ -401,12 +428,10 @@ class Service:
 
 
 def memory_index(catalog: CatalogStore) -> VectorIndex:
-    """The in-process index, loaded from the catalog (either store)."""
-    index = VectorIndex()
-    for coll in catalog.list_collections(None, 1_000_000):
-        ids, matrix = catalog.iter_vectors(coll["collection_id"])
-        index.load(coll["collection_id"], ids, matrix, dim=coll["dim"], metric=coll["metric"],
-                   pack=coll["model_version"])
+    """The in-process index, loaded from the catalog (either store); it catches up with the writes other
+    processes make to the same store before each read (store/synced_index.py)."""
+    index = SyncedIndex(catalog)  # type: ignore[arg-type]
+    index.load_all()
     return index
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..errors import AccessDeniedError, ConflictError, InvalidParameterError, ResourceNotFoundError
 from ..store.db import Transaction
+from . import turns
 from .core import Call, Service
 from .replay import claim, remember, replayed
 from .replay import purge as purge_replays
@@ -277,6 +278,7 @@ def sweep(svc: Service, call: Call) -> dict:
     thumbs = sweep_expired(svc, call)
     with svc.catalog.transaction() as tx:
         purge_replays(svc, tx, now)
+        svc.catalog.prune_face_changes(tx, now - FACE_CHANGES_KEEP_S)
         svc.record(tx, call, None, {"retention_deleted": deleted, "consent_deleted": lapsed,
                                     "thumbnails_deleted": thumbs})
     return {"RetentionDeleted": deleted, "ConsentDeleted": lapsed, "ThumbnailsDeleted": thumbs}
@@ -293,8 +295,15 @@ def schedule(svc: Service, call: Call) -> dict:
     return {"Collections": rows, "LedgerRetentionDays": svc.settings.ledger_retention_days}
 
 
+SWEEP_TURN = "retention_sweep"
+# The lease outlives most of an interval: the holder's next tick renews it; another process's tick finds
+# it taken unless the holder stopped sweeping, so the sweep runs about once per interval across processes.
+SWEEP_TURN_SHARE = 0.9
+FACE_CHANGES_KEEP_S = 86400.0  # the face change log (store/changes.py) the sweep keeps; older readers reload
+
+
 class Sweeper:
-    """Runs ``sweep`` in the background every ``interval`` seconds until closed."""
+    """Runs ``sweep`` in the background every ``interval`` seconds until closed (once among several processes)."""
 
     def __init__(self, svc: Service, interval: float) -> None:
         self._svc, self._interval = svc, interval
@@ -311,6 +320,9 @@ class Sweeper:
         system = Principal("faceledger-retention", "", "admin", label="retention sweep")
         while not self._stop.wait(self._interval):
             try:
+                # several API processes on one store: one sweep per interval among them all
+                if not turns.take(self._svc, SWEEP_TURN, SWEEP_TURN_SHARE * self._interval):
+                    continue
                 sweep(self._svc, Call("RetentionSweep", {}, system, RequestContext(request_id="sweep"), time.time()))
             except ResourceNotFoundError:  # a collection vanished mid-sweep: the next sweep catches up
                 continue

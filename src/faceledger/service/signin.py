@@ -123,10 +123,15 @@ class SignIn:
             "role": principal.role, "remote": remote, "session": session_ref(session_id)})
         return principal
 
-    def sign_out(self, principal_id: str, remote: str | None, session_id: str, ended: str) -> None:
-        """``ended``: ``sign-out`` (asked for), ``replaced`` (signed in again), ``idle`` or ``expired``."""
+    def sign_out(self, principal_id: str, remote: str | None, session_id: str, ended: str,
+                 ref: str | None = None) -> None:
+        """``ended``: ``sign-out`` (asked for), ``replaced`` (signed in again), ``idle`` or ``expired``.
+
+        ``ref``: the session's ledger reference when the cookie itself is not known (a session the store
+        ended unseen keeps only digests of it).
+        """
         self._append("ConsoleSignOut", principal_id, {
-            "remote": remote, "session": session_ref(session_id), "ended": ended})
+            "remote": remote, "session": ref or session_ref(session_id), "ended": ended})
 
     def _failed(self, key_id: str, remote: str | None, reason: str) -> None:
         self._append("ConsoleSignInFailed", None, {**self._tried(key_id), "remote": remote, "reason": reason})

@@ -13,6 +13,7 @@ engine itself (``faceledger.video`` does), nor parse HTTP.
 from __future__ import annotations
 
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from ..errors import (
     VideoTooLargeError,
 )
 from ..video import UnreadableVideo, VideoSettings, probe
+from . import turns
 from .collections import check_collection_id
 from .core import Call, Service, Threshold
 from .faces import collection_pack
@@ -32,6 +34,7 @@ from .images import bucket_object_path
 from .search import _threshold_details
 from .users import idempotent
 from .video_jobs import ACTIVE, _job_key, file_sha256, jobs
+from .video_leases import lease_name
 
 KINDS = {"StartFaceDetection": "detection", "StartFaceSearch": "search"}
 GETTER = {"detection": "GetFaceDetection", "search": "GetFaceSearch"}
@@ -112,6 +115,8 @@ def _start(svc: Service, call: Call, kind: str) -> dict:
         }
         svc.catalog.set_state(tx, _job_key(job_id), job)
         svc.catalog.set_state(tx, ACTIVE, [*active, job_id])
+        # this process runs it: the lease is claimed with the job, so no other process adopts it meanwhile
+        svc.catalog.claim_lease(tx, lease_name(job_id), turns.owner(), time.time(), runner.settings.lease_s)
         details: dict = {"job_id": job_id, "video_sha256": digest, "video_bytes": size,
                          "video": f"s3://{obj['Bucket']}/{obj['Name']}", "job_tag": p.get("JobTag"),
                          "sample_fps": runner.settings.sample_fps}

@@ -25,10 +25,12 @@ import numpy as np
 
 from faceledger.store import (
     accountability,
+    changes,
     collections,
     dialect,
     faces,
     keys,
+    leases,
     staging,
     state,
     thumbnails,
@@ -373,6 +375,37 @@ class Catalog:
 
     def set_state(self, tx: Transaction, name: str, value: Any) -> None:
         state.set_state(self.write_connection(tx), name, value)
+
+
+    # -- several processes: the face change log and leases (schema v6) ---------
+
+    def face_changes_head(self) -> int:
+        return changes.head(self.connection())
+
+    def face_changes_since(self, after: int, limit: int) -> list[changes.Change]:
+        return changes.since(self.connection(), after, limit)
+
+    def faces_present(self, collection_id: str, face_ids: list[str]) -> set[str]:
+        return changes.present(self.connection(), collection_id, face_ids)
+
+    def prune_face_changes(self, tx: Transaction, before: float) -> int:
+        return changes.prune(self.write_connection(tx), before)
+
+    def claim_lease(self, tx: Transaction, name: str, owner: str, now: float, ttl_s: float) -> bool:
+        return leases.claim(self.write_connection(tx), name, owner, now, ttl_s)
+
+    def renew_lease(self, tx: Transaction, name: str, owner: str, now: float, ttl_s: float) -> bool:
+        return leases.renew(self.write_connection(tx), name, owner, now, ttl_s)
+
+    def steal_lease(self, tx: Transaction, name: str, dead_owner: str, owner: str, now: float,
+                    ttl_s: float) -> bool:
+        return leases.steal(self.write_connection(tx), name, dead_owner, owner, now, ttl_s)
+
+    def release_lease(self, tx: Transaction, name: str, owner: str) -> None:
+        leases.release(self.write_connection(tx), name, owner)
+
+    def lease_holder(self, name: str) -> tuple[str, float] | None:
+        return leases.holder(self.connection(), name)
 
 
 def _seal_legacy_vectors(db: Database, sealer: Sealer, batch: int = 5000) -> int:

@@ -215,11 +215,68 @@ CREATE TABLE staged_vectors (
 CREATE INDEX staged_vectors_by_model ON staged_vectors(collection_id, model_version);
 """
 
+# Several API processes (store/schema.py v7, mirrored): the face change log, leases, console sessions.
+# Global, coordinator-local tables (like the ledger). A change row is numbered MAX(seq) + 1 under the
+# ledger's advisory lock, which the writer's transaction takes anyway for its ledger record: numbers
+# then follow commit order and have no gaps (a sequence's would follow neither), which the readers of
+# the log (store/synced_index.py) rely on.
+_V4 = f"""
+CREATE TABLE face_changes (
+    seq            BIGINT PRIMARY KEY,
+    collection_id  TEXT NOT NULL,
+    face_id        TEXT,
+    at             DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX face_changes_by_time ON face_changes(at);
+CREATE FUNCTION faceledger_face_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock({LEDGER_LOCK});
+    IF TG_TABLE_NAME = 'collections' THEN
+        INSERT INTO face_changes(seq, collection_id, face_id, at)
+        SELECT COALESCE(MAX(seq), 0) + 1, OLD.collection_id, NULL, extract(epoch FROM clock_timestamp())
+        FROM face_changes;
+    ELSIF TG_OP = 'INSERT' THEN
+        INSERT INTO face_changes(seq, collection_id, face_id, at)
+        SELECT COALESCE(MAX(seq), 0) + 1, NEW.collection_id, NEW.face_id, extract(epoch FROM clock_timestamp())
+        FROM face_changes;
+    ELSE
+        INSERT INTO face_changes(seq, collection_id, face_id, at)
+        SELECT COALESCE(MAX(seq), 0) + 1, OLD.collection_id, OLD.face_id, extract(epoch FROM clock_timestamp())
+        FROM face_changes;
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER faces_change AFTER INSERT OR DELETE ON faces
+    FOR EACH ROW EXECUTE FUNCTION faceledger_face_change();
+CREATE TRIGGER collections_change AFTER DELETE ON collections
+    FOR EACH ROW EXECUTE FUNCTION faceledger_face_change();
+-- a migration in place re-pins the collection and swaps every vector: readers reload it whole
+CREATE TRIGGER collections_change_repin AFTER UPDATE OF model_version ON collections
+    FOR EACH ROW EXECUTE FUNCTION faceledger_face_change();
+
+CREATE TABLE leases (
+    name        TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    expires_at  DOUBLE PRECISION NOT NULL
+);
+
+CREATE TABLE console_sessions (
+    digest      TEXT PRIMARY KEY,
+    ledger_ref  TEXT NOT NULL,
+    key_id      TEXT NOT NULL,
+    csrf        TEXT NOT NULL,
+    created_at  DOUBLE PRECISION NOT NULL,
+    seen_at     DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX console_sessions_by_seen ON console_sessions(seen_at);
+"""
+
 # (version, script). Version numbers start at 1 and have no gaps.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, _V1),
     (2, _V2),
     (3, _V3),
+    (4, _V4),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

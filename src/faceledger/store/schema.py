@@ -285,6 +285,57 @@ CREATE TABLE staged_vectors (
 CREATE INDEX staged_vectors_by_collection ON staged_vectors(collection_id, model_version);
 """
 
+# Several API processes on one store. ``face_changes`` is a log of face rows written and removed
+# (and of collections dropped: face_id NULL), filled by triggers in the same transaction as the
+# change, so a process's in-memory index can catch up with the others' writes incrementally
+# (store/synced_index.py). AUTOINCREMENT: a sequence number is never reused, even after the
+# retention sweep prunes old entries, so a gap tells a reader it fell too far behind. ``leases``:
+# named, expiring claims (the retention sweep's turn, a running video job) so that exactly one
+# process does a piece of background work. ``console_sessions``: console sign-ins every process
+# knows (the cookie only as its SHA-256; service/console_sessions.py).
+_V7 = """
+CREATE TABLE face_changes (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    collection_id  TEXT NOT NULL,
+    face_id        TEXT,
+    at             REAL NOT NULL
+);
+CREATE INDEX face_changes_by_time ON face_changes(at);
+CREATE TRIGGER faces_change_insert AFTER INSERT ON faces BEGIN
+    INSERT INTO face_changes(collection_id, face_id, at)
+    VALUES (NEW.collection_id, NEW.face_id, (julianday('now') - 2440587.5) * 86400.0);
+END;
+CREATE TRIGGER faces_change_delete AFTER DELETE ON faces BEGIN
+    INSERT INTO face_changes(collection_id, face_id, at)
+    VALUES (OLD.collection_id, OLD.face_id, (julianday('now') - 2440587.5) * 86400.0);
+END;
+CREATE TRIGGER collections_change_delete AFTER DELETE ON collections BEGIN
+    INSERT INTO face_changes(collection_id, face_id, at)
+    VALUES (OLD.collection_id, NULL, (julianday('now') - 2440587.5) * 86400.0);
+END;
+-- a migration in place re-pins the collection and swaps every vector: readers reload it whole
+CREATE TRIGGER collections_change_repin AFTER UPDATE OF model_version ON collections BEGIN
+    INSERT INTO face_changes(collection_id, face_id, at)
+    VALUES (NEW.collection_id, NULL, (julianday('now') - 2440587.5) * 86400.0);
+END;
+
+CREATE TABLE leases (
+    name        TEXT PRIMARY KEY,
+    owner       TEXT NOT NULL,
+    expires_at  REAL NOT NULL
+);
+
+CREATE TABLE console_sessions (
+    digest      TEXT PRIMARY KEY,
+    ledger_ref  TEXT NOT NULL,
+    key_id      TEXT NOT NULL,
+    csrf        TEXT NOT NULL,
+    created_at  REAL NOT NULL,
+    seen_at     REAL NOT NULL
+);
+CREATE INDEX console_sessions_by_seen ON console_sessions(seen_at);
+"""
+
 # (version, script). Version numbers start at 1 and have no gaps.
 # A later migration that rebuilds ``faces`` as _V3 does must keep the thumbnails: migrations run with
 # foreign keys on, so ``DROP TABLE faces`` deletes every row first and ON DELETE CASCADE empties
@@ -296,6 +347,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (4, _V4),
     (5, _V5),
     (6, _V6),
+    (7, _V7),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -58,6 +58,8 @@ class VideoAnalysis:
     qualities: dict[int, list[float]] = field(default_factory=dict)  # their quality scores, same order
     frames_analysed: int = 0
     seconds: float = 0.0
+    last_ms: int = -1  # the timestamp of the last frame analysed (a checkpoint resumes after it)
+    mark: tuple[int, int] = (0, -1)  # (frames_analysed, last_ms), replaced in one assignment for readers
 
     @property
     def frames_per_second(self) -> float:
@@ -74,11 +76,26 @@ def analyse_video(
     progress: Callable[[float, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     every_frame: bool = False,
+    resume: Checkpoint | None = None,
+    started_with: Callable[[VideoAnalysis], None] | None = None,
 ) -> VideoAnalysis:
-    """Analyse the sampled frames of ``path``; ``every_frame`` samples every decoded frame."""
+    """Analyse the sampled frames of ``path``; ``every_frame`` samples every decoded frame.
+
+    ``resume`` (detection only: a tracker's state is not checkpointed) carries on after a
+    checkpoint's last frame with its appearances; ``started_with`` receives the result object
+    being filled, so a caller can checkpoint it while the analysis runs.
+    """
+    if resume is not None and track:
+        raise ValueError("only a detection analysis can resume from a checkpoint")
     started = time.perf_counter()
     info = probe(path)
     out = VideoAnalysis(info)
+    if resume is not None:
+        out.appearances = [Appearance(a.ms, a.detail, a.index) for a in resume.appearances]
+        out.frames_analysed, out.last_ms = resume.frames_analysed, resume.last_ms
+        out.mark = (out.frames_analysed, out.last_ms)
+    if started_with is not None:
+        started_with(out)
     tracker = Tracker(gap_ms=settings.track_gap_ms, link_distance=settings.link_distance,
                       reid_distance=settings.reid_distance, keep_best=settings.search_faces_per_person)
     pending: deque[tuple[int, Future[Any]]] = deque()
@@ -91,11 +108,15 @@ def analyse_video(
         for face, index in zip(faces, indexes, strict=True):
             out.appearances.append(Appearance(ms, face_detail(face, all_attributes=all_attributes), index))
         out.frames_analysed += 1
+        out.last_ms = ms
+        out.mark = (out.frames_analysed, ms)
         if progress is not None:
             progress(_percent(ms, info), out.frames_analysed)
 
     try:
         for ms, pixels in sample_frames(path, interval, max_pixels=settings.max_frame_pixels):
+            if ms <= out.last_ms:  # analysed before the checkpoint: decoded again, not analysed again
+                continue
             if cancelled is not None and cancelled():
                 raise Interrupted("stopped before the end of the video")
             pending.append((ms, submit(pixels)))
@@ -111,6 +132,30 @@ def analyse_video(
         out.qualities = {t.index: t.best_qualities() for t in tracker.tracks}
     out.seconds = time.perf_counter() - started
     return out
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """How far a detection analysis got: the frames up to ``last_ms`` and the faces found in them."""
+
+    last_ms: int
+    frames_analysed: int
+    appearances: list[Appearance]
+
+    @classmethod
+    def of(cls, analysis: VideoAnalysis) -> Checkpoint:
+        frames, last = analysis.mark  # first: a frame's appearances land before it is counted
+        appearances = [a for a in list(analysis.appearances) if a.ms <= last]  # a copy: more are appended
+        return cls(last, frames, appearances)
+
+    def to_json(self) -> dict:
+        return {"last_ms": self.last_ms, "frames_analysed": self.frames_analysed,
+                "appearances": [[a.ms, a.detail, a.index] for a in self.appearances]}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> Checkpoint:
+        return cls(int(doc["last_ms"]), int(doc["frames_analysed"]),
+                   [Appearance(int(ms), detail, index) for ms, detail, index in doc["appearances"]])
 
 
 def _percent(ms: int, info: VideoInfo) -> float:

@@ -35,6 +35,7 @@ class VideoSettings:
     job_workers: int = 1  # videos analysed at the same time
     max_active_jobs: int = 20  # jobs queued or running before Start* answers LimitExceededException
     max_resumes: int = 2  # restarts a job survives before it is marked FAILED
+    lease_s: float = 30.0  # a running job's lease in the store; renewed every third of it, taken over once expired
     results_page_max: int = 1000  # Rekognition's MaxResults ceiling
 
     @classmethod
