@@ -15,8 +15,10 @@ import numpy as np
 
 from ..errors import InvalidParameterError
 from ..imaging import DecodedImage, decode_image
+from .arcface_align import DLIB5_ARCFACE_TEMPLATE, arcface_chip
 from .budget import CpuBudget
 from .calibration import CalibrationTable, load_table
+from .descriptor_spec import DescriptorSpec
 from .detect import (
     FALLBACK_PIXEL_BUDGET,
     HOG_PIXEL_BUDGET,
@@ -26,14 +28,12 @@ from .detect import (
     detection_scale,
     is_flat,
 )
-from .arcface_align import DLIB5_ARCFACE_TEMPLATE, arcface_chip
 from .embed import DlibEmbedder, describe, face_chip
 from .landmarks import ShapeLandmarker, eye_mouth_state, points_to_shape, rekognition_landmarks
 from .mesh_geometry import MeshReading, read_mesh
 from .packs import BUILTIN, Pack, pack_tables, resolve
 from .quality import estimate_pose, measure_quality, unindexable_reasons
 from .registry import MESH_MODEL_VERSION, MODEL_VERSION
-from .descriptor_spec import DescriptorSpec
 from .types import DESCRIPTOR_DIM, Detection, Detector, Embedder, Face, Quality
 
 if TYPE_CHECKING:

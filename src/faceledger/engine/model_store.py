@@ -131,6 +131,7 @@ def verify(store: Path, name: str | None = None) -> list[PackCheck]:
     """Re-check installed packs (all, or the one named): manifest, hashes, probe run, calibration stamp."""
     from .packs import pack_tables
 
+    folders: list[Path | None]
     if name:
         pack = resolve(name, store)
         folders = [] if pack.builtin else [pack.folder]

@@ -92,10 +92,13 @@ class Scorer:
     normalised: CalibrationTable | None = None
 
     @classmethod
-    def load(cls, raw: CalibrationTable, mode: str) -> Scorer:
+    def load(cls, raw: CalibrationTable, mode: str, cohort: CalibrationTable | None = None) -> Scorer:
+        """``cohort``: the S-norm table when the caller has it (a pack's); else the package's for the version."""
         if mode not in MODES:
             raise ValueError(f"score normalisation must be one of {MODES}, not {mode!r}")
-        return cls(raw, load_cohort_table(raw.model_version) if mode == "cohort" else None)
+        if mode != "cohort":
+            return cls(raw, None)
+        return cls(raw, cohort or load_cohort_table(raw.model_version))
 
     @property
     def enabled(self) -> bool:

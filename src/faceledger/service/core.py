@@ -25,8 +25,15 @@ from ..engine.calibration import (
     load_table,
     search_threshold,
 )
+from ..engine.packs import pack_tables, store_dir, uncalibrated_table
 from ..engine.scoring import Scorer
-from ..errors import AccessDeniedError, FaceledgerError, HaltedError, InvalidParameterError
+from ..errors import (
+    AccessDeniedError,
+    FaceledgerError,
+    HaltedError,
+    InvalidParameterError,
+    ModelNotCalibratedError,
+)
 from ..settings import Settings
 from ..store.catalog import CATALOG_FILE, Catalog
 from ..store.db import Transaction
@@ -98,6 +105,13 @@ def match_report(table: CalibrationTable, threshold: Threshold, scoring: dict, s
 
 Operation = Callable[["Service", Call], dict]
 
+# What a pack without its calibration table may not do: everything that makes,
+# stores or scores descriptors for matching (DetectFaces and the catalogue reads stay open).
+NEEDS_CALIBRATION = frozenset({
+    "CreateCollection", "IndexFaces", "SearchFaces", "SearchFacesByImage", "CompareFaces",
+    "SearchUsers", "SearchUsersByImage", "StartFaceSearch", "AssociateFaces",
+})
+
 
 class Closeable(Protocol):
     def close(self) -> None: ...
@@ -122,9 +136,23 @@ class Service:
         self.engines = engines
         self.engine_settings = engines.settings
         self.model_version = engines.settings.model_version
-        self.calibration = calibration or load_table(self.model_version)
+        self.pack = engines.settings.pack
+        # A pack without its calibration table may detect faces but never match: the
+        # placeholder table scores everything Similarity 0 and dispatch refuses the
+        # operations in NEEDS_CALIBRATION (docs/model-packs.md).
+        self.uncalibrated: ModelNotCalibratedError | None = None
+        cohort_table = None
+        if calibration is not None or self.pack.builtin:
+            self.calibration = calibration or load_table(self.model_version)
+        else:
+            try:
+                self.calibration, cohort_table = pack_tables(
+                    self.pack, cohort=settings.score_normalization == "cohort")
+            except ModelNotCalibratedError as exc:
+                self.calibration, self.uncalibrated = uncalibrated_table(self.model_version), exc
         try:
-            self.scorer = Scorer.load(self.calibration, settings.score_normalization)
+            self.scorer = (Scorer(self.calibration) if self.uncalibrated is not None else
+                           Scorer.load(self.calibration, settings.score_normalization, cohort=cohort_table))
         except ValueError as exc:
             raise InvalidParameterError(f"FACELEDGER_SCORE_NORMALIZATION: {exc}.") from exc
         self.cohorts = Cohorts(index)
@@ -165,7 +193,8 @@ class Service:
     def open_engines(settings: Settings) -> EnginePool:
         es = EngineSettings(detector=settings.detector, landmarks68=settings.landmarks68,
                             min_face_px=settings.min_face_px, cpu_budget_s=settings.engine_cpu_budget_s,
-                            landmarker=settings.landmarker)
+                            landmarker=settings.landmarker, model=settings.model,
+                            model_store=str(store_dir(settings.data_dir)))
         procs = settings.workers or os.cpu_count() or 1
         return EnginePool(es, processes=procs, timeout_s=settings.engine_timeout_s,
                           max_rss_mb=settings.engine_max_rss_mb, max_memory_mb=settings.engine_max_memory_mb)
@@ -214,6 +243,8 @@ class Service:
         if op is None:
             raise InvalidParameterError(f"faceledger does not offer the operation {operation}.")
         authorize(principal, operation)
+        if self.uncalibrated is not None and operation in NEEDS_CALIBRATION:
+            raise ModelNotCalibratedError(f"{operation} refused: {self.uncalibrated.message}")
         call = Call(operation, params, principal, RequestContext.from_transport(context))
         return op(self, call)
 
