@@ -136,7 +136,7 @@ def verify(store: Path, name: str | None = None) -> list[PackCheck]:
         pack = resolve(name, store)
         folders = [] if pack.builtin else [pack.folder]
     else:
-        folders = sorted(p for p in store.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+        folders = [p for p in sorted(store.iterdir()) if p.is_dir() and not p.name.startswith(".")] \
             if store.is_dir() else []
     out = []
     for folder in folders:
