@@ -71,8 +71,10 @@ class Cohorts:
 
 
 def matrix(vectors: list) -> np.ndarray:
-    """Descriptors as an (n, 128) float32 matrix, also when there are none."""
-    return np.array(vectors, np.float32).reshape(-1, DIM)
+    """Descriptors as an (n, dim) float32 matrix (a pack's dim; 128 when there are none)."""
+    if len(vectors) == 0:
+        return np.zeros((0, DIM), np.float32)
+    return np.array(vectors, np.float32).reshape(len(vectors), -1)
 
 
 @dataclass(frozen=True)
