@@ -219,3 +219,13 @@ def test_no_model_weights_ship_in_the_package() -> None:
     text = (REPO / "pyproject.toml").read_text().lower()
     package_data = text.split("[tool.setuptools.package-data]", 1)[1].split("\n[", 1)[0]
     assert "onnx" not in package_data and "mobilefacenet" not in text
+
+
+def test_wire_codes_map_back_to_their_classes() -> None:
+    """The CLI client maps a code to the last class listed with it: InvalidParameterException stays itself."""
+    from faceledger.cli.client import BY_CODE
+    from faceledger.errors import InvalidParameterError
+
+    assert BY_CODE["InvalidParameterException"] is InvalidParameterError
+    assert BY_CODE["ModelNotCalibratedException"] is ModelNotCalibratedError
+    assert (ModelPackError.exit_code, ModelNotCalibratedError.exit_code) == (15, 16)
