@@ -128,7 +128,12 @@ def test_measured_figures_agree() -> None:
 
 def test_every_model_pack_field_is_documented() -> None:
     """docs/model-packs.md has a table row for every field a pack.json may hold."""
-    from faceledger.engine.pack_manifest import LICENCE_FIELDS, NETWORK_FIELDS, NORMALISATION_FIELDS, TOP_FIELDS
+    from faceledger.engine.pack_manifest import (
+        LICENCE_FIELDS,
+        NETWORK_FIELDS,
+        NORMALISATION_FIELDS,
+        TOP_FIELDS,
+    )
 
     text = read("model-packs.md")
     names = [*TOP_FIELDS, *(f"licence.{f}" for f in LICENCE_FIELDS), *NETWORK_FIELDS,

@@ -229,3 +229,15 @@ def test_wire_codes_map_back_to_their_classes() -> None:
     assert BY_CODE["InvalidParameterException"] is InvalidParameterError
     assert BY_CODE["ModelNotCalibratedException"] is ModelNotCalibratedError
     assert (ModelPackError.exit_code, ModelNotCalibratedError.exit_code) == (15, 16)
+
+
+def test_list_says_calibrated_once_the_tables_are_built(calibrated_data: Path) -> None:
+    packs = json.loads(cli("models", "list", "--json", data=calibrated_data).stdout)["packs"]
+    assert [p["calibrated"] for p in packs] == [True, True]
+    ok = json.loads(cli("models", "verify", "--json", data=calibrated_data).stdout)["packs"]
+    assert ok == [{"name": f"{NAME}-1", "ok": True, "problem": "", "field": ""}]
+
+
+def test_serve_refuses_an_unknown_pack(tmp_path: Path) -> None:
+    r = cli("serve", "--port", "0", "--workers", "1", data=tmp_path / "data", env={"FACELEDGER_MODEL": "nope"})
+    assert r.returncode == 6 and "No model pack 'nope'" in r.stderr and "models install" in r.stderr

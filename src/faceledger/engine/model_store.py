@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..errors import InvalidParameterError, ModelPackError, ResourceAlreadyExistsError
 from .pack_manifest import MANIFEST, check_files, read_manifest
-from .packs import BUILTIN, BUILTIN_PACK, Pack, calibrated, installed, resolve
+from .packs import BUILTIN, BUILTIN_PACK, Pack, calibrated, installed, resolve, table_file
 
 ARCHIVES = (".tar.gz", ".tgz", ".zip")
 
@@ -143,8 +143,8 @@ def verify(store: Path, name: str | None = None) -> list[PackCheck]:
         assert folder is not None
         try:
             pack = check_pack(folder)
-            if calibrated(pack):
-                pack_tables(pack)  # a table whose stamp is not this pack's is a problem
+            if calibrated(pack):  # a table whose stamp is not this pack's is a problem; a missing cohort table is not
+                pack_tables(pack, cohort=table_file(pack, True).is_file())
         except ModelPackError as exc:
             out.append(PackCheck(folder.name, False, exc.message, exc.field))
             continue
