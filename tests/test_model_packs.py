@@ -24,7 +24,7 @@ from faceledger.imaging import read_image_file
 from tests.conftest import data_path
 from tests.packs_helper import NAME, REPO, calibrate_small, cli, make_pack, manifest
 
-pytestmark = pytest.mark.data
+DATA = pytest.mark.data  # needs ../shared/data and ../shared/models
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,7 @@ def test_scale_offset_normalisation_is_the_same_as_mean_std() -> None:
     assert np.allclose(a.mean, b.mean) and np.allclose(a.std, b.std)
 
 
+@DATA
 @pytest.mark.parametrize(("changes", "field", "fragment"), [
     ({"licence.training_data": None}, "licence.training_data", "required"),
     ({"files": {"mobilefacenet.onnx": "0" * 64}}, "files.mobilefacenet.onnx", "SHA-256"),
@@ -83,6 +84,7 @@ def test_install_refuses_a_bad_pack_and_leaves_nothing(tmp_path: Path, changes: 
     assert [p.name for p in store_dir(data).iterdir()] == []  # no half-installed pack, no temp folder
 
 
+@DATA
 def test_install_refuses_a_missing_file(tmp_path: Path) -> None:
     folder = make_pack(tmp_path / "p")
     (folder / "mobilefacenet.onnx").unlink()
@@ -90,6 +92,7 @@ def test_install_refuses_a_missing_file(tmp_path: Path) -> None:
     assert r.returncode == 15 and "files.mobilefacenet.onnx" in r.stderr and "missing" in r.stderr
 
 
+@DATA
 def test_install_list_verify_remove(tmp_path: Path) -> None:
     data = tmp_path / "data"
     r = cli("models", "install", str(make_pack(tmp_path / "p")), "--json", data=data)
@@ -122,6 +125,7 @@ def test_install_list_verify_remove(tmp_path: Path) -> None:
     assert cli("models", "remove", BUILTIN, data=data).returncode == 3
 
 
+@DATA
 def test_install_from_archives(tmp_path: Path) -> None:
     folder = make_pack(tmp_path / "p")
     tgz = tmp_path / "pack.tar.gz"
@@ -138,6 +142,7 @@ def test_install_from_archives(tmp_path: Path) -> None:
         model_store.install(zipped, store_dir(tmp_path / "b"))
 
 
+@DATA
 def test_descriptors_of_a_cosine_pack(calibrated_data: Path) -> None:
     """192-d float32, unit length; a fixed batch of 2 padded for odd counts without changing the result."""
     engine = Engine(EngineSettings(model=NAME, model_store=str(store_dir(calibrated_data))))
@@ -161,6 +166,7 @@ def test_descriptors_of_a_cosine_pack(calibrated_data: Path) -> None:
     assert engine.chip(pixels, engine.analyze(pixels)[0]).shape == (112, 112, 3)
 
 
+@DATA
 def test_spec_for(calibrated_data: Path) -> None:
     assert spec_for("dlib-resnet128-5pt-mirror-1") == DescriptorSpec("dlib-resnet128-5pt-mirror-1", 128, "euclidean")
     assert spec_for("dlib-resnet128-mesh5-1").dim == 128
@@ -176,6 +182,7 @@ def test_builtin_pack_keeps_todays_model_versions() -> None:
     assert resolve("", None).builtin
 
 
+@DATA
 def test_uncalibrated_pack_is_refused_by_eval(tmp_path: Path) -> None:
     data = tmp_path / "data"
     assert cli("models", "install", str(make_pack(tmp_path / "p")), data=data).returncode == 0
@@ -189,6 +196,7 @@ def test_uncalibrated_pack_is_refused_by_eval(tmp_path: Path) -> None:
     assert pack.folder is not None
 
 
+@DATA
 def test_calibrated_pack_scores_and_refuses_a_table_of_another_pack(calibrated_data: Path, tmp_path: Path) -> None:
     lfw = data_path("lfw_dev")
     r = cli("eval", "pairs", "--model", NAME, "--root", str(lfw), "--pairs", str(lfw / "pairs.tsv"), "--limit", "40",
@@ -231,6 +239,7 @@ def test_wire_codes_map_back_to_their_classes() -> None:
     assert (ModelPackError.exit_code, ModelNotCalibratedError.exit_code) == (15, 16)
 
 
+@DATA
 def test_list_says_calibrated_once_the_tables_are_built(calibrated_data: Path) -> None:
     packs = json.loads(cli("models", "list", "--json", data=calibrated_data).stdout)["packs"]
     assert [p["calibrated"] for p in packs] == [True, True]
