@@ -262,13 +262,14 @@ def test_mobilefacenet_script_installs_calibrates_and_names_the_pack(tmp_path: P
     make_pack(tmp_path / "probe")  # skips without ../shared/models
     data = tmp_path / "data"
     env = {**os.environ, "PYTHON": sys.executable, "FACELEDGER_SHARED": str(data_path("..").resolve())}
-    r = subprocess.run(["bash", str(REPO / "scripts" / "mobilefacenet-pack.sh"), str(data), "--limit", "40",
-                        "--procs", "1"], capture_output=True, text=True, env=env, timeout=600)
+    lfw = data_path("lfw_dev")
+    r = subprocess.run(["bash", str(REPO / "scripts" / "mobilefacenet-pack.sh"), str(data),
+                        "--pairs", str(lfw / "pairs.tsv"), "--limit", "40", "--procs", "1"],
+                       capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr
     name = r.stdout.strip().splitlines()[-1]
     assert name == f"{NAME}-1"
     assert not (REPO / "mobilefacenet.onnx").exists() and not list(REPO.glob("**/pack.json"))
-    lfw = data_path("lfw_dev")
     out = cli("eval", "pairs", "--model", name, "--root", str(lfw), "--pairs", str(lfw / "pairs.tsv"), "--limit", "20",
               "--procs", "1", "--normalization", "off", "--quiet", "--json", data=data)
     assert out.returncode == 0, out.stderr
