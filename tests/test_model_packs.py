@@ -274,3 +274,12 @@ def test_mobilefacenet_script_installs_calibrates_and_names_the_pack(tmp_path: P
               "--procs", "1", "--normalization", "off", "--quiet", "--json", data=data)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["model_version"] == name
+
+
+def test_list_works_when_the_default_names_no_installed_pack(tmp_path: Path) -> None:
+    """An operator who set FACELEDGER_MODEL before installing the pack can still list what there is."""
+    r = cli("models", "list", "--json", data=tmp_path / "data", env={"FACELEDGER_MODEL": "nope"})
+    assert r.returncode == 0, r.stderr
+    packs = json.loads(r.stdout)["packs"]
+    assert [(p["name"], p["default"]) for p in packs] == [(BUILTIN, False)]
+    assert not (tmp_path / "data" / "models").exists()  # listing creates nothing

@@ -23,7 +23,7 @@ from ..errors import ModelNotCalibratedError, ModelPackError, ResourceNotFoundEr
 from .calibration import CalibrationTable, load_table
 from .descriptor_spec import DescriptorSpec
 from .pack_manifest import Manifest, read_manifest
-from .registry import MODELS, WIRE_VERSIONS
+from .registry import MODEL_VERSION, MODELS, WIRE_VERSIONS
 
 BUILTIN = "dlib-resnet128"
 BUILTIN_VERSIONS = tuple(WIRE_VERSIONS)
@@ -53,7 +53,7 @@ class Pack:
     @property
     def model_version(self) -> str:
         """The installed pack's one model version; the built-in pack's default one."""
-        return BUILTIN_VERSIONS[1] if self.manifest is None else self.manifest.model_version
+        return MODEL_VERSION if self.manifest is None else self.manifest.model_version
 
     def spec(self, model_version: str | None = None) -> DescriptorSpec:
         if self.manifest is None:

@@ -340,10 +340,16 @@ def run_api_bench(*, images_dir: str | None, limit: int, clients: Sequence[int],
     load_start = list(os.getloadavg())
     tmp = Path(tempfile.mkdtemp(prefix="faceledger-bench-api-"))
     t_all = time.perf_counter()
+    before = os.environ.get("FACELEDGER_MODEL")
     try:
         svc = _service_runs(tmp, images, clients, per_client, workers, repeats, say, pack_folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if pack_folder is not None:  # _service_runs set it for the server it started
+            if before is None:
+                os.environ.pop("FACELEDGER_MODEL", None)
+            else:
+                os.environ["FACELEDGER_MODEL"] = before
     return {
         "benchmark": "api",
         "images_dir": str(root), "images": len(images), "images_with_face": len(svc["probes"]),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..engine import model_store
 from ..engine.packs import resolve, store_dir
-from ..errors import ConflictError
+from ..errors import ConflictError, FaceledgerError
 from ..settings import Settings
 from ..store.catalog import CATALOG_FILE, Catalog
 
@@ -20,8 +20,12 @@ from ..store.catalog import CATALOG_FILE, Catalog
 def list_packs(settings: Settings) -> list[dict]:
     """The built-in pack and every installed one: name, version, licences, dim, metric, calibrated."""
     packs = model_store.list_packs(store_dir(settings.data_dir))
+    try:
+        default = resolve(settings.model, store_dir(settings.data_dir)).model_version
+    except FaceledgerError:  # FACELEDGER_MODEL names no installed pack: list what there is, mark none
+        default = None
     for p in packs:
-        p["default"] = resolve(settings.model, store_dir(settings.data_dir)).model_version == p["model_version"]
+        p["default"] = default == p["model_version"]
     return packs
 
 
