@@ -125,3 +125,19 @@ def test_measured_figures_agree() -> None:
     for doc, pattern, want in copies:
         got = tuple(round(v, 1) for v in _figures(doc, pattern))
         assert got == want, f"{doc}: {pattern!r} says {got}, benchmarks.md says {want}"
+
+
+def test_every_model_pack_field_is_documented() -> None:
+    """docs/model-packs.md has a table row for every field a pack.json may hold."""
+    from faceledger.engine.pack_manifest import (
+        LICENCE_FIELDS,
+        NETWORK_FIELDS,
+        NORMALISATION_FIELDS,
+        TOP_FIELDS,
+    )
+
+    text = read("model-packs.md")
+    names = [*TOP_FIELDS, *(f"licence.{f}" for f in LICENCE_FIELDS), *NETWORK_FIELDS,
+             *(f"normalisation.{f}" for f in NORMALISATION_FIELDS)]
+    missing = [n for n in names if f"| `{n}`" not in text and f"`{n}` |" not in text and f", `{n}`" not in text]
+    assert not missing, missing

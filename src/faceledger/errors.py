@@ -10,7 +10,8 @@ CLI exit codes (documented in docs/cli.md):
   3 invalid parameter, 4 unreadable or unsupported image, 5 image too large,
   6 not found, 7 already exists, 8 access denied / halted, 9 service busy,
   10 model file problem, 11 service unreachable, 12 conflict,
-  13 integrity failure (a broken ledger or a damaged catalog), 14 storage full.
+  13 integrity failure (a broken ledger or a damaged catalog), 14 storage full,
+  15 model pack invalid (a manifest field, file or hash is wrong), 16 model pack not calibrated.
 """
 
 from __future__ import annotations
@@ -168,6 +169,26 @@ class ModelFileError(FaceledgerError):
     exit_code = 10
 
 
+class ModelPackError(FaceledgerError):
+    """A model pack's manifest or files are wrong; the message names the field (docs/model-packs.md)."""
+
+    code = "InvalidParameterException"
+    http_status = 400
+    exit_code = 15
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class ModelNotCalibratedError(FaceledgerError):
+    """The pack has no calibration table measured for it: it may detect faces but never match them."""
+
+    code = "ModelNotCalibratedException"
+    http_status = 400
+    exit_code = 16
+
+
 class AuthError(FaceledgerError):
     """Authentication failures use AWS's unmodelled codes."""
 
@@ -239,6 +260,7 @@ class RequestTimeoutError(FaceledgerError):
 ALL_ERRORS: tuple[type[FaceledgerError], ...] = (
     FaceledgerError,
     PackUnavailableError,  # before its base, as below
+    ModelPackError,  # before InvalidParameterError: that code maps back to InvalidParameterError
     InvalidParameterError,
     InvalidImageError,
     AnalysisBudgetError,  # before its base: a code maps back to the last class listed with it
@@ -256,6 +278,7 @@ ALL_ERRORS: tuple[type[FaceledgerError], ...] = (
     InvalidS3ObjectError,
     VideoTooLargeError,
     ModelFileError,
+    ModelNotCalibratedError,
     MissingAuthenticationTokenError,
     UnrecognizedClientError,
     InvalidSignatureError,

@@ -50,6 +50,7 @@ class Settings:
     detector: str = "hog"
     landmarks68: bool = False
     landmarker: str = "dlib5"  # dlib5 | facemesh (MediaPipe; its own model version and calibration)
+    model: str = ""  # the model pack for new collections: "" = dlib-resnet128 (built in); else DATA_DIR/models
     min_face_px: float = 40.0
     engine_cpu_budget_s: float = 20.0  # CPU seconds one image may cost the engine; 0 = no budget
     compare_fmr: float = 1e-4  # CompareFaces default/floor: the Similarity of this FMR

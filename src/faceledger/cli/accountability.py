@@ -52,7 +52,11 @@ def status(endpoint: str | None, profile_file: str | None, as_json: bool) -> Non
     emit(out, as_json, lambda o: (
         f"{'HALTED' if o['Halted'] else 'matching on'}; model {o['ModelVersion']}; calibration "
         f"{o['CalibrationVersion']}; policy {o['Policy']['version']} ({', '.join(o['Policy']['purposes'])}); "
-        f"ledger head #{(o['LedgerHead'] or {}).get('Seq', 0)}"))
+        f"ledger head #{(o['LedgerHead'] or {}).get('Seq', 0)}"
+        + (f"\npack {o['ModelPack']['Name']} {o['ModelPack']['Version']}"
+           f"{'' if o['ModelPack']['Calibrated'] else ' (NOT CALIBRATED: matching refused)'}; weights: "
+           f"{o['ModelPack']['Licences']['Weights']}; training data: {o['ModelPack']['Licences']['TrainingData']}"
+           if o.get("ModelPack") else "")))
 
 
 @click.group()

@@ -8,8 +8,8 @@ import time
 
 import click
 
-from ..engine import EngineSettings
 from ..evaluation.throughput import run_throughput
+from .evaluate import model_options, pack_settings
 from .output import emit, handle_errors
 
 
@@ -26,13 +26,14 @@ def bench() -> None:
 @click.option("--runtime", type=click.Choice(["dlib", "fast"]), default="fast", show_default=True)
 @click.option("--detector", type=click.Choice(["hog", "cnn", "blazeface"]), default="hog", show_default=True)
 @click.option("--landmarker", type=click.Choice(["dlib5", "facemesh"]), default="dlib5", show_default=True)
+@model_options
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
 def throughput(root: str, limit: int | None, procs: int, no_mirror: bool, runtime: str, detector: str,
-               landmarker: str, as_json: bool, quiet: bool) -> None:
+               landmarker: str, model: str | None, data_dir: str | None, as_json: bool, quiet: bool) -> None:
     """Images/s and faces/s end to end (decode, detect, landmarks, align, describe)."""
-    settings = EngineSettings(mirror=not no_mirror, runtime=runtime, detector=detector, landmarker=landmarker)
+    settings = pack_settings(model, data_dir, no_mirror, runtime=runtime, detector=detector, landmarker=landmarker)
     t0 = time.perf_counter()
     out = run_throughput(root, settings=settings, limit=limit, procs=procs, progress=not quiet)
     peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
@@ -64,11 +65,12 @@ def _int_list(ctx: click.Context, param: click.Parameter, value: str) -> list[in
               help="Engine worker processes, for the server and for the bare-engine baseline.")
 @click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
               help="Passes per level and per baseline run; the best pass's rate counts.")
+@model_options
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @handle_errors
 def api_cmd(images_dir: str | None, limit: int, clients: list[int], per_client: int, workers: int,
-            repeats: int, as_json: bool, quiet: bool) -> None:
+            repeats: int, model: str | None, data_dir: str | None, as_json: bool, quiet: bool) -> None:
     """Service req/s and latency through real boto3 clients, against the bare engine.
 
     Starts `faceledger serve` on a free port with a temporary data folder,
@@ -82,8 +84,10 @@ def api_cmd(images_dir: str | None, limit: int, clients: list[int], per_client: 
         if not quiet:
             click.echo(f"[bench api] {msg}", err=True)
 
+    pack = pack_settings(model, data_dir, False).pack  # the temporary server uses DATA_DIR's model store
     out = run_api_bench(images_dir=images_dir, limit=limit, clients=clients, per_client=per_client,
-                        workers=workers, repeats=repeats, progress=say)
+                        workers=workers, repeats=repeats, progress=say,
+                        pack_folder=None if pack.builtin else pack.folder)
     emit(out, as_json, format_report)
 
 

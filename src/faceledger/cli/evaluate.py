@@ -10,8 +10,9 @@ import click
 import numpy as np
 
 from ..engine import EngineSettings
-from ..engine.calibration import fmr_from_similarity, load_table, table_path
+from ..engine.calibration import CalibrationTable, fmr_from_similarity, load_table, table_path
 from ..engine.calibration.build import build_table
+from ..engine.packs import pack_tables, stamp, store_dir, write_table
 from ..engine.scoring import COHORT_MIN, Scorer, build_cohort_table, cohort_table_path
 from ..errors import InvalidParameterError
 from ..evaluation.detection import annotated_recall, stated_counts
@@ -19,6 +20,7 @@ from ..evaluation.embedding import describe_files, image_paths, load_cache, save
 from ..evaluation.identify import evaluate_identification
 from ..evaluation.pairs import evaluate_pairs, plot_roc, read_pairs
 from .output import emit, handle_errors
+from .serve import data_option, settings_for
 
 
 @click.group(name="eval")
@@ -29,8 +31,13 @@ def eval_group() -> None:
 def _vectors(root: str, rels: list[str], *, mirror: bool, procs: int, cache: str | None,
              progress: bool, settings: EngineSettings | None = None) -> dict[str, np.ndarray | None]:
     """Descriptors of the central face per relative path, from a cache or computed."""
+    version = (settings or EngineSettings()).model_version
     if cache and os.path.exists(cache):
         z = load_cache(cache)
+        made_by = str(z["model"]) if "model" in z else ""
+        if made_by and made_by != version.replace("-mirror", ""):
+            raise InvalidParameterError(f"--cache {cache} holds descriptors of {made_by}, not {version}; "
+                                        "give another file.")
         key = "mirror" if mirror else "plain"
         have = {str(r): (z[key][i] if z["ok"][i] else None) for i, r in enumerate(z["rel"])}
         missing = [r for r in rels if r not in have]
@@ -42,10 +49,45 @@ def _vectors(root: str, rels: list[str], *, mirror: bool, procs: int, cache: str
     items = list(describe_files([os.path.join(root, r) for r in rels], settings=settings, procs=procs,
                                 progress=progress))
     if cache:
-        save_cache(cache, root, items)
+        save_cache(cache, root, items, model=version)
     return {
         os.path.relpath(i.path, root): (i.mirror if mirror else i.plain) for i in items
     }
+
+
+def model_options(fn):  # type: ignore[no-untyped-def]
+    """--model and --data: which pack describes the faces (default FACELEDGER_MODEL, else the built-in pack)."""
+    fn = data_option(fn)
+    return click.option("--model", "model", default=None,
+                        help="Model pack NAME (or NAME-VERSION) from DATA_DIR/models; default: $FACELEDGER_MODEL, "
+                             "else the built-in dlib-resnet128.")(fn)
+
+
+def pack_settings(model: str | None, data_dir: str | None, no_mirror: bool, **kw: object) -> EngineSettings:
+    """EngineSettings for the pack asked for; --no-mirror only where the pack leaves mirroring open."""
+    s = settings_for(data_dir)
+    settings = EngineSettings(model=s.model if model is None else model, model_store=str(store_dir(s.data_dir)),
+                              mirror=not no_mirror, **kw)  # type: ignore[arg-type]
+    pack = settings.pack  # a clear error for an unknown pack, before any image is read
+    if no_mirror and pack.manifest is not None:
+        raise InvalidParameterError(f"--no-mirror: pack {pack.model_version} fixes mirror averaging in its "
+                                    "manifest (networks[].mirror).")
+    return settings
+
+
+def pack_mirror(settings: EngineSettings) -> bool:
+    pack = settings.pack
+    return settings.mirror if pack.manifest is None else pack.manifest.descriptor.mirror
+
+
+def scoring_for(settings: EngineSettings, normalization: str) -> tuple[CalibrationTable, Scorer]:
+    """The raw table and the scorer for the pack (ModelNotCalibratedError for a pack without its table)."""
+    pack = settings.pack
+    if pack.builtin:
+        table = load_table(settings.model_version)
+        return table, Scorer.load(table, normalization)
+    raw, cohort = pack_tables(pack, cohort=normalization == "cohort")
+    return raw, Scorer.load(raw, normalization, cohort=cohort)
 
 
 common = [
@@ -85,10 +127,12 @@ def with_common(fn):  # type: ignore[no-untyped-def]
               help="Only N pairs (10 or more: 10-fold accuracy), evenly spaced, keeping the same/different mix.")
 @normalization_option
 @frontend_options
+@model_options
 @with_common
 @handle_errors
 def pairs(root: str, pairs_file: str, plot: str | None, limit: int | None, normalization: str, detector: str,
-          landmarker: str, procs: int, no_mirror: bool, cache: str | None, as_json: bool, quiet: bool) -> None:
+          landmarker: str, model: str | None, data_dir: str | None, procs: int, no_mirror: bool, cache: str | None,
+          as_json: bool, quiet: bool) -> None:
     """Verification on a pair list: 10-fold accuracy, TAR at FMR 1e-3/1e-4, EER.
 
     TAR is scored as the service scores: with normalisation on, the images of
@@ -100,14 +144,14 @@ def pairs(root: str, pairs_file: str, plot: str | None, limit: int | None, norma
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(f"eval pairs: {msg}", err=True))
     say(f"{len(rows)} of {len(listed)} pairs, {len(rels)} images; describing faces "
         f"({procs} process(es){', cache ' + cache if cache else ''})")
-    settings = EngineSettings(detector=detector, landmarker=landmarker, mirror=not no_mirror)
-    vectors = _vectors(root, rels, mirror=not no_mirror, procs=procs, cache=cache, progress=not quiet,
+    settings = pack_settings(model, data_dir, no_mirror, detector=detector, landmarker=landmarker)
+    table, scorer = scoring_for(settings, normalization)  # refused before describing for an uncalibrated pack
+    vectors = _vectors(root, rels, mirror=pack_mirror(settings), procs=procs, cache=cache, progress=not quiet,
                        settings=settings)
     version = settings.model_version
-    table = load_table(version)
     say(f"scoring {len(rows)} pairs (normalization {normalization})")
     out = {"model_version": version, "detector": detector, "pairs_listed": len(listed),
-           **evaluate_pairs(rows, vectors, table, Scorer.load(table, normalization))}
+           **evaluate_pairs(rows, vectors, table, scorer)}
     if plot:
         say(f"plotting to {plot}")
         plot_roc(rows, vectors, plot)
@@ -157,24 +201,25 @@ def pairs_text(o: dict) -> str:
               help="Keep only N single-image identities as non-mated probes; enrol the rest as distractors.")
 @normalization_option
 @frontend_options
+@model_options
 @with_common
 @handle_errors
 def identify(root: str, limit: int | None, strangers: int | None, normalization: str, detector: str,
-             landmarker: str, procs: int, no_mirror: bool, cache: str | None, as_json: bool, quiet: bool) -> None:
+             landmarker: str, model: str | None, data_dir: str | None, procs: int, no_mirror: bool,
+             cache: str | None, as_json: bool, quiet: bool) -> None:
     """Open-set identification: rank-1, FNIR at FPIR 0.01/0.001, strangers at the default.
 
     The figures at the default are scored as the service scores a search of
     the gallery (with normalisation on, the gallery is its own cohort).
     """
     rels = [os.path.relpath(p, root) for p in image_paths(root, limit)]
-    settings = EngineSettings(detector=detector, landmarker=landmarker, mirror=not no_mirror)
-    vectors = _vectors(root, rels, mirror=not no_mirror, procs=procs, cache=cache, progress=not quiet,
+    settings = pack_settings(model, data_dir, no_mirror, detector=detector, landmarker=landmarker)
+    table, scorer = scoring_for(settings, normalization)
+    vectors = _vectors(root, rels, mirror=pack_mirror(settings), procs=procs, cache=cache, progress=not quiet,
                        settings=settings)
     version = settings.model_version
-    table = load_table(version)
     out = {"model_version": version, "detector": detector, **evaluate_identification(
-        root, vectors, table, strangers=strangers,
-        scorer=Scorer.load(table, normalization) if normalization == "cohort" else None)}
+        root, vectors, table, strangers=strangers, scorer=scorer if normalization == "cohort" else None)}
     emit(out, as_json)
 
 
@@ -182,46 +227,74 @@ def identify(root: str, limit: int | None, strangers: int | None, normalization:
 @click.option("--root", required=True, type=click.Path(file_okay=False, exists=True),
               help="Identity folders (tune only on lfw_dev).")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=None,
-              help="Where to write the tables (default: the package's calibration folder).")
+              help="Where to write the built-in pack's tables (default: the package's calibration folder); "
+                   "an installed pack's always go into its folder in the model store.")
+@click.option("--pairs", "pairs_file", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Calibrate on the images this pair list names (default: every image under ROOT).")
+@click.option("--limit", type=click.IntRange(min=10), default=None,
+              help="With --pairs: only N pairs, evenly spaced (a quick table for tests; without --pairs: the "
+                   "first N images).")
 @frontend_options
+@model_options
 @with_common
 @handle_errors
-def calibrate(root: str, out_dir: str | None, detector: str, landmarker: str, procs: int, no_mirror: bool,
+def calibrate(root: str, out_dir: str | None, pairs_file: str | None, limit: int | None, detector: str,
+              landmarker: str, model: str | None, data_dir: str | None, procs: int, no_mirror: bool,
               cache: str | None, as_json: bool, quiet: bool) -> None:
-    """Rebuild the calibration tables (plain and mirror) from every pair in ROOT."""
-    rels = [os.path.relpath(p, root) for p in image_paths(root)]
+    """Build the calibration and cohort tables from every pair in ROOT (or the images of --pairs).
+
+    The built-in pack gets both its plain and mirror tables; an installed pack
+    (--model) gets its one pipeline's tables, stamped with its model version and
+    the SHA-256 of its descriptor file, in DATA_DIR/models/NAME-VERSION/calibration.
+    """
+    if pairs_file:
+        rows = evenly_spaced(read_pairs(pairs_file), limit)
+        rels = sorted({p for a, b, _ in rows for p in (a, b)})
+    else:
+        rels = [os.path.relpath(p, root) for p in image_paths(root, limit)]
+    settings = pack_settings(model, data_dir, no_mirror, detector=detector, landmarker=landmarker)
+    pack = settings.pack
     summary = {}
-    settings = EngineSettings(detector=detector, landmarker=landmarker)
-    for mirror in (True, False):
+    for mirror in ((True, False) if pack.builtin else (pack_mirror(settings),)):
         vectors = _vectors(root, rels, mirror=mirror, procs=procs, cache=cache, progress=not quiet,
                            settings=settings)
         keep = [r for r in rels if vectors.get(r) is not None]
         desc = np.array([vectors[r] for r in keep])
         labels = np.array([r.split(os.sep)[0] for r in keep])
         version = replace(settings, mirror=mirror).model_version
-        table = build_table(desc, labels, version, meta={
-            "data": os.path.basename(os.path.normpath(root)), "images": len(rels),
-            "images_with_face": len(keep), "identities": int(len(set(labels))), "table_version": 1,
-        })
-        path = os.path.join(out_dir, f"{version}.json") if out_dir else str(table_path(version))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as fh:
-            json.dump(table.to_json(), fh, separators=(",", ":"))
+        meta = {"data": os.path.basename(os.path.normpath(root)), "images": len(rels),
+                "images_with_face": len(keep), "identities": int(len(set(labels))), "table_version": 1,
+                **({"pairs": os.path.basename(pairs_file), "pairs_limit": limit} if pairs_file else {}),
+                **({} if pack.builtin else {**stamp(pack), "metric": pack.spec().metric,
+                                            "distance": "1 - cosine similarity"
+                                            if pack.spec().metric == "cosine" else "euclidean"})}
+        metric = pack.spec().metric  # the distance the index and the scorer will measure for this pack
+        table = build_table(desc, labels, version, meta=meta, metric=metric)
+        if pack.builtin:
+            path = os.path.join(out_dir, f"{version}.json") if out_dir else str(table_path(version))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as fh:
+                json.dump(table.to_json(), fh, separators=(",", ":"))
+        else:
+            path = str(write_table(pack, table))
         summary[version] = {"path": path, **table.meta,
                             "distance_at_fmr_1e-4": round(table.distance_for_fmr(1e-4), 4),
                             "fmr_at_distance_0.6": float(table.fmr(0.6))}
         # the cohort S-norm table (docs/fairness.md), built on the same descriptors
         if len(keep) < COHORT_MIN:
-            click.echo(f"{version}: no cohort table from {len(keep)} faces (it needs {COHORT_MIN}).", err=True)
+            click.echo(f"{version}: no cohort table from {len(keep)} faces (it needs {COHORT_MIN}); "
+                       "score with FACELEDGER_SCORE_NORMALIZATION=off.", err=True)
             continue
         cohort = build_cohort_table(desc, labels, version, meta={
-            "data": os.path.basename(os.path.normpath(root)), "images_with_face": len(keep), "table_version": 1})
-        cpath = os.path.join(out_dir, f"{version}-cohort.json") if out_dir else str(cohort_table_path(version))
-        with open(cpath, "w") as fh:
-            json.dump(cohort.to_json(), fh, separators=(",", ":"))
+            "data": os.path.basename(os.path.normpath(root)), "images_with_face": len(keep), "table_version": 1,
+            **({} if pack.builtin else stamp(pack))}, metric=metric)
+        if pack.builtin:
+            cpath = os.path.join(out_dir, f"{version}-cohort.json") if out_dir else str(cohort_table_path(version))
+            with open(cpath, "w") as fh:
+                json.dump(cohort.to_json(), fh, separators=(",", ":"))
+        else:
+            cpath = str(write_table(pack, cohort, cohort=True))
         summary[f"{version}-cohort"] = {"path": cpath, **cohort.meta}
-        if cache is None:
-            cache = None  # second pass recomputes without a cache; pass --cache to reuse
     emit(summary, as_json)
 
 
@@ -271,11 +344,12 @@ def detection(annotations: str | None, counts: str | None, root: str | None, det
               help="Normalise against this .npy of descriptors (as FACELEDGER_COHORT_FILE) instead of the set itself.")
 @click.option("--half", type=click.Choice(["first", "second"]), default=None,
               help="Evaluate only the labelled rows at even (first) or odd (second) positions.")
+@model_options
 @with_common
 @handle_errors
 def subgroups(root: str, labels_file: str, group_by: str, path_column: str, identity_column: str | None,
               min_age: float | None, age_column: str, gallery: int, cohort_file: str | None, half: str | None,
-              normalization: str, keep_duplicates: bool,
+              normalization: str, keep_duplicates: bool, model: str | None, data_dir: str | None,
               procs: int, no_mirror: bool, cache: str | None, as_json: bool, quiet: bool) -> None:
     """FMR (and FNMR with identities) per subgroup at the deployed thresholds, with 95% intervals.
 
@@ -296,12 +370,12 @@ def subgroups(root: str, labels_file: str, group_by: str, path_column: str, iden
     rows = read_labels(labels_file, [c.strip() for c in group_by.split(",") if c.strip()], path_column=path_column,
                        identity_column=identity_column, min_age=min_age, age_column=age_column)
     rows = split_half(rows, half)
-    vectors = _vectors(root, [r["path"] for r in rows], mirror=not no_mirror, procs=procs, cache=cache,
-                       progress=not quiet)
+    settings = pack_settings(model, data_dir, no_mirror)
+    table, scorer = scoring_for(settings, normalization)
+    vectors = _vectors(root, [r["path"] for r in rows], mirror=pack_mirror(settings), procs=procs, cache=cache,
+                       progress=not quiet, settings=settings)
     kept = [r for r in rows if vectors.get(r["path"]) is not None]
-    version = EngineSettings(mirror=not no_mirror).model_version
-    table = load_table(version)
-    scorer = Scorer.load(table, normalization)
+    version = settings.model_version
     sims = {"compare_1to1": compare_threshold(1e-4), f"search_1toN_gallery_{gallery}": search_threshold(gallery)}
     mat = np.array([vectors[r["path"]] for r in kept])
     if cohort_file and scorer.enabled and len(mat):

@@ -11,6 +11,7 @@ from .collections import collections, faces, users
 from .enrol import index_cmd, search
 from .evaluate import eval_group
 from .faces_local import compare, detect
+from .models import models
 from .serve import keys, serve
 from .store import store
 from .video import video
@@ -23,7 +24,7 @@ def cli() -> None:
 
 
 for command in (detect, compare, eval_group, bench, serve, keys, audit, collections, faces, users,
-                index_cmd, search, halt, resume, status, consent, review, retention, report, policy):
+                index_cmd, search, models, halt, resume, status, consent, review, retention, report, policy):
     cli.add_command(command)
 cli.add_command(video)
 cli.add_command(store)

@@ -36,13 +36,21 @@ class DlibEmbedder:
         return np.array([np.array(v) for v in out], dtype=np.float32)
 
 
-def describe(embedder: object, chips: np.ndarray, *, mirror: bool) -> np.ndarray:
-    """Descriptors (N, 128) for chips (N, 150, 150, 3), mirror-averaged if asked."""
+def describe(embedder: object, chips: np.ndarray, *, mirror: bool, dim: int = DESCRIPTOR_DIM,
+             normalise: bool = False) -> np.ndarray:
+    """Descriptors (N, dim) for chips (N, H, W, 3), mirror-averaged if asked.
+
+    ``normalise``: a cosine pack's descriptors; the mirror average is L2-normalised
+    again (the embedder normalises each pass).
+    """
     if len(chips) == 0:
-        return np.zeros((0, DESCRIPTOR_DIM), dtype=np.float32)
+        return np.zeros((0, dim), dtype=np.float32)
     if not mirror:
         return embedder.embed(chips)  # type: ignore[attr-defined,no-any-return]
     both = np.concatenate([chips, chips[:, :, ::-1, :]], axis=0)
     out = embedder.embed(np.ascontiguousarray(both))  # type: ignore[attr-defined]
     n = len(chips)
-    return ((out[:n] + out[n:]) / 2.0).astype(np.float32)
+    mean = (out[:n] + out[n:]) / 2.0
+    if normalise:
+        mean = mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+    return mean.astype(np.float32)

@@ -15,8 +15,10 @@ import numpy as np
 
 from ..errors import InvalidParameterError
 from ..imaging import DecodedImage, decode_image
+from .arcface_align import DLIB5_ARCFACE_TEMPLATE, arcface_chip
 from .budget import CpuBudget
 from .calibration import CalibrationTable, load_table
+from .descriptor_spec import DescriptorSpec
 from .detect import (
     FALLBACK_PIXEL_BUDGET,
     HOG_PIXEL_BUDGET,
@@ -29,9 +31,10 @@ from .detect import (
 from .embed import DlibEmbedder, describe, face_chip
 from .landmarks import ShapeLandmarker, eye_mouth_state, points_to_shape, rekognition_landmarks
 from .mesh_geometry import MeshReading, read_mesh
+from .packs import BUILTIN, Pack, pack_tables, resolve
 from .quality import estimate_pose, measure_quality, unindexable_reasons
 from .registry import MESH_MODEL_VERSION, MODEL_VERSION
-from .types import Detection, Detector, Embedder, Face, Quality
+from .types import DESCRIPTOR_DIM, Detection, Detector, Embedder, Face, Quality
 
 if TYPE_CHECKING:
     from .facemesh import FaceMeshLandmarker
@@ -81,6 +84,10 @@ class EngineSettings:
     mesh_report: bool = True
     # When HOG finds nothing: BlazeFace (~20 ms, faces down to ~10 px) before the CNN (~0.5 s).
     blazeface_fallback: bool = True
+    # The descriptor pack (engine/packs.py): "" or dlib-resnet128 is the built-in dlib ResNet; any other
+    # name is a pack installed in model_store (DATA_DIR/models), with its own model version.
+    model: str = ""
+    model_store: str = ""
 
     def __post_init__(self) -> None:
         # checked where the settings are made, so a bad FACELEDGER_DETECTOR is a clear
@@ -92,7 +99,13 @@ class EngineSettings:
                 raise InvalidParameterError(f"Unknown {name} {value!r}; use one of {', '.join(choices)}.")
 
     @property
+    def pack(self) -> Pack:
+        return resolve(self.model, self.model_store or None)
+
+    @property
     def model_version(self) -> str:
+        if self.model and self.model != BUILTIN:
+            return self.pack.model_version  # the pack fixes its pipeline, mirror averaging included
         version = MODEL_VERSION if self.landmarker == "dlib5" else MESH_MODEL_VERSION
         return version if self.mirror else version.replace("-mirror", "")
 
@@ -142,14 +155,31 @@ class Engine:
         self._blazeface: Detector | None = None
         self._mediapipe_ok: bool | None = None
         self.landmarker68 = ShapeLandmarker(68) if s.landmarks68 else None
-        self.embedder: Embedder = embedder or _make_embedder(s.runtime)
+        self.pack = s.pack
+        net = None if self.pack.manifest is None else self.pack.manifest.descriptor
+        # what the descriptor network is fed and how its outputs are finished
+        self.template = "dlib-chip-150" if net is None else net.alignment
+        self.mirror = s.mirror if net is None else net.mirror
+        self.dim = DESCRIPTOR_DIM if net is None else net.dim
+        self.cosine = net is not None and net.metric == "cosine"
+        self.embedder: Embedder = embedder or (_make_embedder(s.runtime) if net is None else
+                                               _pack_embedder(self.pack))
         self._calibration = calibration
 
     @property
     def calibration(self) -> CalibrationTable:
+        """The pack's calibration table; ModelNotCalibratedError for a pack that has none yet."""
         if self._calibration is None:
-            self._calibration = load_table(self.settings.model_version)
+            if self.pack.builtin:
+                self._calibration = load_table(self.settings.model_version)
+            else:
+                self._calibration = pack_tables(self.pack, cohort=False)[0]
         return self._calibration
+
+    @property
+    def descriptor_spec(self) -> DescriptorSpec:
+        """Dimension and metric of the descriptors this engine gives (float32; L2-normalised for cosine)."""
+        return self.pack.spec(self.model_version)
 
     @property
     def model_version(self) -> str:
@@ -230,13 +260,14 @@ class Engine:
             faces, shapes = self._faces(pixels, max_faces, budget, landmarks)
             per_image.append(faces)
             if descriptors:
-                chips.extend(face_chip(pixels, s) for s in shapes)
+                chips.extend(self._template_chip(pixels, f, s) for f, s in zip(faces, shapes, strict=True))
         if descriptors and chips:
             parts = []
             for at in range(0, len(chips), DESCRIBE_BATCH):
                 budget.check("describing faces")
                 batch = np.stack(chips[at:at + DESCRIBE_BATCH])
-                parts.append(describe(self.embedder, batch, mirror=self.settings.mirror))
+                parts.append(describe(self.embedder, batch, mirror=self.mirror, dim=self.dim,
+                                      normalise=self.cosine))
             vectors = iter(np.concatenate(parts))
             for faces in per_image:
                 for face in faces:
@@ -337,8 +368,23 @@ class Engine:
         return points_to_shape(pts, face.box)
 
     def chip(self, pixels: np.ndarray, face: Face) -> np.ndarray:
-        """The aligned (150, 150, 3) chip the descriptor of ``face`` is computed from."""
-        return face_chip(pixels, self._shape(pixels, face))
+        """The aligned chip the descriptor of ``face`` is computed from: (150, 150, 3), or (112, 112, 3)
+        for a pack aligned by the ArcFace template."""
+        return self._template_chip(pixels, face, self._shape(pixels, face))
+
+    def _template_chip(self, pixels: np.ndarray, face: Face, shape: dlib.full_object_detection) -> np.ndarray:
+        if self.template == "arcface-112":
+            pts = face.align_points if face.align_points is not None else self.landmarker5.points(pixels, face.box)
+            return arcface_chip(pixels, pts, template=DLIB5_ARCFACE_TEMPLATE)
+        return face_chip(pixels, shape)
+
+    def pair_descriptors(self, chip: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(one pass, mirror-averaged) descriptors of one chip, finished as the pack says."""
+        out = self.embedder.embed(np.stack([chip, chip[:, ::-1]]))
+        both = (out[0] + out[1]) / 2
+        if self.cosine:
+            both = both / max(float(np.linalg.norm(both)), 1e-12)
+        return out[0], both.astype(np.float32)
 
     # -- scoring ---------------------------------------------------------
     def compare(self, a: np.ndarray, b: np.ndarray) -> Comparison:
@@ -402,6 +448,13 @@ def _mesh_face(m: MeshReading, det: Detection, quality: Quality, size: tuple[int
         quality=quality, image_size=size, eyes_open=m.eyes_open, mouth_open=m.mouth_open,
         eye_direction=m.eye_direction, detector=det.detector, align_points=m.align_points,
     )
+
+
+def _pack_embedder(pack: Pack) -> Embedder:
+    from .onnx_embedder import OnnxDescriptor
+
+    assert pack.manifest is not None
+    return OnnxDescriptor(pack.manifest.descriptor, pack.descriptor_path)
 
 
 def _make_embedder(runtime: str) -> Embedder:

@@ -115,12 +115,13 @@ class Scorer:
     normalised: CalibrationTable | None = None
 
     @classmethod
-    def load(cls, raw: CalibrationTable, mode: str) -> Scorer:
+    def load(cls, raw: CalibrationTable, mode: str, cohort: CalibrationTable | None = None) -> Scorer:
+        """``cohort``: the S-norm table when the caller has it (a pack's); else the package's for the version."""
         if mode not in MODES:
             raise ValueError(f"score normalisation must be one of {MODES}, not {mode!r}")
         if mode == "off":
             return cls(raw, None)
-        cohort = load_cohort_table(raw.model_version).check_for(raw.model_version, raw.dim, raw.metric)
+        cohort = (cohort or load_cohort_table(raw.model_version)).check_for(raw.model_version, raw.dim, raw.metric)
         return cls(raw, cohort)
 
     @property

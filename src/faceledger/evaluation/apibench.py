@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.engine import EngineSettings
+from ..engine.packs import store_dir
 from ..settings import Settings
 from .bare import BareEngine, summarise_bare
 from .bare import percentile_ms as _percentile_ms
@@ -262,15 +263,17 @@ def overhead(service_levels: list[dict], bare: dict, workers: int) -> dict:
     return out
 
 
-def engine_settings() -> EngineSettings:
+def engine_settings(data_dir: Path | None = None) -> EngineSettings:
     """The engine settings ``faceledger serve`` would use, from the same environment."""
     s = Settings.from_env()
     return EngineSettings(detector=s.detector, landmarks68=s.landmarks68, min_face_px=s.min_face_px,
-                          cpu_budget_s=s.engine_cpu_budget_s, landmarker=s.landmarker)
+                          cpu_budget_s=s.engine_cpu_budget_s, landmarker=s.landmarker, model=s.model,
+                          model_store=str(store_dir(data_dir or s.data_dir)))
 
 
 def _service_runs(tmp: Path, images: Sequence[tuple[str, bytes]], clients: Sequence[int],
-                  per_client: int, workers: int, repeats: int, say: Callable[[str], None]) -> dict:
+                  per_client: int, workers: int, repeats: int, say: Callable[[str], None],
+                  pack_folder: Path | None = None) -> dict:
     """Server up, images indexed; the bare engine measured before and after the searches.
 
     The baseline brackets the service's search runs (the server's workers sit
@@ -278,6 +281,11 @@ def _service_runs(tmp: Path, images: Sequence[tuple[str, bytes]], clients: Seque
     the machine's background load shows as a spread between its two runs.
     """
     t = time.perf_counter()
+    if pack_folder is not None:  # the pack (and its tables) in the temporary data folder's model store
+        store = store_dir(tmp / "data")
+        store.mkdir(mode=0o700, parents=True)
+        shutil.copytree(pack_folder, store / pack_folder.name)
+        os.environ["FACELEDGER_MODEL"] = pack_folder.name  # the server and the bare baseline read it
     server = start_server(tmp / "data", workers, tmp / "server.log")
     start_s = time.perf_counter() - t
     try:
@@ -293,7 +301,7 @@ def _service_runs(tmp: Path, images: Sequence[tuple[str, bytes]], clients: Seque
             raise BenchSetupError(f"none of the {len(images)} images had a face.")
         probes = [images[i] for i in with_face]
         data = [d for _, d in probes]
-        settings = engine_settings()
+        settings = engine_settings(tmp / "data")
         n_bare = max(clients) * per_client
         search, index = [], []
         with BareEngine(workers, settings) as bare:
@@ -321,7 +329,8 @@ def _service_runs(tmp: Path, images: Sequence[tuple[str, bytes]], clients: Seque
 
 
 def run_api_bench(*, images_dir: str | None, limit: int, clients: Sequence[int], per_client: int,
-                  workers: int, repeats: int = 1, progress: Callable[[str], None] | None = None) -> dict:
+                  workers: int, repeats: int = 1, progress: Callable[[str], None] | None = None,
+                  pack_folder: Path | None = None) -> dict:
     """The whole benchmark; returns the report ``bench api`` prints."""
     if min(limit, per_client, workers, repeats) < 1 or not clients or min(clients) < 1:
         raise BenchSetupError("--limit, --requests-per-client, --workers, --repeats and --clients "
@@ -331,10 +340,16 @@ def run_api_bench(*, images_dir: str | None, limit: int, clients: Sequence[int],
     load_start = list(os.getloadavg())
     tmp = Path(tempfile.mkdtemp(prefix="faceledger-bench-api-"))
     t_all = time.perf_counter()
+    before = os.environ.get("FACELEDGER_MODEL")
     try:
-        svc = _service_runs(tmp, images, clients, per_client, workers, repeats, say)
+        svc = _service_runs(tmp, images, clients, per_client, workers, repeats, say, pack_folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if pack_folder is not None:  # _service_runs set it for the server it started
+            if before is None:
+                os.environ.pop("FACELEDGER_MODEL", None)
+            else:
+                os.environ["FACELEDGER_MODEL"] = before
     return {
         "benchmark": "api",
         "images_dir": str(root), "images": len(images), "images_with_face": len(svc["probes"]),

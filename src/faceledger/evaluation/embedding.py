@@ -46,9 +46,8 @@ def describe_file(path: str) -> Described:
         face = central_face(faces)
         if face is None:
             return Described(path, 0, None, None)
-        chip = _engine.chip(pixels, face)
-        out = _engine.embedder.embed(np.stack([chip, chip[:, ::-1]]))
-        return Described(path, len(faces), out[0], (out[0] + out[1]) / 2, None, face.detector)
+        plain, mirror = _engine.pair_descriptors(_engine.chip(pixels, face))
+        return Described(path, len(faces), plain, mirror, None, face.detector)
     except FaceledgerError as exc:
         return Described(path, 0, None, None, exc.message)
 
@@ -90,7 +89,8 @@ def image_paths(root: str, limit: int | None = None) -> list[str]:
     return out[:limit] if limit else out
 
 
-def save_cache(path: str, root: str, items: Iterable[Described]) -> dict:
+def save_cache(path: str, root: str, items: Iterable[Described], model: str = "") -> dict:
+    """Write descriptors to ``path``; ``model``: the pipeline that made them (checked when the cache is read)."""
     items = list(items)
     rel = np.array([os.path.relpath(i.path, root) for i in items])
     ok = np.array([i.plain is not None for i in items])
@@ -98,7 +98,8 @@ def save_cache(path: str, root: str, items: Iterable[Described]) -> dict:
     plain = np.array([i.plain if i.plain is not None else np.zeros(dim) for i in items], np.float32)
     mirror = np.array([i.mirror if i.mirror is not None else np.zeros(dim) for i in items], np.float32)
     faces = np.array([i.faces for i in items])
-    np.savez_compressed(path, rel=rel, ok=ok, plain=plain, mirror=mirror, faces=faces, created=time.time())
+    np.savez_compressed(path, rel=rel, ok=ok, plain=plain, mirror=mirror, faces=faces, created=time.time(),
+                        model=np.array(model.replace("-mirror", "")))
     return {"images": len(items), "with_face": int(ok.sum())}
 
 

@@ -22,10 +22,10 @@ from ..engine.calibration import (
     compare_threshold,
     expected_false_candidates,
     fmr_from_similarity,
-    load_table,
     search_threshold,
 )
 from ..engine.descriptor_spec import DescriptorSpec
+from ..engine.packs import store_dir, uncalibrated_table
 from ..engine.scoring import Scorer
 from ..errors import (
     AccessDeniedError,
@@ -33,6 +33,7 @@ from ..errors import (
     HaltedError,
     InvalidParameterError,
     ModelFileError,
+    ModelNotCalibratedError,
     PackUnavailableError,
 )
 from ..settings import Settings
@@ -55,6 +56,7 @@ from .packs import (
     engine_settings_for,
     load_cohort,
     spec_for,
+    tables_for,
 )
 from .pagination import Paginator
 from .policy import DEFAULT_PURPOSE, Purpose, load_policy
@@ -117,6 +119,13 @@ def match_report(table: CalibrationTable, threshold: Threshold, scoring: dict, s
 
 Operation = Callable[["Service", Call], dict]
 
+# What a pack without its calibration table may not do: everything that makes,
+# stores or scores descriptors for matching (DetectFaces and the catalogue reads stay open).
+NEEDS_CALIBRATION = frozenset({
+    "CreateCollection", "IndexFaces", "SearchFaces", "SearchFacesByImage", "CompareFaces",
+    "SearchUsers", "SearchUsersByImage", "StartFaceSearch", "AssociateFaces",
+})
+
 
 class Closeable(Protocol):
     def close(self) -> None: ...
@@ -146,8 +155,19 @@ class Service:
         self.engines = engines
         self.engine_settings = engines.settings
         self.model_version = engines.settings.model_version
-        default = self._pack(spec_for(self.model_version), engines, calibration or load_table(self.model_version),
-                             default=True)
+        # A pack without its calibration table may detect faces but never match: the placeholder
+        # table scores everything Similarity 0 and dispatch refuses the operations in
+        # NEEDS_CALIBRATION (docs/model-packs.md). Other packs (collections pinned to them) are
+        # opened at first use and refused with the reason when they cannot match.
+        self.pack = engines.settings.pack
+        self.uncalibrated: ModelNotCalibratedError | None = None
+        spec = spec_for(self.model_version, settings.data_dir)
+        try:
+            default = self._pack(spec, engines, calibration, default=True)
+        except ModelNotCalibratedError as exc:
+            self.uncalibrated = exc
+            table = uncalibrated_table(self.model_version)
+            default = Pack(spec, engines, table, Scorer(table))
         self.packs = Packs(default, self._open_pack)
         self.calibration = default.calibration
         self.scorer = default.scorer
@@ -174,9 +194,12 @@ class Service:
     def _pack(self, spec: DescriptorSpec, engines: EnginePool, table: CalibrationTable | None = None, *,
               default: bool = False) -> Pack:
         """A pack ready to match: calibrated for its descriptors, its cohort file checked."""
-        calibration = check_calibrated(spec, table)
+        calibration = check_calibrated(spec, table, self.settings.data_dir)
+        cohort_table = None
+        if table is None and self.settings.score_normalization == "cohort":
+            cohort_table = tables_for(spec, self.settings.data_dir, cohort=True)[1]
         try:
-            scorer = Scorer.load(calibration, self.settings.score_normalization)
+            scorer = Scorer.load(calibration, self.settings.score_normalization, cohort=cohort_table)
         except ValueError as exc:
             raise InvalidParameterError(f"FACELEDGER_SCORE_NORMALIZATION: {exc}.") from exc
         except ModelFileError as exc:  # a cohort table missing or measured for another pack
@@ -187,8 +210,8 @@ class Service:
 
     def _open_pack(self, model_version: str) -> Pack:
         """Another pack than the default, at its first use: its engine pool started like the default one."""
-        spec = spec_for(model_version)
-        check_calibrated(spec)  # refuse before starting any worker
+        spec = spec_for(model_version, self.settings.data_dir)
+        check_calibrated(spec, None, self.settings.data_dir)  # refuse before starting any worker
         engines = self.engines.like(engine_settings_for(self.engine_settings, model_version))
         try:
             return self._pack(spec, engines)
@@ -217,7 +240,8 @@ class Service:
     def engine_settings_for(settings: Settings) -> EngineSettings:
         return EngineSettings(detector=settings.detector, landmarks68=settings.landmarks68,
                               min_face_px=settings.min_face_px, cpu_budget_s=settings.engine_cpu_budget_s,
-                              landmarker=settings.landmarker)
+                              landmarker=settings.landmarker, model=settings.model,
+                              model_store=str(store_dir(settings.data_dir)))
 
     @staticmethod
     def open_engines(settings: Settings) -> EnginePool:
@@ -296,6 +320,8 @@ class Service:
         if op is None:
             raise InvalidParameterError(f"faceledger does not offer the operation {operation}.")
         authorize(principal, operation)
+        if self.uncalibrated is not None and operation in NEEDS_CALIBRATION:
+            raise ModelNotCalibratedError(f"{operation} refused: {self.uncalibrated.message}")
         call = Call(operation, params, principal, RequestContext.from_transport(context))
         return op(self, call)
 

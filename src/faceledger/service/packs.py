@@ -13,10 +13,11 @@ A pack other than the default is opened at its first use (its engine pool is
 started like the default one) and refused with the reason when it cannot be:
 not known here, or no calibration table measured for it.
 
-:func:`spec_for` and :func:`engine_settings_for` are the one place that says
-what a model version is. Today they know the built-in pipelines (dlib's
-ResNet on dlib or FaceMesh alignment, with or without mirror averaging);
-``faceledger.engine.packs.spec_for`` (installed packs) replaces them there.
+:func:`spec_for`, :func:`engine_settings_for` and :func:`tables_for` are the
+one place that says what a model version is: the built-in pipelines (dlib's
+ResNet on dlib or FaceMesh alignment, with or without mirror averaging), or
+a pack installed in the data directory's model store (engine/packs.py), whose
+calibration tables live in its folder.
 """
 
 from __future__ import annotations
@@ -27,11 +28,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..engine import EngineSettings
+from ..engine import packs as installed_packs
 from ..engine.calibration import CalibrationTable, load_table
 from ..engine.descriptor_spec import DescriptorSpec
 from ..engine.registry import MESH_MODEL_VERSION, MODEL_VERSION
 from ..engine.scoring import Cohort, Scorer
-from ..errors import ModelFileError, PackUnavailableError
+from ..errors import ModelFileError, PackUnavailableError, ResourceNotFoundError
 from .workers import EnginePool
 
 # model version -> (landmarker, mirror): the built-in pipelines of dlib's 128-d Euclidean ResNet
@@ -44,23 +46,50 @@ BUILTIN: dict[str, tuple[str, bool]] = {
 COHORTS_DIR = "cohorts"  # <data_dir>/cohorts/<model version>.npy: a pack's operator-supplied cohort
 
 
-def spec_for(model_version: str) -> DescriptorSpec:
-    """What a model version's descriptors are; PackUnavailableError for one not installed here."""
-    if model_version in BUILTIN:
-        return DescriptorSpec(model_version, 128, "euclidean")
+def _installed(model_version: str, data_dir: Path | str | None) -> installed_packs.Pack:
+    """The installed pack that gives ``model_version``; PackUnavailableError when none does."""
+    if data_dir is not None:
+        for pack in installed_packs.installed(installed_packs.store_dir(data_dir)):
+            if pack.model_version == model_version:
+                return pack
     raise PackUnavailableError(
         f"Model pack {model_version!r} is not installed here (built in: {', '.join(sorted(BUILTIN))}); "
         "install it (`faceledger models install`) or migrate the collection "
         "(`faceledger collections migrate`).")
 
 
+def spec_for(model_version: str, data_dir: Path | str | None = None) -> DescriptorSpec:
+    """What a model version's descriptors are; PackUnavailableError for one not installed here."""
+    if model_version in BUILTIN:
+        return DescriptorSpec(model_version, 128, "euclidean")
+    try:
+        return installed_packs.spec_for(model_version, data_dir)
+    except ResourceNotFoundError:
+        _installed(model_version, None)  # raises, with the built-in list and what to do
+        raise
+
+
 def engine_settings_for(base: EngineSettings, model_version: str) -> EngineSettings:
-    """``base`` (detector, budgets...) computing ``model_version``'s descriptors."""
-    spec_for(model_version)
+    """``base`` (detector, budgets, model store...) computing ``model_version``'s descriptors."""
+    if model_version not in BUILTIN:
+        pack = _installed(model_version, Path(base.model_store).parent if base.model_store else None)
+        assert pack.folder is not None
+        return replace(base, model=pack.folder.name)
     landmarker, mirror = BUILTIN[model_version]
-    out = replace(base, landmarker=landmarker, mirror=mirror)
+    out = replace(base, landmarker=landmarker, mirror=mirror, model="")
     assert out.model_version == model_version, (out.model_version, model_version)
     return out
+
+
+def tables_for(spec: DescriptorSpec, data_dir: Path | str | None, *, cohort: bool
+               ) -> tuple[CalibrationTable, CalibrationTable | None]:
+    """(calibration table, the pack's cohort table or None: the package's is loaded by the scorer).
+
+    ModelNotCalibratedError for an installed pack whose tables were never measured.
+    """
+    if spec.model_version in BUILTIN:
+        return load_table(spec.model_version), None
+    return installed_packs.pack_tables(_installed(spec.model_version, data_dir), cohort=cohort)
 
 
 @dataclass
@@ -78,10 +107,11 @@ class Pack:
         return self.spec.model_version
 
 
-def check_calibrated(spec: DescriptorSpec, table: CalibrationTable | None = None) -> CalibrationTable:
+def check_calibrated(spec: DescriptorSpec, table: CalibrationTable | None = None,
+                     data_dir: Path | str | None = None) -> CalibrationTable:
     """The pack's calibration table (measured for its descriptors), or the reason it cannot match."""
     try:
-        table = table or load_table(spec.model_version)
+        table = table or tables_for(spec, data_dir, cohort=False)[0]
         return table.check_for(spec.model_version, spec.dim, spec.metric)
     except ModelFileError as exc:
         raise PackUnavailableError(
