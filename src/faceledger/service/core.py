@@ -40,6 +40,7 @@ from ..store.db import Transaction
 from ..store.ledger import Ledger
 from ..store.opening import open_catalog, refuse_damaged
 from ..store.perms import PRIVATE_UMASK, make_private_dir
+from ..store.pg_vectors import PgVectorIndex
 from ..store.protocols import CatalogStore, LedgerStore, VectorStore
 from ..store.vectors import VectorIndex, limit_blas_threads
 from .audit_trail import append_checkpoint, last_signed_seq, retire_legacy_key
@@ -199,8 +200,9 @@ class Service:
         refuse_damaged(settings)
         catalog = open_catalog(settings)
         try:
-            # The one line to swap for pgvector (store/pg_vectors.py's PgVectorIndex) on PostgreSQL.
-            index = memory_index(catalog)
+            # PostgreSQL: pgvector searches the catalog's rows through its pool (every process sees a commit)
+            pool = getattr(catalog, "vector_pool", None)
+            index: VectorStore = PgVectorIndex.from_settings(pool, settings) if pool is not None else memory_index(catalog)
         except BaseException:
             catalog.close()
             raise
@@ -391,7 +393,7 @@ class Service:
         return append_checkpoint(self.ledger, tx, self.signing_key)
 
 
-def memory_index(catalog: CatalogStore) -> VectorIndex:
+def memory_index(catalog: CatalogStore) -> VectorStore:
     """The in-process index, loaded from the catalog (either store)."""
     index = VectorIndex()
     for coll in catalog.list_collections(None, 1_000_000):

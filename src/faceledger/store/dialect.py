@@ -29,6 +29,40 @@ def is_postgres(conn: Any) -> bool:
     return of(conn) == POSTGRESQL
 
 
+# The vector column's table shape, in the catalog's transaction: one partition per collection on
+# PostgreSQL (store/pg_vectors.py), nothing on SQLite (vectors are sealed blobs in one table).
+def vectors_created(conn: Any, collection_id: str, dim: int, metric: str) -> None:
+    """A new collection's partition and stats row (PostgreSQL)."""
+    if is_postgres(conn):
+        from faceledger.store import pg_vectors
+
+        pg_vectors.create_partition(conn.raw, collection_id, dim, metric)
+
+
+def vectors_dropped(conn: Any, collection_id: str) -> None:
+    """A deleted collection's partition (and HNSW index) and stats row go (PostgreSQL)."""
+    if is_postgres(conn):
+        from faceledger.store import pg_vectors
+
+        pg_vectors.drop_partition(conn.raw, collection_id)
+
+
+def vectors_unpinned(conn: Any, collection_id: str) -> None:
+    """Before a migration rewrites every vector: the HNSW index and the dimension check go (PostgreSQL)."""
+    if is_postgres(conn):
+        from faceledger.store import pg_vectors
+
+        pg_vectors.unpin_partition(conn.raw, collection_id)
+
+
+def vectors_repinned(conn: Any, collection_id: str, dim: int, metric: str) -> None:
+    """After it: the new dimension checked on every row, the stats row re-pinned (PostgreSQL)."""
+    if is_postgres(conn):
+        from faceledger.store import pg_vectors
+
+        pg_vectors.pin_partition(conn.raw, collection_id, dim, metric)
+
+
 def json_field(conn: Any, column: str, key: str) -> str:
     """SQL for the text of ``column``'s top-level JSON member ``key`` (``key`` is a constant)."""
     if not key.isidentifier():

@@ -37,6 +37,7 @@ from psycopg import sql
 from psycopg.types import TypeInfo
 from psycopg_pool import ConnectionPool
 
+from faceledger.errors import PackUnavailableError
 from faceledger.store.vectors import Match, Matches
 
 log = logging.getLogger(__name__)
@@ -151,6 +152,28 @@ def create_partition(conn: psycopg.Connection[Any], collection_id: str, dim: int
                  "VALUES (%s, %s, %s, 0, nextval('face_vector_generation'))", (collection_id, int(dim), metric))
 
 
+def unpin_partition(conn: psycopg.Connection[Any], collection_id: str) -> None:
+    """Before every vector of the collection is replaced by another pack's: drop its HNSW index and dim check.
+
+    In the swapping transaction (a plain DROP INDEX: it cannot be concurrent there); the index is
+    rebuilt in the background at the next search, as after any crossing of ``ann_min_faces``.
+    """
+    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(_index_name(collection_id))))
+    conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
+        sql.Identifier(partition_name(collection_id)), sql.Identifier(partition_name(collection_id) + "_dim")))
+
+
+def pin_partition(conn: psycopg.Connection[Any], collection_id: str, dim: int, metric: str) -> None:
+    """After the swap: the new dimension checked (on every row) and the stats row's dim and metric."""
+    if metric not in _OPS:
+        raise ValueError(f"metric must be one of {', '.join(_OPS)}, not {metric!r}")
+    conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (vector_dims(embedding) = {})").format(
+        sql.Identifier(partition_name(collection_id)), sql.Identifier(partition_name(collection_id) + "_dim"),
+        sql.Literal(int(dim))))
+    conn.execute("UPDATE face_vector_stats SET dim = %s, metric = %s, generation = nextval('face_vector_generation') "
+                 "WHERE collection_id = %s", (int(dim), metric, collection_id))
+
+
 def drop_partition(conn: psycopg.Connection[Any], collection_id: str) -> None:
     """Drop the collection's partition (its HNSW index goes with it) and its stats row; absent is fine."""
     conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(partition_name(collection_id))))
@@ -247,8 +270,33 @@ class PgVectorIndex:
         return None if row is None else _Collection(row)
 
     # ---- the catalog writes the vectors; these keep the VectorIndex surface -------------------------
-    def load(self, collection_id: str, face_ids: Sequence[str], matrix: np.ndarray) -> None:
-        """No-op: the vectors are the catalog's rows (start-up loads nothing)."""
+    def load(self, collection_id: str, face_ids: Sequence[str], matrix: np.ndarray, *,
+             dim: int = 128, metric: str = "euclidean", pack: str | None = None) -> None:
+        """No-op for the vectors (they are the catalog's rows: start-up loads nothing).
+
+        A migration in place calls it after its swap committed: forget what this process
+        knew of the collection's HNSW index (the swap dropped it).
+        """
+        with self._lock:
+            self._ann_state.pop(collection_id, None)
+
+    def spec(self, collection_id: str) -> tuple[int, str] | None:
+        """The collection's ``(dim, metric)``, None for an unknown collection."""
+        with self._conn() as conn:
+            stats = self._stats(conn, collection_id)
+        return None if stats is None else (stats.dim, stats.metric)
+
+    @staticmethod
+    def _check_pack(conn: psycopg.Connection[Any], collection_id: str, expect: str | None) -> None:
+        """PackUnavailableError when the collection's vectors are not ``expect``'s (as the in-memory index)."""
+        if expect is None:
+            return
+        row = conn.execute("SELECT model_version FROM collections WHERE collection_id = %s",
+                           (collection_id,)).fetchone()
+        if row is not None and row[0] != expect:
+            raise PackUnavailableError(
+                f"Collection {collection_id} now holds {row[0]} vectors, not {expect}: it was migrated "
+                "while this call ran. Vectors of different model packs are never compared; retry the call.")
 
     def add(self, collection_id: str, face_ids: Sequence[str], matrix: np.ndarray) -> None:
         """Called after the catalog committed the faces: starts the HNSW build when the partition crossed the size."""
@@ -285,10 +333,12 @@ class PgVectorIndex:
         with self._conn() as conn:
             return [r[0] for r in conn.execute("SELECT collection_id FROM face_vector_stats ORDER BY collection_id")]
 
-    def vectors(self, collection_id: str, face_ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    def vectors(self, collection_id: str, face_ids: Sequence[str],
+                expect: str | None = None) -> tuple[list[str], np.ndarray]:
         """The ids of ``face_ids`` still present (in order) and their vectors."""
         with self._conn() as conn:
             self._ready(conn)
+            self._check_pack(conn, collection_id, expect)
             stats = self._stats(conn, collection_id)
             if stats is None:
                 return [], np.zeros((0, 128), dtype=np.float32)
@@ -298,7 +348,8 @@ class PgVectorIndex:
         mat = np.array([_np(found[f]) for f in present], dtype=np.float32).reshape(len(present), stats.dim)
         return present, mat
 
-    def sample(self, collection_id: str, rows: Callable[[int], np.ndarray]) -> tuple[list[str], np.ndarray]:
+    def sample(self, collection_id: str, rows: Callable[[int], np.ndarray],
+               expect: str | None = None) -> tuple[list[str], np.ndarray]:
         """Face ids and vectors at ``rows(n)``, row numbers in face-id order, read in one snapshot.
 
         Ids first, vectors only for the picked rows: no window function (Citus
@@ -308,6 +359,7 @@ class PgVectorIndex:
             self._ready(conn)
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # the ids and vectors agree
+                self._check_pack(conn, collection_id, expect)
                 stats = self._stats(conn, collection_id)
                 if stats is None:
                     return [], np.zeros((0, 128), dtype=np.float32)
@@ -320,10 +372,14 @@ class PgVectorIndex:
         return picked, mat
 
     # ---- search ---------------------------------------------------------------------------------
-    def search(self, collection_id: str, query: np.ndarray, k: int, max_distance: float | None = None) -> Matches:
-        """The k nearest faces as ``(face_id, distance)``, nearest first; several queries rank by the nearest."""
+    def search(self, collection_id: str, query: np.ndarray, k: int, max_distance: float | None = None,
+               expect: str | None = None) -> Matches:
+        """The k nearest faces as ``(face_id, distance)``, nearest first; several queries rank by the nearest.
+
+        ``expect``: the pack the query vectors belong to; PackUnavailableError if the collection's are another's.
+        """
         per_query = self.search_batch(collection_id, np.atleast_2d(np.asarray(query, dtype=np.float32)), k,
-                                      max_distance)
+                                      max_distance, expect)
         if len(per_query) == 1:
             return per_query[0]
         best: dict[str, float] = {}
@@ -335,10 +391,11 @@ class PgVectorIndex:
         return Matches(merged, exact=exact, recall_estimate=None if exact else per_query[0].recall_estimate)
 
     def search_batch(self, collection_id: str, queries: np.ndarray, k: int,
-                     max_distance: float | None = None) -> list[Matches]:
+                     max_distance: float | None = None, expect: str | None = None) -> list[Matches]:
         """One result per row of ``queries``; each says whether it was exact."""
         with self._conn() as conn, conn.transaction():
             self._ready(conn)
+            self._check_pack(conn, collection_id, expect)
             stats = self._stats(conn, collection_id)
             if stats is None:
                 return [Matches() for _ in range(np.atleast_2d(queries).shape[0])]
