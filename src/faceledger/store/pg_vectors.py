@@ -176,7 +176,13 @@ def pin_partition(conn: psycopg.Connection[Any], collection_id: str, dim: int, m
 
 def drop_partition(conn: psycopg.Connection[Any], collection_id: str) -> None:
     """Drop the collection's partition (its HNSW index goes with it) and its stats row; absent is fine."""
-    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(partition_name(collection_id))))
+    part = partition_name(collection_id)
+    exists = conn.execute("SELECT 1 FROM pg_class WHERE relname = %s AND relispartition", (part,)).fetchone()
+    if exists:
+        # detached first: foreign keys onto faces (thumbnails, staged vectors) hold a partition still attached;
+        # detaching checks that no row references it (the caller deleted the faces, cascading to them)
+        conn.execute(sql.SQL("ALTER TABLE faces DETACH PARTITION {}").format(sql.Identifier(part)))
+        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(part)))
     conn.execute("DELETE FROM face_vector_stats WHERE collection_id = %s", (collection_id,))
 
 
