@@ -107,3 +107,19 @@ def test_schema_v3_moves_existing_collections_into_partitions(tmp_path, pg_url) 
                 conn.execute("INSERT INTO thumbnails VALUES ('a', 'nope', 'x', 0, 0)")
     finally:
         db.close()
+
+
+def test_postgresql_unreachable_is_store_unavailable_not_a_crash() -> None:
+    from psycopg_pool import ConnectionPool
+
+    from faceledger.errors import StoreUnavailableError
+    from faceledger.evaluation.server import free_port
+
+    pool = ConnectionPool(f"postgresql://u:secret@127.0.0.1:{free_port()}/none", min_size=1, timeout=0.5,
+                          open=True, kwargs={"connect_timeout": 1})
+    try:
+        with pytest.raises(StoreUnavailableError) as err:
+            PgVectorIndex(pool).search("c", np.zeros(128, np.float32), 1)
+        assert "secret" not in str(err.value) and "unavailable" in str(err.value)
+    finally:
+        pool.close(timeout=1)

@@ -28,7 +28,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from psycopg.types import TypeInfo
 from psycopg_pool import ConnectionPool
 
 from faceledger.errors import PackUnavailableError
+from faceledger.store.pg_db import unavailable
 from faceledger.store.vectors import Match, Matches
 
 log = logging.getLogger(__name__)
@@ -262,8 +264,15 @@ class PgVectorIndex:
         return cls(pool, ann_min_faces=settings.pg_ann_min_faces, ef_search=settings.pg_ef_search)
 
     # ---- connections -----------------------------------------------------------------------------
-    def _conn(self) -> Any:
-        return self._pool.connection()
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; PostgreSQL gone (or no connection in time) -> StoreUnavailableError (503)."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            conninfo = self._pool.conninfo
+            raise unavailable(exc, str(conninfo() if callable(conninfo) else conninfo)) from exc
 
     @staticmethod
     def _ready(conn: psycopg.Connection[Any]) -> None:
