@@ -123,3 +123,22 @@ def test_postgresql_unreachable_is_store_unavailable_not_a_crash() -> None:
         assert "secret" not in str(err.value) and "unavailable" in str(err.value)
     finally:
         pool.close(timeout=1)
+
+
+def test_a_create_behind_a_long_transaction_is_refused_in_time_and_leaves_nothing(catalog, pg_url, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from faceledger.errors import StoreUnavailableError
+    from faceledger.store import pg_vectors
+
+    monkeypatch.setattr(pg_vectors, "PARTITION_LOCK_TIMEOUT_S", 0.3)
+    with psycopg.connect(pg_url) as long_reader:  # a transaction reading faces, still open
+        long_reader.execute("SELECT count(*) FROM faces").fetchone()
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailableError, match="could not be changed"), catalog.transaction() as tx:
+            catalog.create_collection(tx, "late", "m", {}, time.time())
+        assert time.monotonic() - started < 5
+        long_reader.rollback()
+    with pytest.raises(Exception, match="does not exist"):
+        catalog.get_collection("late")
+    with catalog.transaction() as tx:  # and once it is gone, the create goes through
+        catalog.create_collection(tx, "late", "m", {}, time.time())
+    assert partition_name("late") in _partitions(pg_url)

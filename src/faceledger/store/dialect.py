@@ -9,6 +9,8 @@ have no common form (JSON fields, the vector column). It holds no query logic.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -36,7 +38,8 @@ def vectors_created(conn: Any, collection_id: str, dim: int, metric: str) -> Non
     if is_postgres(conn):
         from faceledger.store import pg_vectors
 
-        pg_vectors.create_partition(conn.raw, collection_id, dim, metric)
+        with _partition_busy(collection_id):
+            pg_vectors.create_partition(conn.raw, collection_id, dim, metric)
 
 
 def vectors_dropped(conn: Any, collection_id: str) -> None:
@@ -44,7 +47,21 @@ def vectors_dropped(conn: Any, collection_id: str) -> None:
     if is_postgres(conn):
         from faceledger.store import pg_vectors
 
-        pg_vectors.drop_partition(conn.raw, collection_id)
+        with _partition_busy(collection_id):
+            pg_vectors.drop_partition(conn.raw, collection_id)
+
+
+@contextmanager
+def _partition_busy(collection_id: str) -> Iterator[None]:
+    """A partition change that waited too long for the faces table: 503 (retryable); the transaction rolls back."""
+    try:
+        yield
+    except psycopg.errors.LockNotAvailable as exc:
+        from faceledger.errors import StoreUnavailableError
+
+        raise StoreUnavailableError(
+            f"Collection {collection_id}: its faces partition could not be changed, a long transaction holds the "
+            "faces table (an HNSW build, a big write); nothing was written. Retry.") from exc
 
 
 def vectors_unpinned(conn: Any, collection_id: str) -> None:

@@ -143,13 +143,27 @@ def _index_name(collection_id: str) -> str:
     return partition_name(collection_id) + "_hnsw"
 
 
+# Adding or removing a partition takes an ACCESS EXCLUSIVE lock on ``faces`` until the commit: it waits
+# for every open transaction on faces and every search and write queues behind it. Waiting longer than
+# this is refused (LockNotAvailable) rather than stalling the whole service behind one long transaction.
+PARTITION_LOCK_TIMEOUT_S = 5.0
+
+
+@contextmanager
+def _partition_lock(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{int(PARTITION_LOCK_TIMEOUT_S * 1000)}ms")))
+    yield
+    conn.execute("SET LOCAL lock_timeout = DEFAULT")  # the rest of the transaction (the ledger lock) waits as before
+
+
 def create_partition(conn: psycopg.Connection[Any], collection_id: str, dim: int, metric: str) -> None:
     """The collection's faces partition (refusing vectors of another dimension) and its stats row."""
     if metric not in _OPS:
         raise ValueError(f"metric must be one of {', '.join(_OPS)}, not {metric!r}")
     part = sql.Identifier(partition_name(collection_id))
-    conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF faces FOR VALUES IN ({})").format(
-        part, sql.Literal(collection_id)))
+    with _partition_lock(conn):
+        conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF faces FOR VALUES IN ({})").format(
+            part, sql.Literal(collection_id)))
     conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (vector_dims(embedding) = {})").format(
         part, sql.Identifier(partition_name(collection_id) + "_dim"), sql.Literal(int(dim))))
     conn.execute("INSERT INTO face_vector_stats (collection_id, dim, metric, faces, generation) "
@@ -185,8 +199,9 @@ def drop_partition(conn: psycopg.Connection[Any], collection_id: str) -> None:
     if exists:
         # detached first: foreign keys onto faces (thumbnails, staged vectors) hold a partition still attached;
         # detaching checks that no row references it (the caller deleted the faces, cascading to them)
-        conn.execute(sql.SQL("ALTER TABLE faces DETACH PARTITION {}").format(sql.Identifier(part)))
-        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(part)))
+        with _partition_lock(conn):
+            conn.execute(sql.SQL("ALTER TABLE faces DETACH PARTITION {}").format(sql.Identifier(part)))
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(part)))
     conn.execute("DELETE FROM face_vector_stats WHERE collection_id = %s", (collection_id,))
 
 
