@@ -9,6 +9,7 @@ from faceledger.service import Principal, create
 from faceledger.service.workers import EnginePool
 from faceledger.settings import Settings
 from faceledger.store.opening import open_catalog
+from faceledger.store.pg_vectors import PgVectorIndex
 from faceledger.store.vectors import VectorIndex
 from faceledger.testing import FakeDetector, FakeEmbedder
 
@@ -24,7 +25,10 @@ def service(tmp_path, request):  # type: ignore[no-untyped-def]
     settings = Settings(data_dir=tmp_path / "data", store=store)
     settings.data_dir.mkdir()
     engine = Engine(EngineSettings(), detector=FakeDetector(), embedder=FakeEmbedder())
-    svc = create(settings, open_catalog(settings), VectorIndex(), EnginePool(EngineSettings(), engine=engine))
+    catalog = open_catalog(settings)
+    # as Service.open_store chooses: pgvector over the catalog's pool on PostgreSQL
+    index = PgVectorIndex(catalog.vector_pool) if store else VectorIndex()
+    svc = create(settings, catalog, index, EnginePool(EngineSettings(), engine=engine))
     yield svc
     svc.close()
 

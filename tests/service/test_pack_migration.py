@@ -164,3 +164,32 @@ def test_bad_migration_parameters_are_clear_errors(svc, params, why) -> None:  #
     run(svc, "CreateCollection", CollectionId="c")
     with pytest.raises(InvalidParameterError, match=why):
         run(svc, "MigrateCollection", CollectionId="c", **params)
+
+
+@pytest.fixture
+def pg_svc(tmp_path, pg_url):  # type: ignore[no-untyped-def]
+    settings = Settings(data_dir=tmp_path / "data", score_normalization="off", store=pg_url)
+    settings.data_dir.mkdir()
+    bucket = settings.data_dir / "buckets" / "photos"
+    bucket.mkdir(parents=True)
+    for name, n in PHOTOS + [("Abdullah_Gul", 2)]:
+        (bucket / f"{name}_{n}.jpg").write_bytes(data_path("lfw_dev", name, f"{name}_{n:04d}.jpg").read_bytes())
+    catalog, index = Service.open_store(settings)  # PgVectorIndex on PostgreSQL
+    service = create(settings, catalog, index, EnginePool(EngineSettings()))
+    yield service
+    service.close()
+
+
+def test_on_postgresql_the_swap_lands_in_pgvector_and_searches_use_the_new_pack(pg_svc) -> None:  # type: ignore[no-untyped-def]
+    from faceledger.store.pg_vectors import PgVectorIndex
+
+    assert isinstance(pg_svc.index, PgVectorIndex)
+    ids = enrol(pg_svc, "c")
+    probe = {"S3Object": {"Bucket": "photos", "Name": "Abdullah_Gul_2.jpg"}}
+    old = run(pg_svc, "SearchFacesByImage", CollectionId="c", Image=probe)["FaceMatches"][0]["Distance"]
+    assert run(pg_svc, "MigrateCollection", CollectionId="c", ModelVersion=MESH_MODEL_VERSION)["Swapped"]
+    with pytest.raises(PackUnavailableError, match="now holds"):  # the old pack's vectors are never compared
+        pg_svc.index.search("c", np.zeros(128, np.float32), 1, expect=MODEL_VERSION)
+    hit = run(pg_svc, "SearchFacesByImage", CollectionId="c", Image=probe)
+    assert hit["FaceMatches"][0]["Face"]["FaceId"] == ids[("Abdullah_Gul", 1)]
+    assert hit["FaceMatches"][0]["Distance"] != old  # measured between mesh-pack vectors now

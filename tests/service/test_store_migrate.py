@@ -87,12 +87,15 @@ def test_migrate_copies_everything_verifies_and_a_second_run_is_a_no_op(service,
                             env={**os.environ, "FACELEDGER_DATA_DIR": str(settings.data_dir), "FACELEDGER_STORE": pg_url})
     assert verify.returncode == 0 and json.loads(verify.stdout)["ok"], verify.stdout + verify.stderr
     from faceledger.engine import Engine, EngineSettings
-    from faceledger.service.core import memory_index
+    from faceledger.store.pg_vectors import PgVectorIndex
     from faceledger.testing import FakeDetector, FakeEmbedder
 
     engine = Engine(EngineSettings(), detector=FakeDetector(), embedder=FakeEmbedder())
     catalog = open_catalog(pg)
-    svc = create(pg, catalog, memory_index(catalog), EnginePool(EngineSettings(), engine=engine))
+    # searched in PostgreSQL as the service does there: the copied collections have their partitions
+    index = PgVectorIndex(catalog.vector_pool)
+    assert index.size("a") == 1 and index.size("b") == 2 and index.spec("b") == (128, "euclidean")
+    svc = create(pg, catalog, index, EnginePool(EngineSettings(), engine=engine))
     try:
         hit = run(svc, "SearchFacesByImage", CollectionId="a", Image=img(RED))
         assert [m["Face"]["FaceId"] for m in hit["FaceMatches"]] == [made["red"]]

@@ -72,6 +72,8 @@ HEADERS = {
     "CalibrationVersion": "x-faceledger-calibration-version",
     "BeyondCalibration": "x-faceledger-beyond-calibration",
     "Extrapolated": "x-faceledger-extrapolated",
+    "SearchExact": "x-faceledger-search-exact",
+    "RecallEstimate": "x-faceledger-recall-estimate",
 }
 
 

@@ -41,9 +41,10 @@ from ..store.db import Transaction
 from ..store.ledger import Ledger
 from ..store.opening import open_catalog, refuse_damaged
 from ..store.perms import PRIVATE_UMASK, make_private_dir
+from ..store.pg_vectors import PgVectorIndex
 from ..store.protocols import CatalogStore, LedgerStore, VectorStore
 from ..store.synced_index import SyncedIndex
-from ..store.vectors import VectorIndex, limit_blas_threads
+from ..store.vectors import limit_blas_threads
 from .audit_trail import append_checkpoint, last_signed_seq, retire_legacy_key
 from .candidates import awaits_review
 from .checkpoints import CHECKPOINT, SIGNING_KEY, fingerprint, signing_key_details
@@ -229,8 +230,9 @@ class Service:
         refuse_damaged(settings)
         catalog = open_catalog(settings)
         try:
-            # The one line to swap for pgvector (store/pg_vectors.py's PgVectorIndex) on PostgreSQL.
-            index = memory_index(catalog)
+            # PostgreSQL: pgvector searches the catalog's rows through its pool (every process sees a commit)
+            pool = getattr(catalog, "vector_pool", None)
+            index: VectorStore = PgVectorIndex.from_settings(pool, settings) if pool is not None else memory_index(catalog)
         except BaseException:
             catalog.close()
             raise
@@ -453,7 +455,7 @@ class Service:
         return append_checkpoint(self.ledger, tx, self.signing_key)
 
 
-def memory_index(catalog: CatalogStore) -> VectorIndex:
+def memory_index(catalog: CatalogStore) -> VectorStore:
     """The in-process index, loaded from the catalog (either store); it catches up with the writes other
     processes make to the same store before each read (store/synced_index.py)."""
     index = SyncedIndex(catalog)  # type: ignore[arg-type]

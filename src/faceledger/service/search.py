@@ -18,6 +18,7 @@ from ..engine.report import face_detail
 from ..engine.scoring import Cohort
 from ..engine.types import Face
 from ..errors import InvalidParameterError, PackUnavailableError, ResourceNotFoundError
+from ..store.vectors import Matches
 from .collections import check_collection_id
 from .core import Call, Service, Threshold, match_report
 from .faces import collection_pack, quality_reasons, stored_face
@@ -74,8 +75,21 @@ def scoring_report(svc: Service, pack: Pack, cohort_of: str) -> dict:
 
 
 def scoring_details(report: dict) -> dict:
-    """The ledger's spelling of :func:`scoring_report`."""
-    return {"scoring": report["ScoreNormalization"], "cohort_size": report.get("CohortSize")}
+    """The ledger's spelling of :func:`scoring_report` (and of :func:`search_report`'s "may miss mates")."""
+    out = {"scoring": report["ScoreNormalization"], "cohort_size": report.get("CohortSize")}
+    if "SearchExact" in report:
+        out.update(exact=report["SearchExact"], recall_estimate=report.get("RecallEstimate"))
+    return out
+
+
+def search_report(report: dict, found: Matches) -> dict:
+    """``report`` with ``SearchExact`` False and ``RecallEstimate`` when an approximate scan found ``found``.
+
+    An exact search adds nothing: its response and ledger record stay as they were.
+    """
+    if found.exact:
+        return report
+    return {**report, "SearchExact": False, "RecallEstimate": found.recall_estimate}
 
 
 def compare_faces(svc: Service, call: Call) -> dict:
@@ -166,7 +180,7 @@ def search_vector(svc: Service, pack: Pack, cid: str, vector: np.ndarray, thresh
     active = pack.scorer.active(cohort)
     found = svc.index.search(cid, vector, (MAX_SEARCH_FACES if active else k) + (1 if exclude else 0), max_d,
                              expect=pack.model_version)
-    hits = [(fid, d) for fid, d in found if fid != exclude]  # found.exact: False when an ANN index answered
+    hits = [(fid, d) for fid, d in found if fid != exclude]
     ids, vectors = svc.index.vectors(cid, [fid for fid, _ in hits], expect=pack.model_version)
     scores = score(pack.scorer, cohort, vector, vectors, [exclude] if exclude else None, ids)
     rows = {r["face_id"]: r for r in svc.catalog.get_faces(cid, ids)}
@@ -177,7 +191,7 @@ def search_vector(svc: Service, pack: Pack, cid: str, vector: np.ndarray, thresh
         fields = match_fields(pack.calibration, scores, i)
         if ids[i] in rows and fields["Similarity"] >= threshold.applied:
             out.append({**fields, "Face": stored_face(rows[ids[i]], pack.model_version)})
-    return out[:k], scores.report
+    return out[:k], search_report(scores.report, found)
 
 
 def check_vector(pack: Pack, cid: str, vector: np.ndarray) -> None:

@@ -36,6 +36,7 @@ from .search import (
     pack_cohort,
     scoring_details,
     scoring_report,
+    search_report,
 )
 
 USER_ID = re.compile(r"^[a-zA-Z0-9_.\-:]{1,128}$")
@@ -199,7 +200,7 @@ def _user_matches(svc: Service, pack: Pack, cid: str, vectors: np.ndarray, thres
             best[user] = fields
     ranked = sorted(best.items(), key=lambda kv: (-kv[1]["Similarity"], kv[1]["Distance"], kv[0]))[:max_users]
     return [{**fields, "User": {"UserId": user, "UserStatus": "ACTIVE"}}
-            for user, fields in ranked if fields["Similarity"] >= threshold.applied], scores.report
+            for user, fields in ranked if fields["Similarity"] >= threshold.applied], search_report(scores.report, hits)
 
 
 def _max_users(call: Call) -> int:

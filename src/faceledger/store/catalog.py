@@ -123,6 +123,11 @@ class Catalog:
         """``sqlite`` or ``postgresql``: which engine holds this catalog."""
         return dialect.of(self._db.connection())
 
+    @property
+    def vector_pool(self) -> Any:
+        """PostgreSQL: the catalog's connection pool, which PgVectorIndex reads through; None on SQLite."""
+        return getattr(self._db, "pool", None)
+
     def connection(self) -> sqlite3.Connection:
         """This thread's connection, for readers in this package (the ledger)."""
         return self._db.connection()

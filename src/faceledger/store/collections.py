@@ -15,6 +15,7 @@ from faceledger.errors import (
     ResourceAlreadyExistsError,
     ResourceNotFoundError,
 )
+from faceledger.store import dialect
 from faceledger.store.dialect import INTEGRITY_ERRORS
 from faceledger.store.protocols import SqlConnection
 from faceledger.store.rows import check_limit, check_tags, collection_row, dumps
@@ -57,6 +58,7 @@ def create(
         raise ResourceAlreadyExistsError(
             f"collection {collection_id!r} already exists; pick another id or delete it first"
         ) from exc
+    dialect.vectors_created(conn, collection_id, dim, metric)  # PostgreSQL: its faces partition
     return get(conn, collection_id)
 
 
@@ -114,6 +116,7 @@ def delete(conn: SqlConnection, collection_id: str) -> int:
     conn.execute("DELETE FROM faces WHERE collection_id = ?", (collection_id,))
     conn.execute("DELETE FROM users WHERE collection_id = ?", (collection_id,))
     conn.execute("DELETE FROM collections WHERE collection_id = ?", (collection_id,))
+    dialect.vectors_dropped(conn, collection_id)
     return int(count)
 
 

@@ -9,6 +9,8 @@ have no common form (JSON fields, the vector column). It holds no query logic.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -27,6 +29,55 @@ def of(conn: Any) -> str:
 
 def is_postgres(conn: Any) -> bool:
     return of(conn) == POSTGRESQL
+
+
+# The vector column's table shape, in the catalog's transaction: one partition per collection on
+# PostgreSQL (store/pg_vectors.py), nothing on SQLite (vectors are sealed blobs in one table).
+def vectors_created(conn: Any, collection_id: str, dim: int, metric: str) -> None:
+    """A new collection's partition and stats row (PostgreSQL)."""
+    if is_postgres(conn):
+        from faceledger.store import pg_vectors
+
+        with _partition_busy(collection_id):
+            pg_vectors.create_partition(conn.raw, collection_id, dim, metric)
+
+
+def vectors_dropped(conn: Any, collection_id: str) -> None:
+    """A deleted collection's partition (and HNSW index) and stats row go (PostgreSQL)."""
+    if is_postgres(conn):
+        from faceledger.store import pg_vectors
+
+        with _partition_busy(collection_id):
+            pg_vectors.drop_partition(conn.raw, collection_id)
+
+
+@contextmanager
+def _partition_busy(collection_id: str) -> Iterator[None]:
+    """A partition change that waited too long for the faces table: 503 (retryable); the transaction rolls back."""
+    try:
+        yield
+    except psycopg.errors.LockNotAvailable as exc:
+        from faceledger.errors import StoreUnavailableError
+
+        raise StoreUnavailableError(
+            f"Collection {collection_id}: its faces partition could not be changed, a long transaction holds the "
+            "faces table (an HNSW build, a big write); nothing was written. Retry.") from exc
+
+
+def vectors_unpinned(conn: Any, collection_id: str) -> None:
+    """Before a migration rewrites every vector: the HNSW index and the dimension check go (PostgreSQL)."""
+    if is_postgres(conn):
+        from faceledger.store import pg_vectors
+
+        pg_vectors.unpin_partition(conn.raw, collection_id)
+
+
+def vectors_repinned(conn: Any, collection_id: str, dim: int, metric: str) -> None:
+    """After it: the new dimension checked on every row, the stats row re-pinned (PostgreSQL)."""
+    if is_postgres(conn):
+        from faceledger.store import pg_vectors
+
+        pg_vectors.pin_partition(conn.raw, collection_id, dim, metric)
 
 
 def json_field(conn: Any, column: str, key: str) -> str:

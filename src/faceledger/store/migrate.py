@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from faceledger.errors import IntegrityFailedError, InvalidParameterError
+from faceledger.store import dialect
 from faceledger.store.catalog import Catalog
 from faceledger.store.ledger import Ledger
 from faceledger.store.rows import blob_to_vector
@@ -121,12 +122,30 @@ def _copy(source: Catalog, target: Catalog, table: Table, batch: int,
         marks = ", ".join("?" * len(table.columns))
         with target.transaction() as tx:
             conn = target.write_connection(tx)
-            cur = conn.executemany(f"INSERT INTO {table.name} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING",
-                                   values)
-        done += max(cur.rowcount, 0)  # rows actually written (a row already there is not counted)
+            if table.name == "collections":  # each with its faces partition, in the same transaction
+                written = _copy_collections(conn, table, values)
+            else:
+                cur = conn.executemany(
+                    f"INSERT INTO {table.name} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING", values)
+                written = cur.rowcount
+        done += max(written, 0)  # rows actually written (a row already there is not counted)
         if progress is not None:
             progress(table.name, done)
     return done
+
+
+def _copy_collections(conn: Any, table: Table, values: list[tuple[Any, ...]]) -> int:
+    """Insert collection rows one by one; each one new gets pgvector's partition and stats row."""
+    columns = ", ".join(table.columns)
+    marks = ", ".join("?" * len(table.columns))
+    new = 0
+    for row in values:
+        made = conn.execute(f"INSERT INTO collections ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING "
+                            "RETURNING collection_id, dim, metric", row).fetchone()
+        if made is not None:
+            dialect.vectors_created(conn, made[0], int(made[1]), str(made[2]))
+            new += 1
+    return new
 
 
 def _batches(source: Catalog, target: Catalog, table: Table, batch: int) -> Iterator[list[Any]]:

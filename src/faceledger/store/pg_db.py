@@ -142,6 +142,11 @@ class PgSession:
         self._conn = conn
         self._url = url
 
+    @property
+    def raw(self) -> psycopg.Connection[Any]:
+        """The psycopg connection itself (``%s`` placeholders, composed SQL): for store/pg_vectors.py's DDL."""
+        return self._conn
+
     def execute(self, sql: str, params: Any = ()) -> Any:
         cur = self._conn.cursor(row_factory=row_factory)
         try:
@@ -236,6 +241,11 @@ class PgDatabase:
             check=ConnectionPool.check_connection, reconnect_timeout=24 * 3600,
         )
         self._pool.open(wait=False)
+
+    @property
+    def pool(self) -> ConnectionPool:
+        """The pool itself (store/pg_vectors.py reads through it: one pool per process)."""
+        return self._pool
 
     @contextmanager
     def borrow(self) -> Iterator[psycopg.Connection[Any]]:

@@ -271,12 +271,93 @@ CREATE TABLE console_sessions (
 CREATE INDEX console_sessions_by_seen ON console_sessions(seen_at);
 """
 
+
+# pgvector search (store/pg_vectors.py): the per-collection stats table and the faces triggers that
+# keep it, then a partition of its own (with the dimension check) for every existing collection, its
+# rows moved out of faces_default. The partition name is pg_vectors.partition_name's (sha256, 24 hex).
+# The two foreign keys onto faces are dropped while the rows move (deleting them from faces_default
+# would cascade to thumbnails and staged vectors) and added back, checked, before the commit.
+_V5 = """
+CREATE SEQUENCE IF NOT EXISTS face_vector_generation;
+CREATE TABLE IF NOT EXISTS face_vector_stats (
+    collection_id text PRIMARY KEY,
+    dim integer NOT NULL,
+    metric text NOT NULL,
+    faces bigint NOT NULL DEFAULT 0,
+    generation bigint NOT NULL
+);
+ALTER TABLE thumbnails DROP CONSTRAINT thumbnails_collection_id_face_id_fkey;
+ALTER TABLE staged_vectors DROP CONSTRAINT staged_vectors_collection_id_face_id_fkey;
+DO $$
+DECLARE
+    c record;
+    part text;
+BEGIN
+    FOR c IN SELECT collection_id, dim FROM collections ORDER BY collection_id LOOP
+        part := 'faces_' || substr(encode(sha256(convert_to(c.collection_id, 'UTF8')), 'hex'), 1, 24);
+        CREATE TEMP TABLE faceledger_moving ON COMMIT DROP AS
+            SELECT * FROM faces_default WHERE collection_id = c.collection_id;
+        DELETE FROM faces_default WHERE collection_id = c.collection_id;
+        EXECUTE format('CREATE TABLE %I PARTITION OF faces FOR VALUES IN (%L)', part, c.collection_id);
+        EXECUTE format('ALTER TABLE %I ADD CONSTRAINT %I CHECK (vector_dims(embedding) = %s)',
+                       part, part || '_dim', c.dim);
+        INSERT INTO faces SELECT * FROM faceledger_moving;
+        DROP TABLE faceledger_moving;
+    END LOOP;
+END $$;
+ALTER TABLE thumbnails ADD CONSTRAINT thumbnails_collection_id_face_id_fkey
+    FOREIGN KEY (collection_id, face_id) REFERENCES faces(collection_id, face_id) ON DELETE CASCADE;
+ALTER TABLE staged_vectors ADD CONSTRAINT staged_vectors_collection_id_face_id_fkey
+    FOREIGN KEY (collection_id, face_id) REFERENCES faces(collection_id, face_id) ON DELETE CASCADE;
+INSERT INTO face_vector_stats (collection_id, dim, metric, faces, generation)
+    SELECT c.collection_id, c.dim, c.metric, (SELECT count(*) FROM faces f WHERE f.collection_id = c.collection_id),
+           nextval('face_vector_generation')
+      FROM collections c;
+CREATE FUNCTION face_vector_counted() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        UPDATE face_vector_stats s SET faces = s.faces + n.c, generation = nextval('face_vector_generation')
+          FROM (SELECT collection_id, count(*) AS c FROM new_rows GROUP BY collection_id) n
+         WHERE s.collection_id = n.collection_id;
+    ELSE
+        UPDATE face_vector_stats s SET faces = s.faces - n.c, generation = nextval('face_vector_generation')
+          FROM (SELECT collection_id, count(*) AS c FROM old_rows GROUP BY collection_id) n
+         WHERE s.collection_id = n.collection_id;
+    END IF;
+    RETURN NULL;
+END $f$;
+CREATE FUNCTION face_vector_changed() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    UPDATE face_vector_stats SET generation = nextval('face_vector_generation')
+     WHERE collection_id = NEW.collection_id;
+    RETURN NULL;
+END $f$;
+CREATE TRIGGER faces_counted_insert AFTER INSERT ON faces
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION face_vector_counted();
+CREATE TRIGGER faces_counted_delete AFTER DELETE ON faces
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION face_vector_counted();
+CREATE TRIGGER faces_vector_changed AFTER UPDATE OF embedding ON faces
+    FOR EACH ROW WHEN (OLD.embedding IS DISTINCT FROM NEW.embedding) EXECUTE FUNCTION face_vector_changed();
+"""
+
+# On PostgreSQL every process searches pgvector (PgVectorIndex), which sees each commit at once: the
+# face change log that in-memory indexes catch up from (SQLite) has no reader here. Its triggers go
+# (one advisory lock and one insert less per face written, and two fewer triggers Citus would refuse).
+_V6 = """
+DROP TRIGGER faces_change ON faces;
+DROP TRIGGER collections_change ON collections;
+DROP TRIGGER collections_change_repin ON collections;
+DROP FUNCTION faceledger_face_change();
+"""
+
 # (version, script). Version numbers start at 1 and have no gaps.
 MIGRATIONS: list[tuple[int, str]] = [
     (1, _V1),
     (2, _V2),
     (3, _V3),
     (4, _V4),
+    (5, _V5),
+    (6, _V6),
 ]
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

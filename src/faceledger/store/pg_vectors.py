@@ -28,7 +28,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,8 @@ from psycopg import sql
 from psycopg.types import TypeInfo
 from psycopg_pool import ConnectionPool
 
+from faceledger.errors import PackUnavailableError
+from faceledger.store.pg_db import unavailable
 from faceledger.store.vectors import Match, Matches
 
 log = logging.getLogger(__name__)
@@ -53,7 +56,9 @@ MEASURED_RECALL_AT_1 = {40: 0.91, 100: 0.98, 200: 0.99, 400: 0.99, 800: 0.99}
 
 # Counts and generations per collection. On one PostgreSQL the triggers below keep them, in the same
 # transaction as the faces they count; on Citus (no triggers across shards) the catalog calls
-# ``note_written`` in its transaction instead. ``install`` runs it once per database.
+# ``note_written`` in its transaction instead. ``install`` runs it once per database (tests, Citus); the
+# catalog's schema installs the same objects as its migration v3 (store/pg_schema.py, a frozen copy: a
+# change to these is a new migration there as well).
 STATS_DDL = """
 CREATE SEQUENCE IF NOT EXISTS face_vector_generation;
 CREATE TABLE IF NOT EXISTS face_vector_stats (
@@ -138,22 +143,65 @@ def _index_name(collection_id: str) -> str:
     return partition_name(collection_id) + "_hnsw"
 
 
+# Adding or removing a partition takes an ACCESS EXCLUSIVE lock on ``faces`` until the commit: it waits
+# for every open transaction on faces and every search and write queues behind it. Waiting longer than
+# this is refused (LockNotAvailable) rather than stalling the whole service behind one long transaction.
+PARTITION_LOCK_TIMEOUT_S = 5.0
+
+
+@contextmanager
+def _partition_lock(conn: psycopg.Connection[Any]) -> Iterator[None]:
+    conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(f"{int(PARTITION_LOCK_TIMEOUT_S * 1000)}ms")))
+    yield
+    conn.execute("SET LOCAL lock_timeout = DEFAULT")  # the rest of the transaction (the ledger lock) waits as before
+
+
 def create_partition(conn: psycopg.Connection[Any], collection_id: str, dim: int, metric: str) -> None:
     """The collection's faces partition (refusing vectors of another dimension) and its stats row."""
     if metric not in _OPS:
         raise ValueError(f"metric must be one of {', '.join(_OPS)}, not {metric!r}")
     part = sql.Identifier(partition_name(collection_id))
-    conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF faces FOR VALUES IN ({})").format(
-        part, sql.Literal(collection_id)))
+    with _partition_lock(conn):
+        conn.execute(sql.SQL("CREATE TABLE {} PARTITION OF faces FOR VALUES IN ({})").format(
+            part, sql.Literal(collection_id)))
     conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (vector_dims(embedding) = {})").format(
         part, sql.Identifier(partition_name(collection_id) + "_dim"), sql.Literal(int(dim))))
     conn.execute("INSERT INTO face_vector_stats (collection_id, dim, metric, faces, generation) "
                  "VALUES (%s, %s, %s, 0, nextval('face_vector_generation'))", (collection_id, int(dim), metric))
 
 
+def unpin_partition(conn: psycopg.Connection[Any], collection_id: str) -> None:
+    """Before every vector of the collection is replaced by another pack's: drop its HNSW index and dim check.
+
+    In the swapping transaction (a plain DROP INDEX: it cannot be concurrent there); the index is
+    rebuilt in the background at the next search, as after any crossing of ``ann_min_faces``.
+    """
+    conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(_index_name(collection_id))))
+    conn.execute(sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
+        sql.Identifier(partition_name(collection_id)), sql.Identifier(partition_name(collection_id) + "_dim")))
+
+
+def pin_partition(conn: psycopg.Connection[Any], collection_id: str, dim: int, metric: str) -> None:
+    """After the swap: the new dimension checked (on every row) and the stats row's dim and metric."""
+    if metric not in _OPS:
+        raise ValueError(f"metric must be one of {', '.join(_OPS)}, not {metric!r}")
+    conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK (vector_dims(embedding) = {})").format(
+        sql.Identifier(partition_name(collection_id)), sql.Identifier(partition_name(collection_id) + "_dim"),
+        sql.Literal(int(dim))))
+    conn.execute("UPDATE face_vector_stats SET dim = %s, metric = %s, generation = nextval('face_vector_generation') "
+                 "WHERE collection_id = %s", (int(dim), metric, collection_id))
+
+
 def drop_partition(conn: psycopg.Connection[Any], collection_id: str) -> None:
     """Drop the collection's partition (its HNSW index goes with it) and its stats row; absent is fine."""
-    conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(partition_name(collection_id))))
+    part = partition_name(collection_id)
+    exists = conn.execute("SELECT 1 FROM pg_class WHERE relname = %s AND relispartition", (part,)).fetchone()
+    if exists:
+        # detached first: foreign keys onto faces (thumbnails, staged vectors) hold a partition still attached;
+        # detaching checks that no row references it (the caller deleted the faces, cascading to them)
+        with _partition_lock(conn):
+            conn.execute(sql.SQL("ALTER TABLE faces DETACH PARTITION {}").format(sql.Identifier(part)))
+            conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(part)))
     conn.execute("DELETE FROM face_vector_stats WHERE collection_id = %s", (collection_id,))
 
 
@@ -233,8 +281,15 @@ class PgVectorIndex:
         return cls(pool, ann_min_faces=settings.pg_ann_min_faces, ef_search=settings.pg_ef_search)
 
     # ---- connections -----------------------------------------------------------------------------
-    def _conn(self) -> Any:
-        return self._pool.connection()
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection; PostgreSQL gone (or no connection in time) -> StoreUnavailableError (503)."""
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            conninfo = self._pool.conninfo
+            raise unavailable(exc, str(conninfo() if callable(conninfo) else conninfo)) from exc
 
     @staticmethod
     def _ready(conn: psycopg.Connection[Any]) -> None:
@@ -247,8 +302,33 @@ class PgVectorIndex:
         return None if row is None else _Collection(row)
 
     # ---- the catalog writes the vectors; these keep the VectorIndex surface -------------------------
-    def load(self, collection_id: str, face_ids: Sequence[str], matrix: np.ndarray) -> None:
-        """No-op: the vectors are the catalog's rows (start-up loads nothing)."""
+    def load(self, collection_id: str, face_ids: Sequence[str], matrix: np.ndarray, *,
+             dim: int = 128, metric: str = "euclidean", pack: str | None = None) -> None:
+        """No-op for the vectors (they are the catalog's rows: start-up loads nothing).
+
+        A migration in place calls it after its swap committed: forget what this process
+        knew of the collection's HNSW index (the swap dropped it).
+        """
+        with self._lock:
+            self._ann_state.pop(collection_id, None)
+
+    def spec(self, collection_id: str) -> tuple[int, str] | None:
+        """The collection's ``(dim, metric)``, None for an unknown collection."""
+        with self._conn() as conn:
+            stats = self._stats(conn, collection_id)
+        return None if stats is None else (stats.dim, stats.metric)
+
+    @staticmethod
+    def _check_pack(conn: psycopg.Connection[Any], collection_id: str, expect: str | None) -> None:
+        """PackUnavailableError when the collection's vectors are not ``expect``'s (as the in-memory index)."""
+        if expect is None:
+            return
+        row = conn.execute("SELECT model_version FROM collections WHERE collection_id = %s",
+                           (collection_id,)).fetchone()
+        if row is not None and row[0] != expect:
+            raise PackUnavailableError(
+                f"Collection {collection_id} now holds {row[0]} vectors, not {expect}: it was migrated "
+                "while this call ran. Vectors of different model packs are never compared; retry the call.")
 
     def add(self, collection_id: str, face_ids: Sequence[str], matrix: np.ndarray) -> None:
         """Called after the catalog committed the faces: starts the HNSW build when the partition crossed the size."""
@@ -285,10 +365,12 @@ class PgVectorIndex:
         with self._conn() as conn:
             return [r[0] for r in conn.execute("SELECT collection_id FROM face_vector_stats ORDER BY collection_id")]
 
-    def vectors(self, collection_id: str, face_ids: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    def vectors(self, collection_id: str, face_ids: Sequence[str],
+                expect: str | None = None) -> tuple[list[str], np.ndarray]:
         """The ids of ``face_ids`` still present (in order) and their vectors."""
         with self._conn() as conn:
             self._ready(conn)
+            self._check_pack(conn, collection_id, expect)
             stats = self._stats(conn, collection_id)
             if stats is None:
                 return [], np.zeros((0, 128), dtype=np.float32)
@@ -298,7 +380,8 @@ class PgVectorIndex:
         mat = np.array([_np(found[f]) for f in present], dtype=np.float32).reshape(len(present), stats.dim)
         return present, mat
 
-    def sample(self, collection_id: str, rows: Callable[[int], np.ndarray]) -> tuple[list[str], np.ndarray]:
+    def sample(self, collection_id: str, rows: Callable[[int], np.ndarray],
+               expect: str | None = None) -> tuple[list[str], np.ndarray]:
         """Face ids and vectors at ``rows(n)``, row numbers in face-id order, read in one snapshot.
 
         Ids first, vectors only for the picked rows: no window function (Citus
@@ -308,6 +391,7 @@ class PgVectorIndex:
             self._ready(conn)
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # the ids and vectors agree
+                self._check_pack(conn, collection_id, expect)
                 stats = self._stats(conn, collection_id)
                 if stats is None:
                     return [], np.zeros((0, 128), dtype=np.float32)
@@ -320,10 +404,14 @@ class PgVectorIndex:
         return picked, mat
 
     # ---- search ---------------------------------------------------------------------------------
-    def search(self, collection_id: str, query: np.ndarray, k: int, max_distance: float | None = None) -> Matches:
-        """The k nearest faces as ``(face_id, distance)``, nearest first; several queries rank by the nearest."""
+    def search(self, collection_id: str, query: np.ndarray, k: int, max_distance: float | None = None,
+               expect: str | None = None) -> Matches:
+        """The k nearest faces as ``(face_id, distance)``, nearest first; several queries rank by the nearest.
+
+        ``expect``: the pack the query vectors belong to; PackUnavailableError if the collection's are another's.
+        """
         per_query = self.search_batch(collection_id, np.atleast_2d(np.asarray(query, dtype=np.float32)), k,
-                                      max_distance)
+                                      max_distance, expect)
         if len(per_query) == 1:
             return per_query[0]
         best: dict[str, float] = {}
@@ -335,10 +423,11 @@ class PgVectorIndex:
         return Matches(merged, exact=exact, recall_estimate=None if exact else per_query[0].recall_estimate)
 
     def search_batch(self, collection_id: str, queries: np.ndarray, k: int,
-                     max_distance: float | None = None) -> list[Matches]:
+                     max_distance: float | None = None, expect: str | None = None) -> list[Matches]:
         """One result per row of ``queries``; each says whether it was exact."""
         with self._conn() as conn, conn.transaction():
             self._ready(conn)
+            self._check_pack(conn, collection_id, expect)
             stats = self._stats(conn, collection_id)
             if stats is None:
                 return [Matches() for _ in range(np.atleast_2d(queries).shape[0])]

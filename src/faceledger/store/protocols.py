@@ -17,9 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from faceledger.store.vectors import Matches
 
 Match = tuple[str, float]
 
@@ -208,7 +211,8 @@ class VectorStore(Protocol):
     def vectors(self, collection_id: str, face_ids: Sequence[str],
                 expect: str | None = None) -> tuple[list[str], np.ndarray]: ...
     def collection_ids(self) -> list[str]: ...
+    # ``Matches.exact`` False: an approximate (HNSW) scan answered and may have missed a mate
     def search(self, collection_id: str, query: np.ndarray, k: int, max_distance: float | None = None,
-               expect: str | None = None) -> list[Match]: ...
+               expect: str | None = None) -> Matches: ...
     def search_batch(self, collection_id: str, queries: np.ndarray, k: int, max_distance: float | None = None,
-                     expect: str | None = None) -> list[list[Match]]: ...
+                     expect: str | None = None) -> Sequence[list[Match]]: ...

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from faceledger.errors import ConflictError
-from faceledger.store import collections, faces
+from faceledger.store import collections, dialect, faces
 from faceledger.store.protocols import SqlConnection
 from faceledger.store.sealing import Sealer
 
@@ -65,10 +65,12 @@ def swap(conn: SqlConnection, collection_id: str, model_version: str, dim: int, 
         "SELECT CASE WHEN source LIKE 'original:%' THEN 'original' ELSE source END, COUNT(*) FROM staged_vectors "
         "WHERE collection_id = ? AND model_version = ? GROUP BY 1", (collection_id, model_version)).fetchall())
     col = faces.vector_column(conn)
+    dialect.vectors_unpinned(conn, collection_id)  # PostgreSQL: the old dim's check and HNSW index go
     conn.execute(
         f"UPDATE faces SET {col} = (SELECT s.{col} FROM staged_vectors s WHERE s.face_id = faces.face_id "
         "AND s.collection_id = faces.collection_id AND s.model_version = ?) WHERE collection_id = ?",
         (model_version, collection_id))
     collections.set_model(conn, collection_id, model_version, dim, metric)
+    dialect.vectors_repinned(conn, collection_id, dim, metric)
     discard(conn, collection_id)
     return {str(k): int(v) for k, v in sources.items()}
