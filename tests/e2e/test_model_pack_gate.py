@@ -130,3 +130,10 @@ def test_collection_pinned_to_an_installed_pack_works_when_the_default_is_built_
         assert hits2["FaceModelVersion"] != f"{NAME}-1"
     finally:
         srv.stop()
+    srv = start_server(data, workers=1, extra_env=ENV)  # and the other way: the pack the default, c2 built in
+    try:
+        hits2 = srv.client().search_faces_by_image(CollectionId="c2", Image={"Bytes": c}, FaceMatchThreshold=0)
+        assert hits2["FaceMatches"][0]["Face"]["ExternalImageId"] == "powell2"
+        assert hits2["FaceModelVersion"] != f"{NAME}-1"
+    finally:
+        srv.stop()
