@@ -97,3 +97,43 @@ def test_index_and_search_with_the_pack(tmp_path: Path) -> None:
         assert hits["FaceModelVersion"] == f"{NAME}-1"
     finally:
         srv.stop()
+
+
+def test_collection_pinned_to_an_installed_pack_works_when_the_default_is_built_in(tmp_path: Path) -> None:
+    """FACELEDGER_MODEL unset: a collection made under the pack still indexes and searches with that pack."""
+    lfw = data_path("lfw_dev")
+    a, b, c = (p.read_bytes() for p in sorted((lfw / "Colin_Powell").glob("*.jpg"))[:3])
+    data = tmp_path / "data"
+    assert cli("models", "install", str(make_pack(tmp_path / "p")), data=data).returncode == 0
+    assert calibrate_small(data).returncode == 0
+    srv = start_server(data, workers=1, extra_env=ENV)
+    try:
+        srv.client().create_collection(CollectionId="c1")
+    finally:
+        srv.stop()
+    srv = start_server(data, workers=1, extra_env={"FACELEDGER_SCORE_NORMALIZATION": "off"})
+    try:
+        rek = srv.client()
+        assert rek.describe_collection(CollectionId="c1")["FaceModelVersion"] == f"{NAME}-1"
+        made = rek.create_collection(CollectionId="c2")
+        assert made["FaceModelVersion"] != f"{NAME}-1"  # new collections take the built-in default
+        rek.index_faces(CollectionId="c1", Image={"Bytes": a}, ExternalImageId="powell")
+        rek.index_faces(CollectionId="c2", Image={"Bytes": a}, ExternalImageId="powell2")
+        hits = rek.search_faces_by_image(CollectionId="c1", Image={"Bytes": b}, FaceMatchThreshold=0)
+        assert hits["FaceMatches"][0]["Face"]["ExternalImageId"] == "powell"
+        assert hits["FaceModelVersion"] == f"{NAME}-1"
+        face_id = hits["FaceMatches"][0]["Face"]["FaceId"]
+        again = rek.search_faces(CollectionId="c1", FaceId=face_id, FaceMatchThreshold=0)
+        assert again["FaceModelVersion"] == f"{NAME}-1"
+        hits2 = rek.search_faces_by_image(CollectionId="c2", Image={"Bytes": c}, FaceMatchThreshold=0)
+        assert hits2["FaceMatches"][0]["Face"]["ExternalImageId"] == "powell2"
+        assert hits2["FaceModelVersion"] != f"{NAME}-1"
+    finally:
+        srv.stop()
+    srv = start_server(data, workers=1, extra_env=ENV)  # and the other way: the pack the default, c2 built in
+    try:
+        hits2 = srv.client().search_faces_by_image(CollectionId="c2", Image={"Bytes": c}, FaceMatchThreshold=0)
+        assert hits2["FaceMatches"][0]["Face"]["ExternalImageId"] == "powell2"
+        assert hits2["FaceModelVersion"] != f"{NAME}-1"
+    finally:
+        srv.stop()

@@ -144,3 +144,36 @@ def test_a_create_behind_a_long_transaction_is_refused_in_time_and_leaves_nothin
     with catalog.transaction() as tx:  # and once it is gone, the create goes through
         catalog.create_collection(tx, "late", "m", {}, time.time())
     assert partition_name("late") in _partitions(pg_url)
+
+
+def test_a_v2_catalog_upgrades_through_every_migration(tmp_path, pg_url) -> None:  # type: ignore[no-untyped-def]
+    """A catalog from before packs (v2: no dim/metric) with a face and its thumbnail
+    upgrades v3..v6 in order: the collection gets 128-d euclidean, its partition and stats, and no change log
+    triggers are left (PgVectorIndex needs none)."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
+        for version, script in MIGRATIONS[:2]:
+            conn.execute(script.encode())
+            conn.execute("INSERT INTO schema_version VALUES (%s, 0)", (version,))
+        v = ",".join(["0"] * 127 + ["1"])
+        conn.execute("INSERT INTO collections (collection_id, model_version, created_at, face_count) "
+                     "VALUES ('old', 'm', 0, 1)")
+        conn.execute("INSERT INTO faces (collection_id, face_id, image_id, bbox, confidence, created_at, embedding) "
+                     f"VALUES ('old', 'f1', 'i', '{{}}', 99, 0, '[{v}]')")
+        conn.execute("INSERT INTO thumbnails VALUES ('old', 'f1', 'x', 0, 0)")
+    db = PgDatabase(pg_url)
+    try:
+        index = PgVectorIndex(db.pool)
+        assert _partitions(pg_url) == {"faces_default": 0, partition_name("old"): 1}
+        assert index.size("old") == 1 and index.spec("old") == (128, "euclidean")
+        q = np.zeros(128, np.float32)
+        q[-1] = 1
+        assert [m[0] for m in index.search("old", q, 1)] == ["f1"]
+        with psycopg.connect(pg_url) as conn:
+            assert conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+            assert conn.execute("SELECT count(*) FROM thumbnails").fetchone()[0] == 1
+            left = {r[0] for r in conn.execute("SELECT tgname FROM pg_trigger WHERE NOT tgisinternal")}
+            assert not left & {"faces_change", "collections_change", "collections_change_repin"}, left
+            assert {"faces_counted_insert", "faces_counted_delete", "faces_vector_changed"} <= left
+    finally:
+        db.close()

@@ -122,3 +122,29 @@ def test_another_pack_s_collection_and_its_migration_reach_the_other_process(dat
             pass
         else:
             raise AssertionError("a search with the old pack's vectors must be refused")
+
+
+def test_a_process_s_first_write_into_another_pack_s_collection_made_elsewhere(data_dir: Path,
+                                                                              make_face: FaceFactory) -> None:
+    """Process a makes a 192-d cosine collection (no faces: no change row); process b's IndexFaces is the
+    first write b sees for it (commit, then index.add as service/faces.py does). b's index takes the
+    collection's shape from the catalog, not the default 128-d one (a ValueError after the commit, and
+    every later search of it failing)."""
+    import uuid
+
+    rng = np.random.default_rng(5)
+    with Catalog.open(data_dir) as a, Catalog.open(data_dir) as b:
+        mine = SyncedIndex(b)
+        mine.load_all()
+        with a.transaction() as tx:
+            a.create_collection(tx, "mfn", "pack-a", {}, 0.0, 192, "cosine")
+        v192 = rng.standard_normal(192).astype(np.float32)
+        v192 /= np.linalg.norm(v192)
+        face = {**make_face(), "face_id": str(uuid.uuid4()), "vector": v192}
+        with mine.writer_lock:
+            with b.transaction() as tx:
+                b.add_faces(tx, "mfn", [face])
+            mine.add("mfn", [face["face_id"]], v192[None, :])
+        assert mine.spec("mfn") == (192, "cosine")
+        found = mine.search("mfn", v192, 1, expect="pack-a")
+        assert found[0][0] == face["face_id"] and found[0][1] < 1e-6

@@ -57,7 +57,7 @@ MEASURED_RECALL_AT_1 = {40: 0.91, 100: 0.98, 200: 0.99, 400: 0.99, 800: 0.99}
 # Counts and generations per collection. On one PostgreSQL the triggers below keep them, in the same
 # transaction as the faces they count; on Citus (no triggers across shards) the catalog calls
 # ``note_written`` in its transaction instead. ``install`` runs it once per database (tests, Citus); the
-# catalog's schema installs the same objects as its migration v3 (store/pg_schema.py, a frozen copy: a
+# catalog's schema installs the same objects as its migration v5 (store/pg_schema.py, a frozen copy: a
 # change to these is a new migration there as well).
 STATS_DDL = """
 CREATE SEQUENCE IF NOT EXISTS face_vector_generation;

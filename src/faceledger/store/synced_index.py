@@ -143,6 +143,15 @@ class SyncedIndex(VectorIndex):
     def collection_ids_unsynced(self) -> list[str]:
         return VectorIndex.collection_ids(self)
 
+    # -- this process's writes ----------------------------------------------
+    def add(self, collection_id: str, face_ids: Sequence[str], matrix: np.ndarray) -> None:
+        """Add after a local commit; a collection this index has not seen (made by another process and
+        empty until now: no change row) is first loaded from the catalog with its pack's dim and metric."""
+        with self.writer_lock:
+            if VectorIndex.spec(self, collection_id) is None:
+                self._reload(collection_id)
+            super().add(collection_id, face_ids, matrix)
+
     # -- reads: catch up first --------------------------------------------
     def size(self, collection_id: str) -> int:
         self.refresh()
