@@ -137,3 +137,32 @@ def test_collection_pinned_to_an_installed_pack_works_when_the_default_is_built_
         assert hits2["FaceModelVersion"] != f"{NAME}-1"
     finally:
         srv.stop()
+
+
+def test_an_uncalibrated_default_leaves_collections_of_calibrated_packs_working(tmp_path: Path) -> None:
+    """The gate refuses what would score with the uncalibrated default, not a collection pinned to the built-in pack."""
+    lfw = data_path("lfw_dev")
+    a, b = (p.read_bytes() for p in sorted((lfw / "Colin_Powell").glob("*.jpg"))[:2])
+    data = tmp_path / "data"
+    assert cli("models", "install", str(make_pack(tmp_path / "p")), data=data).returncode == 0  # not calibrated
+    srv = start_server(data, workers=1, extra_env={"FACELEDGER_SCORE_NORMALIZATION": "off"})
+    try:
+        rek = srv.client()
+        rek.create_collection(CollectionId="builtin")
+        rek.index_faces(CollectionId="builtin", Image={"Bytes": a}, ExternalImageId="powell")
+    finally:
+        srv.stop()
+    srv = start_server(data, workers=1, extra_env=ENV)  # the default is now the pack without its tables
+    try:
+        rek = srv.client()
+        with pytest.raises(ClientError) as made:
+            rek.create_collection(CollectionId="new")
+        assert _code(made) == "ModelNotCalibratedException"
+        with pytest.raises(ClientError) as compared:
+            rek.compare_faces(SourceImage={"Bytes": a}, TargetImage={"Bytes": b})
+        assert _code(compared) == "ModelNotCalibratedException"
+        hits = rek.search_faces_by_image(CollectionId="builtin", Image={"Bytes": b})
+        assert hits["FaceMatches"][0]["Face"]["ExternalImageId"] == "powell"
+        assert hits["FaceModelVersion"] != f"{NAME}-1"
+    finally:
+        srv.stop()

@@ -322,10 +322,25 @@ class Service:
         if op is None:
             raise InvalidParameterError(f"faceledger does not offer the operation {operation}.")
         authorize(principal, operation)
-        if self.uncalibrated is not None and operation in NEEDS_CALIBRATION:
+        if self.uncalibrated is not None and operation in NEEDS_CALIBRATION and self._uses_default_pack(params):
             raise ModelNotCalibratedError(f"{operation} refused: {self.uncalibrated.message}")
         call = Call(operation, params, principal, RequestContext.from_transport(context))
         return op(self, call)
+
+    def _uses_default_pack(self, params: dict) -> bool:
+        """Whether a matching call would score with the default pack (the one without its tables).
+
+        A call on a collection pinned to another pack scores with that pack (opened and checked on its
+        own), so an uncalibrated default does not refuse it; CreateCollection and CompareFaces, and a
+        call whose collection cannot be read, use or meet the default and stay refused.
+        """
+        cid = params.get("CollectionId")
+        if not isinstance(cid, str):
+            return True
+        try:
+            return self.catalog.get_collection(cid)["model_version"] == self.model_version
+        except FaceledgerError:
+            return True
 
     # -- shared rules --------------------------------------------------------
     def compare_threshold(self, requested: float | None, rule: Purpose | None = None) -> Threshold:
