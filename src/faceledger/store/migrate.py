@@ -115,8 +115,8 @@ def _check_ledger_prefix(source: Catalog, target: Catalog) -> None:
 def _copy(source: Catalog, target: Catalog, table: Table, batch: int,
           progress: Callable[[str, int], None] | None) -> int:
     done = 0
+    dims = _dims(source) if table.name == "faces" else {}  # collections are copied before faces
     for rows in _batches(source, target, table, batch):
-        dims = _dims(source) if table.name == "faces" else {}
         values = [_target_row(source, table, row, dims) for row in rows]
         columns = ", ".join("embedding" if c == "vector" else c for c in table.columns)
         marks = ", ".join("?" * len(table.columns))
