@@ -38,6 +38,7 @@ import numpy as np
 
 from faceledger.evaluation.bare import percentile_ms
 from faceledger.store.pg_vectors import (
+    STANDALONE_FACES_DDL,
     PgVectorIndex,
     configure_connection,
     create_partition,
@@ -48,16 +49,6 @@ from faceledger.store.vectors import VectorIndex, limit_blas_threads
 
 LFW = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "lfw_dev"
 CID = "bench"
-FACES_DDL = """
-CREATE EXTENSION IF NOT EXISTS vector;
-CREATE TABLE IF NOT EXISTS faces (
-    collection_id text NOT NULL,
-    face_id text NOT NULL,
-    user_id text,
-    embedding vector NOT NULL,
-    PRIMARY KEY (collection_id, face_id)
-) PARTITION BY LIST (collection_id);
-"""
 
 
 def describe(cache: str, limit: int | None) -> None:
@@ -266,7 +257,7 @@ def run(args: argparse.Namespace) -> dict:
                                                                float(np.median(nn_synth))],
                               "queries": len(probes), "k": args.k, "pg_settings": pg_settings, "sizes": []}
     with psycopg.connect(uri) as conn:
-        conn.execute(FACES_DDL)
+        conn.execute(STANDALONE_FACES_DDL)
         install(conn)
         create_partition(conn, CID, mat.shape[1], "euclidean")
         conn.commit()

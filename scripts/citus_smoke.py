@@ -17,6 +17,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from faceledger.store.pg_vectors import (
+    STANDALONE_FACES_DDL,
     PgVectorIndex,
     configure_connection,
     create_partition,
@@ -25,16 +26,6 @@ from faceledger.store.pg_vectors import (
     note_written,
 )
 from faceledger.store.vectors import VectorIndex
-
-FACES_DDL = """
-CREATE TABLE IF NOT EXISTS faces (
-    collection_id text NOT NULL,
-    face_id text NOT NULL,
-    user_id text,
-    embedding vector NOT NULL,
-    PRIMARY KEY (collection_id, face_id)
-) PARTITION BY LIST (collection_id);
-"""
 
 
 def main(uri: str, shards: int) -> None:
@@ -45,7 +36,7 @@ def main(uri: str, shards: int) -> None:
     ids = [f"f{i:07d}" for i in range(n)]
     with psycopg.connect(uri, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        conn.execute(FACES_DDL)
+        conn.execute(STANDALONE_FACES_DDL)
         install(conn, triggers=False)
         distribute(conn, shards)
     with psycopg.connect(uri) as conn:

@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool
 
 from faceledger.store import VectorIndex
 from faceledger.store.pg_vectors import (
+    STANDALONE_FACES_DDL,
     PgVectorIndex,
     configure_connection,
     create_partition,
@@ -29,18 +30,6 @@ from faceledger.store.vectors import Matches
 
 pgserver = pytest.importorskip("pgserver")
 
-# A minimal copy of the faces table from the shared PostgreSQL design, to be replaced by pgcore's
-# store/pg_schema.py (and this fixture by the session fixture in tests/conftest.py) once merged.
-FACES_DDL = """
-CREATE EXTENSION IF NOT EXISTS vector;
-CREATE TABLE faces (
-    collection_id text NOT NULL,
-    face_id text NOT NULL,
-    user_id text,
-    embedding vector NOT NULL,
-    PRIMARY KEY (collection_id, face_id)
-) PARTITION BY LIST (collection_id);
-"""
 _DBS = itertools.count()
 ZEROS, ONES = "[" + ",".join(["0"] * 128) + "]", "[" + ",".join(["1"] * 128) + "]"
 
@@ -64,7 +53,7 @@ def _database(pg_server: Any, triggers: bool) -> Iterator[ConnectionPool]:
         admin.execute(f"CREATE DATABASE {name}")
     uri = pg_server.get_uri().replace("/postgres?", f"/{name}?")
     with psycopg.connect(uri) as conn:
-        conn.execute(FACES_DDL)
+        conn.execute(STANDALONE_FACES_DDL)
         install(conn, triggers=triggers)
     p = ConnectionPool(uri, min_size=1, max_size=4, open=True)
     try:

@@ -59,6 +59,20 @@ MEASURED_RECALL_AT_1 = {40: 0.91, 100: 0.98, 200: 0.99, 400: 0.99, 800: 0.99}
 # ``note_written`` in its transaction instead. ``install`` runs it once per database (tests, Citus); the
 # catalog's schema installs the same objects as its migration v5 (store/pg_schema.py, a frozen copy: a
 # change to these is a new migration there as well).
+# The faces table cut down to what this module reads, for what runs it without the catalog (the
+# pgvector benchmark, the Citus smoke test, this module's unit tests). The catalog's own faces table,
+# with every column, is store/pg_schema.py's.
+STANDALONE_FACES_DDL = """
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE TABLE IF NOT EXISTS faces (
+    collection_id text NOT NULL,
+    face_id text NOT NULL,
+    user_id text,
+    embedding vector NOT NULL,
+    PRIMARY KEY (collection_id, face_id)
+) PARTITION BY LIST (collection_id);
+"""
+
 STATS_DDL = """
 CREATE SEQUENCE IF NOT EXISTS face_vector_generation;
 CREATE TABLE IF NOT EXISTS face_vector_stats (
