@@ -136,6 +136,9 @@ def test_the_sdks_default_retries_hide_a_lost_request(srv: Server) -> None:
     caller = threading.Thread(target=call)
     caller.start()
     wait_for(lambda: get(srv, "/health")[1]["engine"]["busy"] == 1, step=0.01)
+    # busy counts a job handed to a worker; one it has not acknowledged yet is re-run on another worker
+    # without an error (by design), so give it time to start computing before the kill
+    time.sleep(0.3)
     for pid in engine_pids(srv):
         os.kill(pid, signal.SIGKILL)
     caller.join(300)
